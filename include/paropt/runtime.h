@@ -1,0 +1,55 @@
+/* Executing a graph on the CPU.
+ *
+ * An executor binds a graph to parameter storage, plans and allocates every intermediate
+ * buffer once (po_memplan), prepares each kernel (oneDNN primitives) once, and then runs the
+ * whole graph — forward, backward and optimizer, as the graph holds them — on the calling
+ * thread, each run without allocating. oneDNN is held to one thread: paropt owns parallelism
+ * (one executor per worker), and nested thread pools would oversubscribe the cores. */
+#ifndef PAROPT_RUNTIME_H
+#define PAROPT_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "paropt/graph.h"
+#include "paropt/params.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct po_exec po_exec;
+
+/* Prepares g to run with parameter storage p (made from the same graph). Both must outlive
+ * the executor and the graph must not change afterwards. */
+po_status po_exec_new(const po_graph *g, po_params *p, po_exec **out);
+void po_exec_free(po_exec *ex);
+
+/* Copies `value` into input node `input` for the next runs. Shapes must match exactly; integer
+ * inputs accept I32 or I64 values (converted); float inputs need F32. */
+po_status po_exec_set_input(po_exec *ex, const po_node *input, const po_tensor *value);
+/* The input's buffer, to fill in place (node dtype and shape, contiguous). */
+void *po_exec_input_data(po_exec *ex, const po_node *input);
+
+/* Runs every node once. With an optimizer in the graph, this is one training step and the
+ * step counter advances. Fails (and stops) on bad data, e.g. a target out of range. */
+po_status po_exec_run(po_exec *ex);
+
+/* A node's output after a run: kept nodes (po_graph_keep, the loss), inputs, parameters and
+ * gradients; NULL for intermediates whose buffer has been reused. Contiguous, node's shape. */
+const void *po_exec_output(const po_exec *ex, const po_node *n);
+
+/* Optimizer steps taken (Adam's bias correction uses it). Set it when resuming. */
+int64_t po_exec_steps(const po_exec *ex);
+void po_exec_set_steps(po_exec *ex, int64_t steps);
+/* Multiplies every optimizer node's learning rate from the next run on (schedules). */
+void po_exec_set_lr_scale(po_exec *ex, float scale);
+
+/* Bytes of the intermediate-buffer arena and of the shared kernel scratch space. */
+size_t po_exec_arena_bytes(const po_exec *ex);
+size_t po_exec_scratch_bytes(const po_exec *ex);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

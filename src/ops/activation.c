@@ -1,0 +1,103 @@
+/* RELU and GELU (exact, erf-based), with their backward ops.
+ * RELU_GRAD(gy, y) = gy * (y > 0), from the output as PyTorch's threshold_backward does.
+ * GELU_GRAD(gy, x) = gy * (Phi(x) + x * phi(x)). */
+#include <math.h>
+
+#include "core/vmath.h"
+#include "ops/ops_util.h"
+
+static po_status unary_infer(po_node *n) {
+    po_status st;
+    for (int i = 0; i < n->n_in; i++)
+        if ((st = po__want_f32(n, i))) return st;
+    if (n->n_in == 2 && !po_shape_equal(&n->in[0]->shape, &n->in[1]->shape))
+        return po__shape_error("gradient and value shapes differ", &n->in[0]->shape, &n->in[1]->shape);
+    n->shape = n->in[0]->shape;
+    return PO_OK;
+}
+
+static po_node *binary(po_graph *g, po_op op, po_node *a, po_node *b) {
+    po_node *in[2] = {a, b};
+    return po__node_new(g, op, 2, in, NULL, NULL);
+}
+
+/* --- ReLU --------------------------------------------------------------------------------- */
+
+static void relu_grad(po_graph *g, po_node *n, po_node *gy) {
+    po__acc_grad(g, n->in[0], binary(g, PO_OP_RELU_GRAD, gy, n));
+}
+
+static void relu_cost(const po_node *n, po_op_cost *c) { po__cost_elementwise(n, c, 1.0, 1); }
+static void relu_grad_cost(const po_node *n, po_op_cost *c) { po__cost_elementwise(n, c, 1.0, 2); }
+
+static po_status relu_run(const po_kargs *a) {
+    const float *x = a->in[0];
+    float *y = a->out;
+    int64_t n = po__numel(a->node);
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    return PO_OK;
+}
+
+static po_status relu_grad_run(const po_kargs *a) {
+    const float *gy = a->in[0], *y = a->in[1];
+    float *gx = a->out;
+    int64_t n = po__numel(a->node);
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) gx[i] = y[i] > 0.0f ? gy[i] : 0.0f;
+    return PO_OK;
+}
+
+const po_op_def po_op_def_relu = {
+    .name = "relu", .infer = unary_infer, .grad = relu_grad, .cost = relu_cost, .cpu_run = relu_run};
+const po_op_def po_op_def_relu_grad = {
+    .name = "relu_grad", .infer = unary_infer, .cost = relu_grad_cost, .cpu_run = relu_grad_run};
+
+po_node *po_relu(po_graph *g, po_node *x) {
+    po_node *in[1] = {x};
+    return po__node_new(g, PO_OP_RELU, 1, in, NULL, NULL);
+}
+
+/* --- GELU --------------------------------------------------------------------------------- */
+
+#define INV_SQRT2 0.70710678118654752440f
+#define INV_SQRT_2PI 0.39894228040143267794f
+
+static void gelu_grad(po_graph *g, po_node *n, po_node *gy) {
+    po__acc_grad(g, n->in[0], binary(g, PO_OP_GELU_GRAD, gy, n->in[0]));
+}
+
+static void gelu_cost(const po_node *n, po_op_cost *c) { po__cost_elementwise(n, c, 20.0, 1); }
+static void gelu_grad_cost(const po_node *n, po_op_cost *c) { po__cost_elementwise(n, c, 30.0, 2); }
+
+static po_status gelu_run(const po_kargs *a) {
+    const float *x = a->in[0];
+    float *y = a->out;
+    int64_t n = po__numel(a->node);
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + po_erff(x[i] * INV_SQRT2));
+    return PO_OK;
+}
+
+static po_status gelu_grad_run(const po_kargs *a) {
+    const float *gy = a->in[0], *x = a->in[1];
+    float *gx = a->out;
+    int64_t n = po__numel(a->node);
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) {
+        float cdf = 0.5f * (1.0f + po_erff(x[i] * INV_SQRT2));
+        float pdf = INV_SQRT_2PI * po_expf(-0.5f * x[i] * x[i]);
+        gx[i] = gy[i] * (cdf + x[i] * pdf);
+    }
+    return PO_OK;
+}
+
+const po_op_def po_op_def_gelu = {
+    .name = "gelu", .infer = unary_infer, .grad = gelu_grad, .cost = gelu_cost, .cpu_run = gelu_run};
+const po_op_def po_op_def_gelu_grad = {
+    .name = "gelu_grad", .infer = unary_infer, .cost = gelu_grad_cost, .cpu_run = gelu_grad_run};
+
+po_node *po_gelu(po_graph *g, po_node *x) {
+    po_node *in[1] = {x};
+    return po__node_new(g, PO_OP_GELU, 1, in, NULL, NULL);
+}

@@ -1,0 +1,145 @@
+/* CAUSAL_ATTENTION: fused multi-head causal self-attention on packed projections.
+ * Input qkv[B, T, 3D] (q, k, v side by side, as one Linear(D, 3D) writes them); ai[0] = heads.
+ * Output [B, T, D] with heads merged, exactly PyTorch's
+ *   softmax(q k^T / sqrt(hd) with the future masked to -inf) v, transposed back and reshaped.
+ * Heads are strided views of qkv (row stride 3D), so no split, transpose or copy is needed:
+ * every product is one GEMM with leading dimensions. The aux buffer keeps the attention
+ * probabilities P[B, H, T, T] (zero above the diagonal) for
+ * CAUSAL_ATTENTION_GRAD(gy, qkv, attn) -> dqkv[B, T, 3D]:
+ *   dV = P^T dY,  dP = dY V^T,  dS = P * (dP - rowsum(dP * P)),  dQ = dS K s,  dK = dS^T Q s. */
+#include <math.h>
+
+#include "backend/cpu/gemm.h"
+#include "core/vmath.h"
+#include "ops/ops_util.h"
+
+typedef struct {
+    int64_t B, T, D, H, hd;
+    float scale;
+} attn_dims;
+
+static attn_dims dims_of(const po_node *qkv_node, int64_t heads) {
+    const po_shape *s = &qkv_node->shape;
+    attn_dims d = {s->dim[0], s->dim[1], s->dim[2] / 3, heads, 0, 0.0f};
+    d.hd = d.D / heads;
+    d.scale = (float)(1.0 / sqrt((double)d.hd));
+    return d;
+}
+
+static po_status attn_infer(po_node *n) {
+    po_status st = po__want_f32(n, 0);
+    if (st) return st;
+    const po_shape *s = &n->in[0]->shape;
+    int64_t h = n->ai[0];
+    if (s->ndim != 3 || s->dim[2] % 3) return po_fail(PO_ERR_SHAPE, "qkv must be [B, T, 3D]");
+    if (h < 1 || (s->dim[2] / 3) % h)
+        return po_fail(PO_ERR_SHAPE, "%lld heads do not divide d_model %lld", (long long)h, (long long)(s->dim[2] / 3));
+    attn_dims d = dims_of(n->in[0], h);
+    n->shape = PO_SHAPE(d.B, d.T, d.D);
+    n->aux_bytes = (size_t)(d.B * d.H * d.T * d.T) * sizeof(float);
+    return PO_OK;
+}
+
+static void attn_grad(po_graph *g, po_node *n, po_node *gy) {
+    int64_t ai[PO_ATTR_INTS] = {n->ai[0]};
+    po_node *in[3] = {gy, n->in[0], n};
+    po__acc_grad(g, n->in[0], po__node_new(g, PO_OP_CAUSAL_ATTENTION_GRAD, 3, in, ai, NULL));
+}
+
+static void attn_cost(const po_node *n, po_op_cost *c) {
+    attn_dims d = dims_of(n->in[0], n->ai[0]);
+    double bh = (double)(d.B * d.H), tt = (double)(d.T * d.T);
+    c->flops = bh * (4.0 * tt * (double)d.hd + 6.0 * tt);
+    c->bytes_read = (double)po__nbytes(n->in[0]);
+    c->bytes_written = (double)po__nbytes(n) + (double)n->aux_bytes;
+}
+
+static po_status attn_run(const po_kargs *a) {
+    const po_node *n = a->node;
+    attn_dims d = dims_of(n->in[0], n->ai[0]);
+    int64_t ld = 3 * d.D, T = d.T;
+    const float *qkv = a->in[0];
+    float *y = a->out, *P = a->aux;
+    for (int64_t b = 0; b < d.B; b++)
+        for (int64_t h = 0; h < d.H; h++) {
+            const float *q = qkv + b * T * ld + h * d.hd, *k = q + d.D, *v = q + 2 * d.D;
+            float *p = P + (b * d.H + h) * T * T;
+            po_status st = po__sgemm(false, true, T, T, d.hd, d.scale, q, ld, k, ld, 0.0f, p, T);
+            if (st) return st;
+            for (int64_t i = 0; i < T; i++) { /* row i sees keys 0..i */
+                float *row = p + i * T, mx = row[0], sum = 0.0f;
+                for (int64_t j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
+#pragma omp simd reduction(+ : sum)
+                for (int64_t j = 0; j <= i; j++) {
+                    row[j] = po_expf(row[j] - mx);
+                    sum += row[j];
+                }
+                float inv = 1.0f / sum;
+#pragma omp simd
+                for (int64_t j = 0; j <= i; j++) row[j] *= inv;
+                for (int64_t j = i + 1; j < T; j++) row[j] = 0.0f;
+            }
+            st = po__sgemm(false, false, T, d.hd, T, 1.0f, p, T, v, ld, 0.0f, y + b * T * d.D + h * d.hd, d.D);
+            if (st) return st;
+        }
+    return PO_OK;
+}
+
+const po_op_def po_op_def_causal_attention = {
+    .name = "causal_attention", .infer = attn_infer, .grad = attn_grad, .cost = attn_cost, .cpu_run = attn_run};
+
+po_node *po_causal_attention(po_graph *g, po_node *qkv, int heads) {
+    int64_t ai[PO_ATTR_INTS] = {heads};
+    po_node *in[1] = {qkv};
+    return po__node_new(g, PO_OP_CAUSAL_ATTENTION, 1, in, ai, NULL);
+}
+
+/* --- backward ------------------------------------------------------------------------------ */
+
+static po_status attn_grad_infer(po_node *n) {
+    attn_dims d = dims_of(n->in[1], n->ai[0]);
+    n->shape = n->in[1]->shape;
+    n->scratch_bytes = (size_t)(d.T * d.T) * sizeof(float);
+    return PO_OK;
+}
+
+static void attn_grad_cost(const po_node *n, po_op_cost *c) {
+    attn_dims d = dims_of(n->in[1], n->ai[0]);
+    double bh = (double)(d.B * d.H), tt = (double)(d.T * d.T);
+    c->flops = bh * (8.0 * tt * (double)d.hd + 4.0 * tt);
+    c->bytes_read = (double)(po__nbytes(n->in[0]) + po__nbytes(n->in[1])) + bh * tt * 4.0;
+    c->bytes_written = (double)po__nbytes(n);
+}
+
+static po_status attn_grad_run(const po_kargs *a) {
+    const po_node *n = a->node;
+    attn_dims d = dims_of(n->in[1], n->ai[0]);
+    int64_t ld = 3 * d.D, T = d.T;
+    const float *gy = a->in[0], *qkv = a->in[1], *P = a->in_aux[2];
+    float *dqkv = a->out, *ds = a->scratch;
+    for (int64_t b = 0; b < d.B; b++)
+        for (int64_t h = 0; h < d.H; h++) {
+            int64_t off = b * T * ld + h * d.hd;
+            const float *q = qkv + off, *k = q + d.D, *v = q + 2 * d.D;
+            const float *p = P + (b * d.H + h) * T * T, *dy = gy + b * T * d.D + h * d.hd;
+            float *dq = dqkv + off, *dk = dq + d.D, *dv = dq + 2 * d.D;
+            po_status st;
+            if ((st = po__sgemm(true, false, T, d.hd, T, 1.0f, p, T, dy, d.D, 0.0f, dv, ld))) return st;
+            if ((st = po__sgemm(false, true, T, T, d.hd, 1.0f, dy, d.D, v, ld, 0.0f, ds, T))) return st;
+            for (int64_t i = 0; i < T; i++) { /* dS = P * (dP - <dP, P>), zero above the diagonal */
+                const float *pr = p + i * T;
+                float *r = ds + i * T, dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+                for (int64_t j = 0; j <= i; j++) dot += r[j] * pr[j];
+#pragma omp simd
+                for (int64_t j = 0; j <= i; j++) r[j] = pr[j] * (r[j] - dot);
+                for (int64_t j = i + 1; j < T; j++) r[j] = 0.0f;
+            }
+            if ((st = po__sgemm(false, false, T, d.hd, T, d.scale, ds, T, k, ld, 0.0f, dq, ld))) return st;
+            if ((st = po__sgemm(true, false, T, d.hd, T, d.scale, ds, T, q, ld, 0.0f, dk, ld))) return st;
+        }
+    return PO_OK;
+}
+
+const po_op_def po_op_def_causal_attention_grad = {
+    .name = "causal_attention_grad", .infer = attn_grad_infer, .cost = attn_grad_cost, .cpu_run = attn_grad_run};

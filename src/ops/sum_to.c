@@ -1,0 +1,49 @@
+/* SUM_TO: sums x[..., suffix] over its leading dims. The output shape is the target suffix,
+ * stored at creation (see po_sum_to); used for bias gradients and broadcast adds. */
+#include <string.h>
+
+#include "ops/ops_util.h"
+
+static po_status sum_to_infer(po_node *n) {
+    po_status st = po__want_f32(n, 0);
+    if (st) return st;
+    /* ai[0] = target rank, ai[1..] = its extents. */
+    int nd = (int)n->ai[0];
+    if (nd < 0 || nd > PO_MAX_DIMS) return po_fail(PO_ERR_SHAPE, "sum_to: bad target rank %d", nd);
+    n->shape = po_shape_make(nd, &n->ai[1]);
+    if (!po__is_suffix(&n->shape, &n->in[0]->shape))
+        return po__shape_error("target must be a suffix of the input shape", &n->shape, &n->in[0]->shape);
+    return PO_OK;
+}
+
+static void sum_to_grad(po_graph *g, po_node *n, po_node *gy) {
+    /* Broadcasting back is adding gy to zeros of x's shape. */
+    po__acc_grad(g, n->in[0], po_add(g, po_fill(g, n->in[0]->shape, 0.0f), gy));
+}
+
+static void sum_to_cost(const po_node *n, po_op_cost *c) {
+    c->flops = (double)po__numel(n->in[0]);
+    c->bytes_read = (double)po__nbytes(n->in[0]);
+    c->bytes_written = (double)po__nbytes(n);
+}
+
+static po_status sum_to_run(const po_kargs *a) {
+    const float *x = a->in[0];
+    float *y = a->out;
+    int64_t inner = po__numel(a->node), rows = po__numel(a->node->in[0]) / (inner ? inner : 1);
+    memset(y, 0, (size_t)inner * sizeof *y);
+    for (int64_t r = 0; r < rows; r++)
+#pragma omp simd
+        for (int64_t j = 0; j < inner; j++) y[j] += x[r * inner + j];
+    return PO_OK;
+}
+
+const po_op_def po_op_def_sum_to = {
+    .name = "sum_to", .infer = sum_to_infer, .grad = sum_to_grad, .cost = sum_to_cost, .cpu_run = sum_to_run};
+
+po_node *po_sum_to(po_graph *g, po_node *x, po_shape shape) {
+    int64_t ai[PO_ATTR_INTS] = {shape.ndim};
+    for (int i = 0; i < shape.ndim; i++) ai[1 + i] = shape.dim[i];
+    po_node *in[1] = {x};
+    return po__node_new(g, PO_OP_SUM_TO, 1, in, ai, NULL);
+}

@@ -1,0 +1,213 @@
+/* The single-worker CPU executor. */
+#include "paropt/runtime.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "graph/memplan.h"
+#include "ops/op_def.h"
+
+struct po_exec {
+    const po_graph *g;
+    po_params *p;
+    po_memplan plan;
+    void *arena, *scratch;
+    void **out;         /* per node: where its output lives */
+    void **aux;         /* per node: its aux buffer, or NULL */
+    void **input_bufs;  /* per node: owned buffer for INPUT nodes, else NULL */
+    void **state;       /* per node: kernel state from cpu_init */
+    po_kargs *args;     /* per node, fully resolved */
+    const void **in_ptrs;   /* backing store for every args[i].in */
+    void **in_aux_ptrs;     /* backing store for every args[i].in_aux */
+    po_step_ctx step;
+    int64_t steps_done;
+    bool has_optimizer;
+};
+
+static po_status resolve_storage(po_exec *ex) {
+    const po_graph *g = ex->g;
+    float *values = po_params_values(ex->p), *grads = po_params_grads(ex->p);
+    float *state = po_params_state(ex->p);
+    int slots = po_params_state_slots(ex->p);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const po_node *n = g->nodes[i];
+        const po_param_info *pi = n->param_index >= 0 ? po_params_info(ex->p, n->param_index) : NULL;
+        switch (n->store) {
+        case PO_STORE_ARENA: ex->out[i] = (char *)ex->arena + ex->plan.out_offset[i]; break;
+        case PO_STORE_INPUT:
+            ex->input_bufs[i] = po_aligned_calloc(po__nbytes(n));
+            if (!ex->input_bufs[i]) return po_fail(PO_ERR_NO_MEMORY, "out of memory for input \"%s\"", n->name);
+            ex->out[i] = ex->input_bufs[i];
+            break;
+        case PO_STORE_PARAM: ex->out[i] = values + pi->offset; break;
+        case PO_STORE_GRAD: ex->out[i] = grads + pi->offset; break;
+        case PO_STORE_VIEW: ex->out[i] = (char *)ex->out[n->view_src->id] + n->view_offset; break;
+        }
+        if (n->aux_store == PO_AUX_OPTSTATE)
+            ex->aux[i] = state ? state + (size_t)slots * pi->offset : NULL;
+        else if (n->aux_bytes)
+            ex->aux[i] = (char *)ex->arena + ex->plan.aux_offset[i];
+        if (n->phase == PO_PHASE_OPTIMIZER) ex->has_optimizer = true;
+    }
+    return PO_OK;
+}
+
+static po_status resolve_args(po_exec *ex) {
+    const po_graph *g = ex->g;
+    size_t total_in = 0;
+    for (int i = 0; i < g->n_nodes; i++) total_in += (size_t)g->nodes[i]->n_in;
+    ex->in_ptrs = calloc(total_in + 1, sizeof *ex->in_ptrs);
+    ex->in_aux_ptrs = calloc(total_in + 1, sizeof *ex->in_aux_ptrs);
+    if (!ex->in_ptrs || !ex->in_aux_ptrs) return po_fail(PO_ERR_NO_MEMORY, "out of memory preparing the executor");
+    size_t k = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const po_node *n = g->nodes[i];
+        po_kargs *a = &ex->args[i];
+        a->node = n;
+        a->out = ex->out[i];
+        a->aux = ex->aux[i];
+        a->in = &ex->in_ptrs[k];
+        a->in_aux = &ex->in_aux_ptrs[k];
+        for (int j = 0; j < n->n_in; j++, k++) {
+            ex->in_ptrs[k] = ex->out[n->in[j]->id];
+            ex->in_aux_ptrs[k] = ex->aux[n->in[j]->id];
+        }
+        a->scratch = ex->scratch;
+        a->step = &ex->step;
+        const po_op_def *def = po__op_def(n->op);
+        if (def->cpu_init) {
+            po_status st = def->cpu_init(n, &ex->state[i]);
+            if (st) return po_fail(st, "preparing %s (node %d): %s", def->name, i, po_last_error());
+        }
+        a->state = ex->state[i];
+    }
+    return PO_OK;
+}
+
+po_status po_exec_new(const po_graph *g, po_params *p, po_exec **out) {
+    *out = NULL;
+    if (g->status) return po_fail(g->status, "%s", g->error);
+    if (po_params_count(p) != g->n_params)
+        return po_fail(PO_ERR_INVALID_ARG, "parameter storage was made for another graph");
+    if (g->optim_slots != po_params_state_slots(p))
+        return po_fail(PO_ERR_INVALID_ARG, "parameter storage lacks this graph's optimizer state");
+    po_exec *ex = calloc(1, sizeof *ex);
+    if (!ex) return po_fail(PO_ERR_NO_MEMORY, "out of memory creating the executor");
+    ex->g = g;
+    ex->p = p;
+    ex->step.lr_scale = 1.0f;
+    int n = g->n_nodes ? g->n_nodes : 1;
+    po_status st = po_memplan_build(g, &ex->plan);
+    if (!st) {
+        ex->out = calloc((size_t)n, sizeof *ex->out);
+        ex->aux = calloc((size_t)n, sizeof *ex->aux);
+        ex->input_bufs = calloc((size_t)n, sizeof *ex->input_bufs);
+        ex->state = calloc((size_t)n, sizeof *ex->state);
+        ex->args = calloc((size_t)n, sizeof *ex->args);
+        ex->arena = po_aligned_calloc(ex->plan.arena_bytes);
+        ex->scratch = po_aligned_calloc(ex->plan.scratch_bytes);
+        if (!ex->out || !ex->aux || !ex->input_bufs || !ex->state || !ex->args || !ex->arena || !ex->scratch)
+            st = po_fail(PO_ERR_NO_MEMORY, "out of memory: the graph needs %zu bytes of buffers",
+                         ex->plan.arena_bytes + ex->plan.scratch_bytes);
+    }
+    /* oneDNN primitives are created (and JIT-compiled) in cpu_init for this thread count. */
+    omp_set_num_threads(1);
+    if (!st) st = resolve_storage(ex);
+    if (!st) st = resolve_args(ex);
+    if (st) {
+        po_exec_free(ex);
+        return st;
+    }
+    *out = ex;
+    return PO_OK;
+}
+
+void po_exec_free(po_exec *ex) {
+    if (!ex) return;
+    for (int i = 0; i < ex->g->n_nodes && ex->state; i++) {
+        const po_op_def *def = po__op_def(ex->g->nodes[i]->op);
+        if (ex->state[i] && def->cpu_free) def->cpu_free(ex->state[i]);
+    }
+    for (int i = 0; i < ex->g->n_nodes && ex->input_bufs; i++) po_aligned_free(ex->input_bufs[i]);
+    po_memplan_free(&ex->plan);
+    po_aligned_free(ex->arena);
+    po_aligned_free(ex->scratch);
+    free(ex->out);
+    free(ex->aux);
+    free(ex->input_bufs);
+    free(ex->state);
+    free(ex->args);
+    free(ex->in_ptrs);
+    free(ex->in_aux_ptrs);
+    free(ex);
+}
+
+static bool is_input(const po_exec *ex, const po_node *n) {
+    return n && n->id < ex->g->n_nodes && ex->g->nodes[n->id] == n && n->op == PO_OP_INPUT;
+}
+
+void *po_exec_input_data(po_exec *ex, const po_node *input) {
+    return is_input(ex, input) ? ex->out[input->id] : NULL;
+}
+
+po_status po_exec_set_input(po_exec *ex, const po_node *input, const po_tensor *value) {
+    if (!is_input(ex, input)) return po_fail(PO_ERR_INVALID_ARG, "set_input: not an input node of this graph");
+    if (!po_shape_equal(&value->shape, &input->shape)) {
+        char a[96], b[96];
+        return po_fail(PO_ERR_SHAPE, "input \"%s\" expects shape %s, got %s", input->name,
+                       po_shape_format(&input->shape, a, sizeof a), po_shape_format(&value->shape, b, sizeof b));
+    }
+    void *dst = ex->out[input->id];
+    po_tensor *src;
+    po_status st = po_tensor_contiguous(value, &src);
+    if (st) return st;
+    int64_t n = po__numel(input);
+    if (src->dtype == input->dtype) {
+        memcpy(dst, src->data, (size_t)n * po_dtype_size(src->dtype));
+    } else if (input->dtype == PO_I64 && src->dtype == PO_I32) {
+        for (int64_t i = 0; i < n; i++) ((int64_t *)dst)[i] = ((const int32_t *)src->data)[i];
+    } else if (input->dtype == PO_I32 && src->dtype == PO_I64) {
+        for (int64_t i = 0; i < n; i++) {
+            int64_t v = ((const int64_t *)src->data)[i];
+            if (v < INT32_MIN || v > INT32_MAX) {
+                po_tensor_free(src);
+                return po_fail(PO_ERR_RANGE, "input \"%s\": value %lld does not fit in I32", input->name, (long long)v);
+            }
+            ((int32_t *)dst)[i] = (int32_t)v;
+        }
+    } else {
+        st = po_fail(PO_ERR_DTYPE, "input \"%s\" expects %s data, got %s", input->name,
+                     po_dtype_name(input->dtype), po_dtype_name(src->dtype));
+    }
+    po_tensor_free(src);
+    return st;
+}
+
+po_status po_exec_run(po_exec *ex) {
+    omp_set_num_threads(1);
+    ex->step.t = ex->steps_done + 1;
+    const po_graph *g = ex->g;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const po_op_def *def = po__op_def(g->nodes[i]->op);
+        if (!def->cpu_run) continue;
+        po_status st = def->cpu_run(&ex->args[i]);
+        if (st) return po_fail(st, "%s", po_last_error());
+    }
+    if (ex->has_optimizer) ex->steps_done++;
+    return PO_OK;
+}
+
+const void *po_exec_output(const po_exec *ex, const po_node *n) {
+    if (!n || n->id >= ex->g->n_nodes || ex->g->nodes[n->id] != n) return NULL;
+    const po_node *r = po__storage_root(n);
+    if (r->store == PO_STORE_ARENA && ex->plan.last_use[r->id] < ex->g->n_nodes) return NULL;
+    return ex->out[n->id];
+}
+
+int64_t po_exec_steps(const po_exec *ex) { return ex->steps_done; }
+void po_exec_set_steps(po_exec *ex, int64_t steps) { ex->steps_done = steps; }
+void po_exec_set_lr_scale(po_exec *ex, float scale) { ex->step.lr_scale = scale; }
+size_t po_exec_arena_bytes(const po_exec *ex) { return ex->plan.arena_bytes; }
+size_t po_exec_scratch_bytes(const po_exec *ex) { return ex->plan.scratch_bytes; }

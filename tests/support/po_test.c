@@ -1,0 +1,119 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rng.h"
+#include "po_test.h"
+
+const char *po_test_data(const char *rel) {
+    static char buf[4096];
+    const char *root = getenv("PO_TEST_DATA");
+    snprintf(buf, sizeof buf, "%s/%s", root ? root : "tests/data", rel);
+    return buf;
+}
+
+double po_ref_err(const float *a, const float *b, int64_t n) {
+    double bmax = 0.0, worst = 0.0;
+    for (int64_t i = 0; i < n; i++) bmax = fmax(bmax, fabs((double)b[i]));
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]) / fmax(fabs((double)b[i]), 1e-3 * bmax);
+        if (!(d <= worst)) worst = d; /* NaN counts as the worst */
+        if (isnan(d) || (bmax == 0.0 && a[i] != 0.0f)) worst = INFINITY;
+    }
+    return worst;
+}
+
+void po_test_fill_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed) {
+    po_rng r;
+    po_rng_seed(&r, seed);
+    for (int64_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * po_rng_uniform(&r);
+}
+
+po_gradcheck_opts po_gradcheck_defaults(void) {
+    po_gradcheck_opts o = {1e-2, 2e-2, 1e-2, 40, -1.0f, 1.0f, 1234};
+    return o;
+}
+
+void po_test_run_new(po_graph *g, uint64_t seed, po_test_run *r) {
+    PO_CHECK(po_graph_status(g));
+    PO_CHECK(po_params_new(g, &r->params));
+    po_test_fill_uniform(po_params_values(r->params), (int64_t)po_params_total(r->params), -1.0f, 1.0f, seed);
+    PO_CHECK(po_exec_new(g, r->params, &r->exec));
+}
+
+void po_test_run_free(po_test_run *r) {
+    po_exec_free(r->exec);
+    po_params_free(r->params);
+    r->exec = NULL;
+    r->params = NULL;
+}
+
+static const po_param_info *find(po_test_run *r, const char *name) {
+    int i = po_params_find(r->params, name);
+    if (i < 0) fail_msg("no parameter %s", name);
+    return po_params_info(r->params, i);
+}
+
+float *po_test_param(po_test_run *r, const char *name) {
+    return po_params_values(r->params) + find(r, name)->offset;
+}
+
+float *po_test_grad(po_test_run *r, const char *name) {
+    return po_params_grads(r->params) + find(r, name)->offset;
+}
+
+static double run_loss(po_exec *ex, po_node *loss) {
+    PO_CHECK(po_exec_run(ex));
+    return (double)*(const float *)po_exec_output(ex, loss);
+}
+
+double po_gradcheck(po_graph *g, po_node *y, void (*setup)(po_exec *, void *), void *ctx,
+                    const po_gradcheck_opts *opts) {
+    po_gradcheck_opts o = opts ? *opts : po_gradcheck_defaults();
+    po_node *R = po_input(g, "gradcheck.R", PO_F32, po_node_shape(y));
+    po_node *loss = po_sum_to(g, po_mul(g, y, R), po_shape_make(0, NULL));
+    PO_CHECK(po_graph_backward(g, loss));
+    po_params *p;
+    po_exec *ex;
+    PO_CHECK(po_params_new(g, &p));
+    po_test_fill_uniform(po_params_values(p), (int64_t)po_params_total(p), o.lo, o.hi, o.seed);
+    PO_CHECK(po_exec_new(g, p, &ex));
+    po_shape ys = po_node_shape(y);
+    po_test_fill_uniform(po_exec_input_data(ex, R), po_shape_numel(&ys), -1.0f, 1.0f, o.seed + 1);
+    if (setup) setup(ex, ctx);
+    run_loss(ex, loss);
+    size_t total = po_params_total(p);
+    float *analytic = malloc(total * sizeof(float));
+    memcpy(analytic, po_params_grads(p), total * sizeof(float));
+    float *values = po_params_values(p);
+    double worst = 0.0;
+    for (int i = 0; i < po_params_count(p); i++) {
+        const po_param_info *pi = po_params_info(p, i);
+        int64_t step = pi->numel > o.max_elems ? pi->numel / o.max_elems : 1;
+        for (int64_t k = 0; k < pi->numel; k += step) {
+            float *v = &values[pi->offset + (size_t)k];
+            float saved = *v;
+            *v = saved + (float)o.h;
+            double up = run_loss(ex, loss);
+            *v = saved - (float)o.h;
+            double down = run_loss(ex, loss);
+            *v = saved;
+            double numeric = (up - down) / (2.0 * o.h), a = analytic[pi->offset + (size_t)k];
+            double err = fabs(a - numeric) / fmax(fabs(numeric), o.floor);
+            if (err > o.tol)
+                print_message("gradcheck %s[%lld]: analytic %.6g numeric %.6g\n", pi->name, (long long)k, a, numeric);
+            if (!(err <= worst)) worst = err;
+        }
+    }
+    free(analytic);
+    po_exec_free(ex);
+    po_params_free(p);
+    return worst;
+}

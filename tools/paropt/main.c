@@ -1,0 +1,40 @@
+/* paropt: the command-line entry point. Each subcommand lives in its own file. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "paropt/paropt.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "paropt %s: train deep-learning models with automatic parallelism\n"
+            "\n"
+            "usage: paropt COMMAND [options]\n"
+            "\n"
+            "commands:\n"
+            "  train     train a model (paropt train --help)\n"
+            "\n"
+            "options:\n"
+            "  -h, --help       show this help\n"
+            "  -V, --version    show the version\n",
+            PO_VERSION);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    if (strcmp(cmd, "-V") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("paropt %s\n", PO_VERSION);
+        return CLI_OK;
+    }
+    if (strcmp(cmd, "train") == 0) return cmd_train(argc - 1, argv + 1);
+    cli_error("unknown command \"%s\" (try paropt --help)", cmd);
+    return CLI_USAGE;
+}
