@@ -10,6 +10,7 @@
 #include "paropt/optim.h"
 #include "paropt/runtime.h"
 #include "paropt/io.h"
+#include "paropt/analyze.h"
 #include "paropt/models.h"
 #include "paropt/data.h"
 #include "paropt/train.h"

@@ -8,6 +8,7 @@
 #ifndef PAROPT_RUNTIME_H
 #define PAROPT_RUNTIME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,9 +46,24 @@ void po_exec_set_steps(po_exec *ex, int64_t steps);
 /* Multiplies every optimizer node's learning rate from the next run on (schedules). */
 void po_exec_set_lr_scale(po_exec *ex, float scale);
 
+/* Per-node timing: when on, every run adds each node's wall time to its total (a clock read per
+ * node; off by default). po_exec_node_seconds is that total, po_exec_profiled_runs the runs
+ * counted; po_exec_reset_profile clears both. */
+void po_exec_set_profiling(po_exec *ex, bool on);
+double po_exec_node_seconds(const po_exec *ex, const po_node *n);
+int64_t po_exec_profiled_runs(const po_exec *ex);
+void po_exec_reset_profile(po_exec *ex);
+
 /* Bytes of the intermediate-buffer arena and of the shared kernel scratch space. */
 size_t po_exec_arena_bytes(const po_exec *ex);
 size_t po_exec_scratch_bytes(const po_exec *ex);
+
+/* Which library runs matrix products. AUTO (the default) times each distinct product shape
+ * once on both and keeps the faster (oneDNN only when at least 10% faster); the others pin
+ * one library, e.g. for bit-reproducible comparisons across machines. Process-wide. */
+typedef enum { PO_GEMM_AUTO, PO_GEMM_ONEDNN, PO_GEMM_OPENBLAS } po_gemm_provider;
+void po_set_gemm_provider(po_gemm_provider p);
+po_gemm_provider po_get_gemm_provider(void);
 
 #ifdef __cplusplus
 }

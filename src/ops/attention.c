@@ -68,6 +68,7 @@ static po_status attn_run(const po_kargs *a) {
             if (st) return st;
             for (int64_t i = 0; i < T; i++) { /* row i sees keys 0..i */
                 float *row = p + i * T, mx = row[0], sum = 0.0f;
+#pragma omp simd reduction(max : mx)
                 for (int64_t j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
 #pragma omp simd reduction(+ : sum)
                 for (int64_t j = 0; j <= i; j++) {

@@ -53,6 +53,7 @@ static po_status ce_run(const po_kargs *a) {
         const float *xr = x + r * c;
         float *pr = p + r * c;
         float mx = xr[0];
+#pragma omp simd reduction(max : mx)
         for (int64_t j = 1; j < c; j++) mx = xr[j] > mx ? xr[j] : mx;
         float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)

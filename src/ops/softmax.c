@@ -30,6 +30,7 @@ static po_status softmax_run(const po_kargs *a) {
         const float *xr = x + r * d;
         float *yr = y + r * d;
         float mx = xr[0];
+#pragma omp simd reduction(max : mx)
         for (int64_t j = 1; j < d; j++) mx = xr[j] > mx ? xr[j] : mx;
         float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)

@@ -4,6 +4,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/alloc.h"
 #include "graph/memplan.h"
@@ -24,7 +25,16 @@ struct po_exec {
     po_step_ctx step;
     int64_t steps_done;
     bool has_optimizer;
+    bool profiling;
+    double *node_seconds; /* per node, when profiling */
+    int64_t profiled_runs;
 };
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
 
 static po_status resolve_storage(po_exec *ex) {
     const po_graph *g = ex->g;
@@ -106,9 +116,10 @@ po_status po_exec_new(const po_graph *g, po_params *p, po_exec **out) {
         ex->input_bufs = calloc((size_t)n, sizeof *ex->input_bufs);
         ex->state = calloc((size_t)n, sizeof *ex->state);
         ex->args = calloc((size_t)n, sizeof *ex->args);
+        ex->node_seconds = calloc((size_t)n, sizeof *ex->node_seconds);
         ex->arena = po_aligned_calloc(ex->plan.arena_bytes);
         ex->scratch = po_aligned_calloc(ex->plan.scratch_bytes);
-        if (!ex->out || !ex->aux || !ex->input_bufs || !ex->state || !ex->args || !ex->arena || !ex->scratch)
+        if (!ex->out || !ex->aux || !ex->input_bufs || !ex->state || !ex->args || !ex->node_seconds || !ex->arena || !ex->scratch)
             st = po_fail(PO_ERR_NO_MEMORY, "out of memory: the graph needs %zu bytes of buffers",
                          ex->plan.arena_bytes + ex->plan.scratch_bytes);
     }
@@ -139,6 +150,7 @@ void po_exec_free(po_exec *ex) {
     free(ex->input_bufs);
     free(ex->state);
     free(ex->args);
+    free(ex->node_seconds);
     free(ex->in_ptrs);
     free(ex->in_aux_ptrs);
     free(ex);
@@ -192,9 +204,12 @@ po_status po_exec_run(po_exec *ex) {
     for (int i = 0; i < g->n_nodes; i++) {
         const po_op_def *def = po__op_def(g->nodes[i]->op);
         if (!def->cpu_run) continue;
+        double t0 = ex->profiling ? now_s() : 0.0;
         po_status st = def->cpu_run(&ex->args[i]);
         if (st) return po_fail(st, "%s", po_last_error());
+        if (ex->profiling) ex->node_seconds[i] += now_s() - t0;
     }
+    if (ex->profiling) ex->profiled_runs++;
     if (ex->has_optimizer) ex->steps_done++;
     return PO_OK;
 }
@@ -209,5 +224,19 @@ const void *po_exec_output(const po_exec *ex, const po_node *n) {
 int64_t po_exec_steps(const po_exec *ex) { return ex->steps_done; }
 void po_exec_set_steps(po_exec *ex, int64_t steps) { ex->steps_done = steps; }
 void po_exec_set_lr_scale(po_exec *ex, float scale) { ex->step.lr_scale = scale; }
+void po_exec_set_profiling(po_exec *ex, bool on) { ex->profiling = on; }
+
+double po_exec_node_seconds(const po_exec *ex, const po_node *n) {
+    if (!n || n->id >= ex->g->n_nodes || ex->g->nodes[n->id] != n) return 0.0;
+    return ex->node_seconds[n->id];
+}
+
+int64_t po_exec_profiled_runs(const po_exec *ex) { return ex->profiled_runs; }
+
+void po_exec_reset_profile(po_exec *ex) {
+    memset(ex->node_seconds, 0, sizeof *ex->node_seconds * (size_t)(ex->g->n_nodes ? ex->g->n_nodes : 1));
+    ex->profiled_runs = 0;
+}
+
 size_t po_exec_arena_bytes(const po_exec *ex) { return ex->plan.arena_bytes; }
 size_t po_exec_scratch_bytes(const po_exec *ex) { return ex->plan.scratch_bytes; }

@@ -18,7 +18,7 @@ typedef struct {
     po_optim_opts optim;
     bool momentum_set;
     uint64_t seed;
-    bool json;
+    bool json, profile;
 } train_args;
 
 static void train_usage(FILE *f) {
@@ -43,6 +43,7 @@ static void train_usage(FILE *f) {
             "  --seed S            seed for initialisation and synthetic data (default 0)\n"
             "  --save FILE         write the trained parameters (safetensors, PyTorch names), atomically\n"
             "  --log-every N       progress line every N steps (default: 10 lines per run)\n"
+            "  --profile           print where the time of a step goes, per op, to stderr\n"
             "  --json              print the summary as one JSON object (the last line of stdout)\n"
             "  -h, --help          show this help\n"
             "\n"
@@ -50,7 +51,7 @@ static void train_usage(FILE *f) {
 }
 
 static int parse_args(int argc, char **argv, train_args *a) {
-    enum { O_MODEL = 256, O_INIT, O_DATA, O_STEPS, O_WARMUP, O_BATCH, O_OPT, O_LR, O_MOM, O_WD, O_SAVE, O_SEED, O_LOG, O_JSON };
+    enum { O_MODEL = 256, O_INIT, O_DATA, O_STEPS, O_WARMUP, O_BATCH, O_OPT, O_LR, O_MOM, O_WD, O_SAVE, O_SEED, O_LOG, O_JSON, O_PROFILE };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},      {"init", required_argument, 0, O_INIT},
         {"data", required_argument, 0, O_DATA},        {"steps", required_argument, 0, O_STEPS},
@@ -59,6 +60,7 @@ static int parse_args(int argc, char **argv, train_args *a) {
         {"momentum", required_argument, 0, O_MOM},     {"weight-decay", required_argument, 0, O_WD},
         {"save", required_argument, 0, O_SAVE},        {"seed", required_argument, 0, O_SEED},
         {"log-every", required_argument, 0, O_LOG},    {"json", no_argument, 0, O_JSON},
+        {"profile", no_argument, 0, O_PROFILE},
         {"help", no_argument, 0, 'h'},                 {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     a->model = "mnist_mlp";
@@ -84,6 +86,7 @@ static int parse_args(int argc, char **argv, train_args *a) {
         case O_SEED: if (!cli_parse_u64("--seed", optarg, &a->seed)) return CLI_USAGE; break;
         case O_LOG: if (!cli_parse_i64("--log-every", optarg, 1, INT64_MAX, &a->log_every)) return CLI_USAGE; break;
         case O_JSON: a->json = true; break;
+        case O_PROFILE: a->profile = true; break;
         case 'h': train_usage(stdout); return -1;
         case ':': cli_error("%s needs a value (see paropt train --help)", argv[optind - 1]); return CLI_USAGE;
         default: cli_error("unknown option \"%s\" (see paropt train --help)", argv[optind - 1]); return CLI_USAGE;
@@ -142,6 +145,36 @@ static void print_summary(const train_args *a, const po_model *m, float loss, do
     json_decref(o);
 }
 
+/* Per-op-type totals of a profiled run, largest first. */
+static void print_profile(const po_graph *g, const po_exec *ex, double step_ms) {
+    double ms[PO_OP_COUNT] = {0}, flops[PO_OP_COUNT] = {0};
+    int calls[PO_OP_COUNT] = {0};
+    double runs = (double)po_exec_profiled_runs(ex), total = 0.0;
+    if (runs == 0) return;
+    for (int i = 0; i < po_graph_size(g); i++) {
+        const po_node *n = po_graph_node(g, i);
+        double s = po_exec_node_seconds(ex, n);
+        po_op op = po_node_op(n);
+        ms[op] += s * 1e3 / runs;
+        flops[op] += po_node_cost(n).flops;
+        calls[op] += s > 0.0;
+        total += s * 1e3 / runs;
+    }
+    fprintf(stderr, "%-24s %6s %10s %6s %9s\n", "op", "nodes", "ms/step", "%", "GFLOP/s");
+    for (;;) {
+        int best = -1;
+        for (int op = 0; op < PO_OP_COUNT; op++)
+            if (calls[op] && (best < 0 || ms[op] > ms[best])) best = op;
+        if (best < 0) break;
+        double gf = ms[best] > 0.0 ? flops[best] / (ms[best] * 1e6) : 0.0;
+        fprintf(stderr, "%-24s %6d %10.3f %5.1f%% %9.1f\n", po_op_name((po_op)best), calls[best], ms[best],
+                100.0 * ms[best] / total, gf);
+        calls[best] = 0;
+    }
+    fprintf(stderr, "%-24s %6s %10.3f (step %.3f ms; the rest is data loading and the loop)\n", "total", "", total,
+            step_ms);
+}
+
 /* Trains; returns an exit code. */
 static int run(const train_args *a, po_model *m, po_trainer *t, po_dataset *data) {
     float loss = NAN;
@@ -149,7 +182,10 @@ static int run(const train_args *a, po_model *m, po_trainer *t, po_dataset *data
     double t0 = 0.0, last_log = now_s();
     bool tty = isatty(STDERR_FILENO);
     for (int64_t s = 0; s < total; s++) {
-        if (s == a->warmup) t0 = now_s();
+        if (s == a->warmup) {
+            t0 = now_s();
+            po_exec_set_profiling(po_trainer_exec(t), a->profile);
+        }
         po_status st = po_dataset_batch(data, s, po_trainer_input(t, 0), po_trainer_input(t, 1));
         if (!st) st = po_trainer_step(t, &loss);
         if (st) {
@@ -171,6 +207,7 @@ static int run(const train_args *a, po_model *m, po_trainer *t, po_dataset *data
     }
     if (tty) fputc('\n', stderr);
     double ms = (now_s() - t0) * 1e3 / (double)a->steps;
+    if (a->profile) print_profile(m->graph, po_trainer_exec(t), ms);
     if (a->save) {
         const char *keys[] = {"model", "config"}, *vals[] = {m->name, m->config};
         if (po_params_save(po_trainer_params(t), a->save, 2, keys, vals)) {

@@ -12,7 +12,7 @@ static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
 static dnnl_engine_t engine;
 static dnnl_status_t engine_status;
 
-/* The engine lives as long as the process: primitives made on it may outlive any one owner. */
+/* The engine lives as long as the process: any number of executors share it. */
 static void engine_create(void) { engine_status = dnnl_engine_create(&engine, dnnl_cpu, 0); }
 
 po_status po__dnnl_engine(dnnl_engine_t *out) {
@@ -54,8 +54,16 @@ po_status po__dnnl_pd(dnnl_primitive_desc_t *pd, const void *op_desc,
     return st;
 }
 
+const char *po__dnnl_impl(const_dnnl_primitive_desc_t pd) {
+    const char *impl = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !impl)
+        return "?";
+    return impl;
+}
+
 /* Binds one argument: a memory object for the caller's buffer and, where the primitive wants
- * another layout, an owned buffer in that layout and the reorder between the two. */
+ * another layout, a memory object for the intermediate buffer (its handle set at each run)
+ * and the reorder between the two. */
 static po_status arg_init(po_dnnl_prim *p, po_dnnl_arg *a, const po_dnnl_arg_spec *s,
                           const_dnnl_primitive_desc_t pd, dnnl_engine_t eng) {
     a->arg = s->arg;
@@ -68,11 +76,10 @@ static po_status arg_init(po_dnnl_prim *p, po_dnnl_arg *a, const po_dnnl_arg_spe
         a->inner = a->user;
         return PO_OK;
     }
-    size_t bytes = dnnl_memory_desc_get_size(want);
-    a->buf = po_aligned_calloc(bytes);
-    if (!a->buf) return po_fail(PO_ERR_NO_MEMORY, "out of memory for a oneDNN reorder buffer");
-    p->extra_bytes += bytes;
-    if ((st = po__dnnl_check(dnnl_memory_create(&a->inner, want, eng, a->buf), "memory creation"))) return st;
+    a->offset = p->inner_bytes;
+    p->inner_bytes += po_align_up(dnnl_memory_desc_get_size(want));
+    if ((st = po__dnnl_check(dnnl_memory_create(&a->inner, want, eng, DNNL_MEMORY_NONE), "memory creation")))
+        return st;
     dnnl_primitive_desc_t rpd;
     const dnnl_memory_desc_t *from = s->output ? want : &s->plain, *to = s->output ? &s->plain : want;
     if ((st = po__dnnl_check(dnnl_reorder_primitive_desc_create(&rpd, from, eng, to, eng, NULL),
@@ -83,53 +90,62 @@ static po_status arg_init(po_dnnl_prim *p, po_dnnl_arg *a, const po_dnnl_arg_spe
     return st;
 }
 
-po_status po__dnnl_prim_init(po_dnnl_prim *p, const_dnnl_primitive_desc_t pd, int n_args,
-                             const po_dnnl_arg_spec *specs) {
-    memset(p, 0, sizeof *p);
+static po_status prim_init(po_dnnl_prim *p, const_dnnl_primitive_desc_t pd, int n_args,
+                           const po_dnnl_arg_spec *specs, size_t scratch_bytes) {
     if (n_args > PO_DNNL_MAX_ARGS) return po_fail(PO_ERR_UNSUPPORTED, "oneDNN primitive with %d arguments", n_args);
+    snprintf(p->impl, sizeof p->impl, "%s", po__dnnl_impl(pd));
     dnnl_engine_t eng;
     po_status st = po__dnnl_engine(&eng);
     if (!st) st = po__dnnl_check(dnnl_stream_create(&p->stream, eng, dnnl_stream_default_flags), "stream creation");
     if (!st) st = po__dnnl_check(dnnl_primitive_create(&p->prim, pd), "primitive creation");
-    const char *impl = NULL;
-    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !impl) impl = "?";
-    snprintf(p->impl, sizeof p->impl, "%s", impl);
-    for (int i = 0; i < n_args && !st; i++, p->n_args++) st = arg_init(p, &p->args[i], &specs[i], pd, eng);
-    const dnnl_memory_desc_t *smd = st ? NULL : dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    size_t sbytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
-    if (sbytes) {
-        p->scratch = po_aligned_calloc(sbytes);
-        p->extra_bytes += sbytes;
-        st = p->scratch ? po__dnnl_check(dnnl_memory_create(&p->scratch_mem, smd, eng, p->scratch), "memory creation")
-                        : po_fail(PO_ERR_NO_MEMORY, "out of memory for a oneDNN scratchpad");
+    for (int i = 0; i < n_args && !st; i++) {
+        p->n_args++;
+        st = arg_init(p, &p->args[i], &specs[i], pd, eng);
     }
+    if (st) return st;
+    if (p->inner_bytes > scratch_bytes && !(p->own_inner = po_aligned_calloc(p->inner_bytes)))
+        return po_fail(PO_ERR_NO_MEMORY, "out of memory for oneDNN reorder buffers");
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t sbytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    if (!sbytes) return PO_OK;
+    if (!(p->scratchpad = po_aligned_calloc(sbytes)))
+        return po_fail(PO_ERR_NO_MEMORY, "out of memory for a oneDNN scratchpad");
+    return po__dnnl_check(dnnl_memory_create(&p->scratchpad_mem, smd, eng, p->scratchpad), "memory creation");
+}
+
+po_status po__dnnl_prim_init(po_dnnl_prim *p, const_dnnl_primitive_desc_t pd, int n_args,
+                             const po_dnnl_arg_spec *specs, size_t scratch_bytes) {
+    memset(p, 0, sizeof *p);
+    po_status st = prim_init(p, pd, n_args, specs, scratch_bytes);
     if (st) po__dnnl_prim_free(p);
     return st;
 }
 
-po_status po__dnnl_prim_run(po_dnnl_prim *p, void *const *bufs) {
+static dnnl_status_t run_reorder(po_dnnl_prim *p, const po_dnnl_arg *a) {
+    dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, a->output ? a->inner : a->user},
+                            {DNNL_ARG_TO, a->output ? a->user : a->inner}};
+    return dnnl_primitive_execute(a->reorder, p->stream, 2, r);
+}
+
+po_status po__dnnl_prim_run(po_dnnl_prim *p, void *const *bufs, void *scratch) {
+    char *inner = p->own_inner ? p->own_inner : scratch;
     dnnl_exec_arg_t args[PO_DNNL_MAX_ARGS + 1];
     int n = 0;
     dnnl_status_t s = dnnl_success;
     for (int i = 0; i < p->n_args && s == dnnl_success; i++) {
         po_dnnl_arg *a = &p->args[i];
         s = dnnl_memory_set_data_handle(a->user, bufs[i]);
-        if (s == dnnl_success && a->reorder && !a->output) {
-            dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, a->user}, {DNNL_ARG_TO, a->inner}};
-            s = dnnl_primitive_execute(a->reorder, p->stream, 2, r);
-        }
+        if (s == dnnl_success && a->reorder) s = dnnl_memory_set_data_handle(a->inner, inner + a->offset);
+        if (s == dnnl_success && a->reorder && !a->output) s = run_reorder(p, a);
         args[n++] = (dnnl_exec_arg_t){a->arg, a->inner};
     }
-    if (p->scratch_mem) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, p->scratch_mem};
+    if (p->scratchpad_mem) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, p->scratchpad_mem};
     if (s == dnnl_success) s = dnnl_primitive_execute(p->prim, p->stream, n, args);
-    for (int i = 0; i < p->n_args && s == dnnl_success; i++) {
-        po_dnnl_arg *a = &p->args[i];
-        if (!a->reorder || !a->output) continue;
-        dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, a->inner}, {DNNL_ARG_TO, a->user}};
-        s = dnnl_primitive_execute(a->reorder, p->stream, 2, r);
-    }
+    for (int i = 0; i < p->n_args && s == dnnl_success; i++)
+        if (p->args[i].reorder && p->args[i].output) s = run_reorder(p, &p->args[i]);
     if (s == dnnl_success) s = dnnl_stream_wait(p->stream);
-    return po__dnnl_check(s, "primitive execution");
+    if (s == dnnl_success) return PO_OK;
+    return po_fail(PO_ERR_BACKEND, "oneDNN %s failed to run (%s)", p->impl, dnnl_status2str(s));
 }
 
 void po__dnnl_prim_free(po_dnnl_prim *p) {
@@ -138,11 +154,18 @@ void po__dnnl_prim_free(po_dnnl_prim *p) {
         if (a->reorder) dnnl_primitive_destroy(a->reorder);
         if (a->inner && a->inner != a->user) dnnl_memory_destroy(a->inner);
         if (a->user) dnnl_memory_destroy(a->user);
-        po_aligned_free(a->buf);
     }
-    if (p->scratch_mem) dnnl_memory_destroy(p->scratch_mem);
-    po_aligned_free(p->scratch);
+    if (p->scratchpad_mem) dnnl_memory_destroy(p->scratchpad_mem);
+    po_aligned_free(p->scratchpad);
+    po_aligned_free(p->own_inner);
     if (p->prim) dnnl_primitive_destroy(p->prim);
     if (p->stream) dnnl_stream_destroy(p->stream);
     memset(p, 0, sizeof *p);
+}
+
+size_t po__dnnl_blocked_bound(int ndim, const int64_t *dims, unsigned blocked_dims) {
+    size_t n = sizeof(float);
+    for (int i = 0; i < ndim; i++)
+        n *= (size_t)((blocked_dims >> i) & 1u ? (dims[i] + 15) / 16 * 16 : dims[i]);
+    return po_align_up(n);
 }

@@ -1,15 +1,115 @@
 #include "backend/cpu/gemm.h"
 
+#include <cblas.h>
 #include <oneapi/dnnl/dnnl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+typedef struct {
+    bool ta, tb;
+    int64_t M, N, K, lda, ldb, ldc;
+    po_gemm_provider choice;
+} shape_choice;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static shape_choice *choices;
+static int n_choices, cap_choices;
+static po_gemm_provider forced = PO_GEMM_AUTO;
+
+void po_set_gemm_provider(po_gemm_provider p) {
+    pthread_mutex_lock(&lock);
+    forced = p;
+    pthread_mutex_unlock(&lock);
+}
+
+po_gemm_provider po_get_gemm_provider(void) { return forced; }
+
+static po_status run_onednn(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                            int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    dnnl_status_t s = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (s != dnnl_success)
+        return po_fail(PO_ERR_BACKEND, "oneDNN sgemm failed (status %d) for M=%lld N=%lld K=%lld", (int)s,
+                       (long long)M, (long long)N, (long long)K);
+    return PO_OK;
+}
+
+static po_status run_openblas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                              int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX || lda > INT32_MAX || ldb > INT32_MAX || ldc > INT32_MAX)
+        return po_fail(PO_ERR_UNSUPPORTED, "matrix too large for OpenBLAS (32-bit sizes)");
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
+                (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+    return PO_OK;
+}
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* Best of two timed runs after a warm-up, into a scratch C so the caller's C is untouched. */
+static double time_provider(po_gemm_provider p, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                            const float *A, int64_t lda, const float *B, int64_t ldb, float *scratch, int64_t ldc) {
+    double best = 1e30;
+    for (int r = 0; r < 3; r++) {
+        double t0 = now_s();
+        po_status st = p == PO_GEMM_ONEDNN ? run_onednn(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, scratch, ldc)
+                                           : run_openblas(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, scratch, ldc);
+        double t = now_s() - t0;
+        if (st) return 1e30;
+        if (r > 0 && t < best) best = t;
+    }
+    return best;
+}
+
+/* Products below this many multiply-adds are not worth timing: call overhead dominates and
+ * OpenBLAS's is the lower. */
+#define CALIBRATE_MIN_MACS (64 * 1024)
+
+static po_gemm_provider choose(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                               const float *B, int64_t ldb, int64_t ldc) {
+    if (forced != PO_GEMM_AUTO) return forced;
+    if ((double)M * (double)N * (double)K < CALIBRATE_MIN_MACS) return PO_GEMM_OPENBLAS;
+    pthread_mutex_lock(&lock);
+    for (int i = 0; i < n_choices; i++) {
+        const shape_choice *c = &choices[i];
+        if (c->ta == ta && c->tb == tb && c->M == M && c->N == N && c->K == K && c->lda == lda && c->ldb == ldb &&
+            c->ldc == ldc) {
+            po_gemm_provider p = c->choice;
+            pthread_mutex_unlock(&lock);
+            return p;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    po_gemm_provider p = PO_GEMM_OPENBLAS;
+    float *scratch = malloc((size_t)(M * ldc) * sizeof(float));
+    if (scratch) {
+        double t_dnnl = time_provider(PO_GEMM_ONEDNN, ta, tb, M, N, K, A, lda, B, ldb, scratch, ldc);
+        double t_blas = time_provider(PO_GEMM_OPENBLAS, ta, tb, M, N, K, A, lda, B, ldb, scratch, ldc);
+        if (t_dnnl < 0.9 * t_blas) p = PO_GEMM_ONEDNN;
+        free(scratch);
+    }
+    pthread_mutex_lock(&lock);
+    if (n_choices == cap_choices) {
+        int cap = cap_choices ? 2 * cap_choices : 64;
+        shape_choice *grown = realloc(choices, (size_t)cap * sizeof *grown);
+        if (grown) {
+            choices = grown;
+            cap_choices = cap;
+        }
+    }
+    if (n_choices < cap_choices) choices[n_choices++] = (shape_choice){ta, tb, M, N, K, lda, ldb, ldc, p};
+    pthread_mutex_unlock(&lock);
+    return p;
+}
 
 po_status po__sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                     const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                     int64_t ldc) {
     if (M == 0 || N == 0) return PO_OK;
-    dnnl_status_t s = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda,
-                                 B, ldb, beta, C, ldc);
-    if (s != dnnl_success)
-        return po_fail(PO_ERR_BACKEND, "oneDNN sgemm failed (status %d) for M=%lld N=%lld K=%lld", (int)s,
-                       (long long)M, (long long)N, (long long)K);
-    return PO_OK;
+    if (choose(trans_a, trans_b, M, N, K, A, lda, B, ldb, ldc) == PO_GEMM_ONEDNN)
+        return run_onednn(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return run_openblas(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

@@ -1,16 +1,24 @@
-/* Single-precision GEMM on the calling thread, through oneDNN's dnnl_sgemm.
+/* Single-precision GEMM on the calling thread.
  *
  * Row-major: C[M, N] = alpha * op(A) op(B) + beta * C, where op(A) is [M, K] (A stored [K, M]
  * when trans_a) and op(B) is [K, N] (B stored [N, K] when trans_b); lda/ldb/ldc are row
- * strides in elements. oneDNN's JIT kernels run at close to peak on one core; the executor
- * holds oneDNN's OpenMP runtime to one thread. */
+ * strides in elements.
+ *
+ * Two providers, both single-threaded (paropt owns the cores): oneDNN's JIT sgemm and
+ * OpenBLAS (Debian's serial build, linked statically so no alternatives switch changes it).
+ * Neither wins everywhere: oneDNN is about twice as fast on AVX-512 Intel cores, but on this
+ * project's AMD Zen 3 machine it drops to 30-40 GFLOP/s when a leading dimension is a power of
+ * two (cache-set aliasing; OpenBLAS packs both operands and stays near 80). So by default each
+ * distinct call shape (transposes, sizes, leading dimensions) is timed once on both providers
+ * and keeps the faster, oneDNN only when it is at least 10% faster: near-ties stay on one
+ * provider, which keeps results reproducible run to run on a given machine. */
 #ifndef PO_BACKEND_CPU_GEMM_H
 #define PO_BACKEND_CPU_GEMM_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "paropt/status.h"
+#include "paropt/runtime.h"
 
 po_status po__sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                     const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
