@@ -6,7 +6,8 @@
  * paropt reads F32, I32 and I64 tensors. Every malformed file (truncated, header length past
  * the end, bad JSON, unknown dtype, offsets outside the data or disagreeing with the shape,
  * overlapping tensors, duplicate names) is a PO_ERR_FORMAT or PO_ERR_DTYPE with a one-line
- * message naming the problem; never a crash. */
+ * message naming the problem, and a valid file paropt cannot hold (rank above PO_MAX_DIMS) is
+ * PO_ERR_UNSUPPORTED; never a crash. Gaps between tensors and trailing bytes are accepted. */
 #ifndef PAROPT_IO_H
 #define PAROPT_IO_H
 
@@ -26,7 +27,9 @@ po_status po_st_read(const char *path, po_st_file **out);
 po_status po_st_parse(const void *data, size_t len, po_st_file **out);
 void po_st_free(po_st_file *f);
 
-int po_st_count(const po_st_file *f);            /* tensors, in file order */
+/* Tensors are numbered in file order: the order of their data offsets. Out-of-range indices
+ * give NULL, PO_DTYPE_COUNT, an empty shape, or PO_ERR_INVALID_ARG respectively. */
+int po_st_count(const po_st_file *f);
 const char *po_st_name(const po_st_file *f, int i);
 int po_st_find(const po_st_file *f, const char *name); /* index, or -1 */
 po_dtype po_st_dtype(const po_st_file *f, int i);
@@ -39,7 +42,8 @@ po_status po_st_get(const po_st_file *f, const char *name, po_tensor **out);
 const char *po_st_meta(const po_st_file *f, const char *key);
 
 /* Writes n tensors (any strides; written packed) under the given names, plus n_meta metadata
- * strings, atomically: the data goes to a temporary file in the same directory that is
+ * strings. Names must be unique, valid UTF-8 and not "__metadata__", metadata keys unique;
+ * anything else is PO_ERR_INVALID_ARG before the disk is touched. The write is atomic: the data goes to a temporary file in the same directory that is
  * fsynced and renamed over path, so path always holds either its old content or the complete
  * new file. */
 po_status po_st_write(const char *path, int n, const char *const *names,

@@ -31,7 +31,8 @@ static void fill_suffix(char *x) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t v = (uint64_t)getpid() * 0x9E3779B97F4A7C15u ^ (uint64_t)ts.tv_nsec ^
-                 ((uint64_t)ts.tv_sec << 20) ^ (atomic_fetch_add(&counter, 1) * 0xBF58476D1CE4E5B9u);
+                 ((uint64_t)ts.tv_sec << 20) ^
+                 (atomic_fetch_add(&counter, 1) * 0xBF58476D1CE4E5B9u);
     v ^= v >> 31;
     v *= 0x94D049BB133111EBu;
     v ^= v >> 29;

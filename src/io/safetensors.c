@@ -51,23 +51,37 @@ struct po_st_file {
     char **meta_key, **meta_val;
 };
 
-/* Names and dtype strings come from the file: control characters are escaped and long names
- * cut, so that every message stays one short printable line. */
+/* Length of the valid UTF-8 sequence at p, or 0. Loose about overlong forms: the aim is only
+ * to keep messages printable, and jansson has already validated names and strings. */
+static size_t utf8_len(const unsigned char *p) {
+    size_t n = *p >= 0xC2 && *p <= 0xDF ? 2 : *p >= 0xE0 && *p <= 0xEF ? 3
+             : *p >= 0xF0 && *p <= 0xF4 ? 4 : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xC0) != 0x80) return 0;
+    return n;
+}
+
+/* Names, dtype strings and parser messages come from the file: control characters and stray
+ * bytes are escaped and long text cut, so that every message stays one short printable line.
+ * size must be at least 16. */
 static const char *printable(const char *s, char *buf, size_t size) {
     const size_t limit = size < 80 ? size : 80;
     size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (o + 8 >= limit) {
-            /* Never cut a UTF-8 sequence in half. */
-            while (o > 0 && ((unsigned char)buf[o - 1] & 0xC0) == 0x80) o--;
-            if (o > 0 && ((unsigned char)buf[o - 1] & 0xC0) == 0xC0) o--;
-            memcpy(buf + o, "...", 4);
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        if (o + 4 + sizeof "..." > limit) {
+            memcpy(buf + o, "...", sizeof "...");
             return buf;
         }
-        if (*p < 0x20 || *p == 0x7F)
-            o += (size_t)snprintf(buf + o, size - o, "\\x%02x", *p);
-        else
-            buf[o++] = (char)*p;
+        size_t n = *p < 0x80 ? 1 : utf8_len(p);
+        if (*p < 0x20 || *p == 0x7F || n == 0) {
+            snprintf(buf + o, size - o, "\\x%02x", *p);
+            o += 4;
+            p++;
+        } else {
+            memcpy(buf + o, p, n);
+            o += n;
+            p += n;
+        }
     }
     buf[o] = '\0';
     return buf;
@@ -518,6 +532,12 @@ static po_status build_header(const char *path, int n, const char *const *names,
             goto fail;
         }
         uint64_t bytes = (uint64_t)numel * es;
+        if (bytes > (uint64_t)INT64_MAX - off) {
+            st = po_fail(PO_ERR_INVALID_ARG, "%s: the tensors add up to more than 2^63 bytes",
+                         path);
+            goto fail;
+        }
+        const uint64_t end = off + bytes;
         json_t *shape = json_array();
         for (int d = 0; shape && d < t->shape.ndim; d++)
             if (json_array_append_new(shape, json_integer(t->shape.dim[d])) != 0) {
@@ -526,7 +546,7 @@ static po_status build_header(const char *path, int n, const char *const *names,
             }
         json_t *e = shape ? json_pack("{s:s, s:o, s:[I, I]}", "dtype", po_dtype_name(t->dtype),
                                       "shape", shape, "data_offsets", (json_int_t)off,
-                                      (json_int_t)(off + bytes))
+                                      (json_int_t)end)
                           : NULL;
         if (!e) {
             st = po_fail(PO_ERR_NO_MEMORY, "%s: out of memory", path);
@@ -537,7 +557,7 @@ static po_status build_header(const char *path, int n, const char *const *names,
                          printable(name, nb, sizeof nb));
             goto fail;
         }
-        off += bytes;
+        off = end;
     }
     *out = root;
     return PO_OK;

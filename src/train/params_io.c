@@ -42,14 +42,17 @@ po_status po_params_load(po_params *p, const char *path) {
                          pi->name, po_shape_format(&fs, a, sizeof a), po_shape_format(&pi->shape, b, sizeof b));
         }
     }
+    /* Read every tensor before writing any value: an allocation failure midway must not
+     * leave the parameters half loaded. */
+    po_tensor **ts = st ? NULL : calloc((size_t)(n ? n : 1), sizeof *ts);
+    if (!st && !ts) st = po_fail(PO_ERR_NO_MEMORY, "out of memory loading %s", path);
+    for (int i = 0; i < n && !st; i++) st = po_st_get(f, po_params_info(p, i)->name, &ts[i]);
     for (int i = 0; i < n && !st; i++) {
         const po_param_info *pi = po_params_info(p, i);
-        po_tensor *t;
-        st = po_st_get(f, pi->name, &t);
-        if (st) break;
-        memcpy(po_params_values(p) + pi->offset, t->data, (size_t)pi->numel * sizeof(float));
-        po_tensor_free(t);
+        memcpy(po_params_values(p) + pi->offset, ts[i]->data, (size_t)pi->numel * sizeof(float));
     }
+    for (int i = 0; i < n && ts; i++) po_tensor_free(ts[i]);
+    free(ts);
     po_st_free(f);
     return st;
 }

@@ -171,7 +171,8 @@ static void test_header_length_absurd(void **state) {
     expect_bad_bytes(b, sizeof b, PO_ERR_FORMAT, "absurdly large");
 }
 
-BAD(test_bad_json, "{\"a\": {\"dtype\": \"F32\",", 0, PO_ERR_FORMAT, "not valid JSON (line 1, column")
+BAD(test_bad_json, "{\"a\": {\"dtype\": \"F32\",", 0, PO_ERR_FORMAT,
+    "not valid JSON (line 1, column")
 BAD(test_bad_json_trailing_garbage, "{} x", 0, PO_ERR_FORMAT, "not valid JSON")
 BAD(test_empty_header, "", 0, PO_ERR_FORMAT, "not valid JSON")
 BAD(test_duplicate_name,
@@ -248,6 +249,20 @@ BAD(test_metadata_value_not_string, "{\"__metadata__\": {\"epoch\": 3}}", 0, PO_
     "__metadata__ entry \"epoch\" is an integer, not a string")
 /* Names come from the file: a control character must not break the one-line message. */
 BAD(test_name_with_newline, "{\"a\\nb\": 5}", 0, PO_ERR_FORMAT, "tensor \"a\\x0ab\": entry is")
+
+/* Control bytes quoted by the JSON parser (DEL is valid inside a JSON string) are escaped, and
+ * long names are cut. */
+static void test_message_stays_printable(void **state) {
+    (void)state;
+    expect_bad("{\"ta\x7f\xff\": 1}", 0, PO_ERR_FORMAT, "near '\"ta\\x7f'");
+    for (const unsigned char *p = (const unsigned char *)po_last_error(); *p; p++)
+        assert_true(*p >= 0x20 && *p < 0x7F);
+    char json[1200] = "{\"";
+    for (int i = 0; i < 500; i++) strcat(json, i % 2 ? "\xc3\xa9" : "n");
+    strcat(json, "\": 5}");
+    expect_bad(json, 0, PO_ERR_FORMAT, "...\": entry is an integer");
+    assert_true(strlen(po_last_error()) < 160);
+}
 
 /* ---- valid headers ---- */
 
@@ -672,6 +687,7 @@ int main(void) {
         cmocka_unit_test(test_metadata_not_object),
         cmocka_unit_test(test_metadata_value_not_string),
         cmocka_unit_test(test_name_with_newline),
+        cmocka_unit_test(test_message_stays_printable),
         cmocka_unit_test(test_empty_file_ok),
         cmocka_unit_test(test_order_and_empty_tensors),
         cmocka_unit_test(test_round_trip),
