@@ -40,7 +40,7 @@ fuzz:
 	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DPO_FUZZ=ON -DPO_SANITIZE=ON >/dev/null
 	@cmake --build build-fuzz -j $(JOBS) --target fuzz_safetensors
 	mkdir -p build-fuzz/corpus && cp tests/fuzz/corpus_safetensors/* build-fuzz/corpus/
-	./build-fuzz/tests/fuzz/fuzz_safetensors -max_total_time=60 build-fuzz/corpus
+	./build-fuzz/tests/fuzz/fuzz_safetensors -dict=tests/fuzz/safetensors.dict -max_total_time=60 build-fuzz/corpus
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
