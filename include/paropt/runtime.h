@@ -58,12 +58,24 @@ void po_exec_reset_profile(po_exec *ex);
 size_t po_exec_arena_bytes(const po_exec *ex);
 size_t po_exec_scratch_bytes(const po_exec *ex);
 
-/* Which library runs matrix products. AUTO (the default) times each distinct product shape
- * once on both and keeps the faster (oneDNN only when at least 10% faster); the others pin
- * one library, e.g. for bit-reproducible comparisons across machines. Process-wide. */
-typedef enum { PO_GEMM_AUTO, PO_GEMM_ONEDNN, PO_GEMM_OPENBLAS } po_gemm_provider;
+/* Which library runs matrix products (process-wide). The two round differently, so a fixed
+ * choice is what makes runs bit-reproducible.
+ *   DEFAULT   a fixed choice per CPU: oneDNN where AVX-512 is present (its JIT kernels run about
+ *             twice as fast as OpenBLAS there), OpenBLAS otherwise (on AVX2-only cores such as
+ *             AMD Zen 3, oneDNN's sgemm falls to 30-40 GFLOP/s when a leading dimension is a
+ *             power of two, while OpenBLAS holds 75-90).
+ *   AUTO      times each distinct product shape once on both and keeps the faster (oneDNN
+ *             only when at least 25% faster): fastest, but timing noise can change a choice,
+ *             and so the last bits of results, from one run to the next.
+ *   ONEDNN, OPENBLAS  pin one library. */
+typedef enum { PO_GEMM_DEFAULT, PO_GEMM_AUTO, PO_GEMM_ONEDNN, PO_GEMM_OPENBLAS } po_gemm_provider;
 void po_set_gemm_provider(po_gemm_provider p);
 po_gemm_provider po_get_gemm_provider(void);
+/* "default", "auto", "onednn", "openblas". */
+po_status po_gemm_provider_parse(const char *name, po_gemm_provider *out);
+const char *po_gemm_provider_name(po_gemm_provider p);
+/* The library DEFAULT stands for on this CPU (ONEDNN or OPENBLAS). */
+po_gemm_provider po_gemm_default_provider(void);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,6 @@
 #include "paropt/data.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,7 +9,7 @@
 
 struct po_dataset {
     po_tensor *x, *y; /* contiguous; y is I64 */
-    const char *origin;
+    char origin[256]; /* the file, or "synthetic data", for messages */
 };
 
 static po_status make(po_tensor *x, po_tensor *y, const char *origin, po_dataset **out) {
@@ -20,7 +21,7 @@ static po_status make(po_tensor *x, po_tensor *y, const char *origin, po_dataset
     }
     d->x = x;
     d->y = y;
-    d->origin = origin;
+    snprintf(d->origin, sizeof d->origin, "%s", origin);
     *out = d;
     return PO_OK;
 }
@@ -58,7 +59,7 @@ po_status po_dataset_open_safetensors(const char *path, po_dataset **out) {
         po_tensor_free(y);
         return st;
     }
-    return make(x, y, "data file", out);
+    return make(x, y, path, out);
 }
 
 po_status po_dataset_synthetic(const po_model *m, int64_t samples, uint64_t seed, po_dataset **out) {

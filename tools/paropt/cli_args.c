@@ -29,8 +29,12 @@ bool cli_parse_i64(const char *flag, const char *text, int64_t min, int64_t max,
         cli_error("%s: \"%s\" is not an integer", flag, text);
         return false;
     }
-    if (v < min || v > max) {
-        cli_error("%s: %lld is outside [%lld, %lld]", flag, v, (long long)min, (long long)max);
+    if (v < min) {
+        cli_error("%s: must be at least %lld, got %lld", flag, (long long)min, v);
+        return false;
+    }
+    if (v > max) {
+        cli_error("%s: must be at most %lld, got %lld", flag, (long long)max, v);
         return false;
     }
     *out = v;

@@ -19,6 +19,7 @@ typedef struct {
     bool momentum_set;
     uint64_t seed;
     bool json, profile;
+    po_gemm_provider gemm;
 } train_args;
 
 static void train_usage(FILE *f) {
@@ -43,6 +44,9 @@ static void train_usage(FILE *f) {
             "  --seed S            seed for initialisation and synthetic data (default 0)\n"
             "  --save FILE         write the trained parameters (safetensors, PyTorch names), atomically\n"
             "  --log-every N       progress line every N steps (default: 10 lines per run)\n"
+            "  --gemm LIB          matrix-product library: default (oneDNN on AVX-512 CPUs, else\n"
+            "                      OpenBLAS), onednn, openblas, or auto (time both per shape and keep\n"
+            "                      the faster; the last bits of results may then vary run to run)\n"
             "  --profile           print where the time of a step goes, per op, to stderr\n"
             "  --json              print the summary as one JSON object (the last line of stdout)\n"
             "  -h, --help          show this help\n"
@@ -51,7 +55,7 @@ static void train_usage(FILE *f) {
 }
 
 static int parse_args(int argc, char **argv, train_args *a) {
-    enum { O_MODEL = 256, O_INIT, O_DATA, O_STEPS, O_WARMUP, O_BATCH, O_OPT, O_LR, O_MOM, O_WD, O_SAVE, O_SEED, O_LOG, O_JSON, O_PROFILE };
+    enum { O_MODEL = 256, O_INIT, O_DATA, O_STEPS, O_WARMUP, O_BATCH, O_OPT, O_LR, O_MOM, O_WD, O_SAVE, O_SEED, O_LOG, O_JSON, O_PROFILE, O_GEMM };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},      {"init", required_argument, 0, O_INIT},
         {"data", required_argument, 0, O_DATA},        {"steps", required_argument, 0, O_STEPS},
@@ -60,7 +64,7 @@ static int parse_args(int argc, char **argv, train_args *a) {
         {"momentum", required_argument, 0, O_MOM},     {"weight-decay", required_argument, 0, O_WD},
         {"save", required_argument, 0, O_SAVE},        {"seed", required_argument, 0, O_SEED},
         {"log-every", required_argument, 0, O_LOG},    {"json", no_argument, 0, O_JSON},
-        {"profile", no_argument, 0, O_PROFILE},
+        {"profile", no_argument, 0, O_PROFILE},        {"gemm", required_argument, 0, O_GEMM},
         {"help", no_argument, 0, 'h'},                 {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     a->model = "mnist_mlp";
@@ -87,6 +91,12 @@ static int parse_args(int argc, char **argv, train_args *a) {
         case O_LOG: if (!cli_parse_i64("--log-every", optarg, 1, INT64_MAX, &a->log_every)) return CLI_USAGE; break;
         case O_JSON: a->json = true; break;
         case O_PROFILE: a->profile = true; break;
+        case O_GEMM:
+            if (po_gemm_provider_parse(optarg, &a->gemm)) {
+                cli_error("--gemm: %s", po_last_error());
+                return CLI_USAGE;
+            }
+            break;
         case 'h': train_usage(stdout); return -1;
         case ':': cli_error("%s needs a value (see paropt train --help)", argv[optind - 1]); return CLI_USAGE;
         default: cli_error("unknown option \"%s\" (see paropt train --help)", argv[optind - 1]); return CLI_USAGE;
@@ -102,7 +112,11 @@ static int parse_args(int argc, char **argv, train_args *a) {
         return CLI_USAGE;
     }
     a->optim = po_optim_opts_default(kind);
-    if (lr && !cli_parse_float("--lr", lr, 1e-30, 1e30, &a->optim.lr)) return CLI_USAGE;
+    if (lr && !cli_parse_float("--lr", lr, 0.0, 1e30, &a->optim.lr)) return CLI_USAGE;
+    if (!(a->optim.lr > 0.0f)) {
+        cli_error("--lr: must be positive, got %s", lr);
+        return CLI_USAGE;
+    }
     if (wd && !cli_parse_float("--weight-decay", wd, 0.0, 1e30, &a->optim.weight_decay)) return CLI_USAGE;
     if (mom) {
         if (kind != PO_OPTIM_SGD) {
@@ -137,6 +151,9 @@ static void print_summary(const train_args *a, const po_model *m, float loss, do
     json_object_set_new(o, "optimizer", json_string(po_optim_kind_name(a->optim.kind)));
     json_object_set_new(o, "lr", json_real(a->optim.lr));
     json_object_set_new(o, "final_loss", json_real(loss));
+    po_gemm_provider gemm = po_get_gemm_provider();
+    json_object_set_new(o, "gemm", json_string(po_gemm_provider_name(
+                                        gemm == PO_GEMM_DEFAULT ? po_gemm_default_provider() : gemm)));
     json_object_set_new(o, "samples_per_s", json_real(round(sps * 10.0) / 10.0));
     json_object_set_new(o, "ms_per_step", json_real(round(ms * 1e3) / 1e3));
     char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
@@ -226,6 +243,7 @@ int cmd_train(int argc, char **argv) {
     po_model *m = NULL;
     po_dataset *data = NULL;
     po_trainer *t = NULL;
+    po_set_gemm_provider(a.gemm);
     if (po_model_build(a.model, a.batch, &m)) {
         cli_error("--model: %s", po_last_error());
         return CLI_USAGE;

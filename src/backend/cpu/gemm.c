@@ -4,6 +4,7 @@
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 typedef struct {
@@ -15,15 +16,36 @@ typedef struct {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static shape_choice *choices;
 static int n_choices, cap_choices;
-static po_gemm_provider forced = PO_GEMM_AUTO;
+static po_gemm_provider setting = PO_GEMM_DEFAULT;
 
 void po_set_gemm_provider(po_gemm_provider p) {
     pthread_mutex_lock(&lock);
-    forced = p;
+    setting = p;
     pthread_mutex_unlock(&lock);
 }
 
-po_gemm_provider po_get_gemm_provider(void) { return forced; }
+po_gemm_provider po_get_gemm_provider(void) { return setting; }
+
+static const char *const provider_names[] = {"default", "auto", "onednn", "openblas"};
+
+po_status po_gemm_provider_parse(const char *name, po_gemm_provider *out) {
+    for (int i = 0; i < 4; i++)
+        if (strcmp(name, provider_names[i]) == 0) {
+            *out = (po_gemm_provider)i;
+            return PO_OK;
+        }
+    return po_fail(PO_ERR_INVALID_ARG, "unknown GEMM library \"%s\" (expected default, auto, onednn or openblas)",
+                   name);
+}
+
+const char *po_gemm_provider_name(po_gemm_provider p) { return (unsigned)p < 4 ? provider_names[p] : "?"; }
+
+po_gemm_provider po_gemm_default_provider(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (__builtin_cpu_supports("avx512f")) return PO_GEMM_ONEDNN;
+#endif
+    return PO_GEMM_OPENBLAS;
+}
 
 static po_status run_onednn(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                             int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
@@ -64,13 +86,20 @@ static double time_provider(po_gemm_provider p, bool ta, bool tb, int64_t M, int
     return best;
 }
 
+/* oneDNN must be this much faster to be chosen. Where the two are close, timing noise would
+ * otherwise pick differently from run to run, and the two round differently: a wide margin
+ * keeps a machine's choices, and so its results, the same every run. */
+#define ONEDNN_MARGIN 0.8
+
 /* Products below this many multiply-adds are not worth timing: call overhead dominates and
  * OpenBLAS's is the lower. */
 #define CALIBRATE_MIN_MACS (64 * 1024)
 
 static po_gemm_provider choose(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                                const float *B, int64_t ldb, int64_t ldc) {
-    if (forced != PO_GEMM_AUTO) return forced;
+    po_gemm_provider p = setting;
+    if (p == PO_GEMM_DEFAULT) return po_gemm_default_provider();
+    if (p != PO_GEMM_AUTO) return p;
     if ((double)M * (double)N * (double)K < CALIBRATE_MIN_MACS) return PO_GEMM_OPENBLAS;
     pthread_mutex_lock(&lock);
     for (int i = 0; i < n_choices; i++) {
@@ -83,12 +112,12 @@ static po_gemm_provider choose(bool ta, bool tb, int64_t M, int64_t N, int64_t K
         }
     }
     pthread_mutex_unlock(&lock);
-    po_gemm_provider p = PO_GEMM_OPENBLAS;
+    p = PO_GEMM_OPENBLAS;
     float *scratch = malloc((size_t)(M * ldc) * sizeof(float));
     if (scratch) {
         double t_dnnl = time_provider(PO_GEMM_ONEDNN, ta, tb, M, N, K, A, lda, B, ldb, scratch, ldc);
         double t_blas = time_provider(PO_GEMM_OPENBLAS, ta, tb, M, N, K, A, lda, B, ldb, scratch, ldc);
-        if (t_dnnl < 0.9 * t_blas) p = PO_GEMM_ONEDNN;
+        if (t_dnnl < ONEDNN_MARGIN * t_blas) p = PO_GEMM_ONEDNN;
         free(scratch);
     }
     pthread_mutex_lock(&lock);

@@ -6,12 +6,7 @@
  *
  * Two providers, both single-threaded (paropt owns the cores): oneDNN's JIT sgemm and
  * OpenBLAS (Debian's serial build, linked statically so no alternatives switch changes it).
- * Neither wins everywhere: oneDNN is about twice as fast on AVX-512 Intel cores, but on this
- * project's AMD Zen 3 machine it drops to 30-40 GFLOP/s when a leading dimension is a power of
- * two (cache-set aliasing; OpenBLAS packs both operands and stays near 80). So by default each
- * distinct call shape (transposes, sizes, leading dimensions) is timed once on both providers
- * and keeps the faster, oneDNN only when it is at least 10% faster: near-ties stay on one
- * provider, which keeps results reproducible run to run on a given machine. */
+ * Neither wins everywhere; po_set_gemm_provider (runtime.h) says how one is picked. */
 #ifndef PO_BACKEND_CPU_GEMM_H
 #define PO_BACKEND_CPU_GEMM_H
 
