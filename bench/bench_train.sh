@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# One-core training throughput: paropt against PyTorch (Debian's python3-torch, one thread),
+# the three reference workloads at benchmark size, alternated in rounds on the same pinned core
+# so both see the same machine state. Prints per-round figures, medians and the ratio.
+#
+#   bench/bench_train.sh [--rounds N] [--steps N] [--core C] [--workloads "a b"] [--out FILE]
+#
+# Needs build/paropt (make build) and PyTorch (scripts/deps.sh --peer). The peer script is
+# ../shared/peer/torch_baseline.py unless PO_PEER_DIR says otherwise.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+rounds=5 steps=30 core=0 workloads="mnist_mlp cifar_cnn tiny_gpt" out=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) rounds=$2; shift 2 ;;
+    --steps) steps=$2; shift 2 ;;
+    --core) core=$2; shift 2 ;;
+    --workloads) workloads=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "bench_train: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+bin="$root/build/paropt"
+peer="${PO_PEER_DIR:-$root/../shared/peer}/torch_baseline.py"
+python=/usr/bin/python3
+[ -x "$bin" ] || { echo "bench_train: build first (make build)" >&2; exit 1; }
+[ -f "$peer" ] || { echo "bench_train: no peer script at $peer" >&2; exit 1; }
+"$python" -c "import torch" 2>/dev/null || { echo "bench_train: PyTorch missing (scripts/deps.sh --peer)" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), core $core; $(date -u +%FT%TZ)"
+echo "paropt: $("$bin" --version), torch $("$python" -c 'import torch; print(torch.__version__)'); $steps timed steps after 3 warm-up steps"
+for r in $(seq 1 "$rounds"); do
+  for w in $workloads; do
+    taskset -c "$core" "$bin" train --model "$w" --steps "$steps" --warmup 3 --json 2>/dev/null \
+      | tail -n 1 | sed "s/^{/{\"round\":$r,\"who\":\"paropt\",/" >>"$tmp/results.jsonl"
+  done
+  OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 taskset -c "$core" "$python" "$peer" 1 "$steps" \
+    2>/dev/null | grep "^{" | sed "s/^{/{\"round\":$r,\"who\":\"pytorch\",/" >>"$tmp/results.jsonl"
+  echo "round $r/$rounds done" >&2
+done
+[ -n "$out" ] && cp "$tmp/results.jsonl" "$out"
+"$python" - "$tmp/results.jsonl" "$workloads" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+print(f"{'workload':<10} {'paropt ms/step':>15} {'PyTorch ms/step':>16} {'speedup':>8}   per-round speedups")
+for w in sys.argv[2].split():
+    p = [r["ms_per_step"] for r in rows if r["who"] == "paropt" and r.get("model", r.get("workload")) == w]
+    t = [r["ms_per_step"] for r in rows if r["who"] == "pytorch" and r.get("workload") == w]
+    if not p or not t: continue
+    per = [b / a for a, b in zip(p, t)]
+    print(f"{w:<10} {statistics.median(p):>15.2f} {statistics.median(t):>16.2f} {statistics.median(t) / statistics.median(p):>7.2f}x   "
+          + " ".join(f"{x:.2f}" for x in per))
+PY
