@@ -93,9 +93,12 @@ typedef struct po_conv2d_opts {
     int pad_h, pad_w;       /* zero padding on each side, >= 0 */
 } po_conv2d_opts;
 po_conv2d_opts po_conv2d_opts_default(void); /* stride 1, no padding */
-/* x[N, C, H, W], w[O, C, KH, KW], b[O] or NULL -> [N, O, OH, OW] */
+/* x[N, C, H, W], w[O, C, KH, KW], b[O] or NULL -> [N, O, OH, OW] with
+ * OH = floor((H + 2 pad_h - KH) / stride_h) + 1, and OW likewise. */
 po_node *po_conv2d(po_graph *g, po_node *x, po_node *w, po_node *b, po_conv2d_opts opts);
-/* Max pooling over x[N, C, H, W] with a square window (padding counts as -inf). */
+/* Max pooling over x[N, C, H, W] with a square window; padding (at most kernel / 2, as in
+ * PyTorch) counts as -inf; OH = floor((H + 2 padding - kernel) / stride) + 1. As PyTorch's CPU
+ * kernel: the first maximum of a window wins, except that a NaN wins over any number. */
 po_node *po_max_pool2d(po_graph *g, po_node *x, int kernel, int stride, int padding);
 
 /* Same data, new shape (one extent may be -1). A view: no copy. */

@@ -8,18 +8,20 @@
  *   CONV2D_GRAD_WEIGHT(gy, x)   -> dw; ai[4..7] = O, C, KH, KW
  *   CONV2D_GRAD_BIAS(gy)        -> db[O] = sum of gy over N, OH, OW
  *
- * Layouts. oneDNN runs convolutions on plain nchw/oihw buffers only through its im2col+GEMM
- * kernels ("x64:gemm:jit"); with format_tag_any it picks its direct JIT kernels ("jit:avx2" on
- * this Zen 3) on channel-blocked layouts (nChw8c, OIhw8i8o). Measured on one core for the two
- * cifar_cnn layers at batch 64 (bench/bench_conv.c, ms, plain vs any including the reorders
- * to and from nchw):
- *   3->32 on 32x32:   fwd 4.8 vs 2.9   bwd_weights 6.9 vs 3.1
- *   32->64 on 16x16:  fwd 14.0 vs 8.0  bwd_data 17.6 vs 6.9  bwd_weights 20.5 vs 9.0
- * so every primitive is created with format_tag_any, and each argument whose chosen layout is
- * not plain goes through a reorder (created with the primitive) into a buffer carved from the
- * node's scratch space, which infer sizes for the widest channel blocking. Only where oneDNN
- * has nothing better than its reference kernel for the blocked layouts do we fall back to the
- * plain ones (see make_prim). */
+ * Layouts. On plain nchw/oihw buffers oneDNN (2.6) runs convolutions only with its im2col +
+ * GEMM kernels ("x64:gemm:jit"); given format_tag_any it picks its direct JIT kernels
+ * ("jit:avx2" on Zen 3, "jit:avx512_core" where available) on channel-blocked layouts
+ * (nChw8c, OIhw8i8o). Best-of-40 times on one Zen 3 core for the cifar_cnn layers at batch 64
+ * (bench/bench_conv.c; ms, plain vs any with the reorders from and to nchw included):
+ *   3->32 on 32x32:   fwd 3.6 vs 2.4   bwd_data 4.6 vs 5.7   bwd_weights 4.2 vs 2.8
+ *   32->64 on 16x16:  fwd 10.7 vs 8.4  bwd_data 12.5 vs 7.9  bwd_weights 13.1 vs 10.2
+ * So primitives are created with format_tag_any, and each argument whose chosen layout is not
+ * plain goes through a reorder (made with the primitive) into a buffer carved from the node's
+ * scratch space, which infer sizes for the widest channel blocking. The exception is the input
+ * gradient of a layer with fewer than 8 input channels (an image): the blocked diff_src pads
+ * the channels to 8, so most of that work is padding, and plain GEMM wins (the 3->32 bwd_data
+ * above). Where oneDNN has only its reference kernel for the preferred layouts, the other
+ * layouts are used if they get a real one (make_prim). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,6 +152,7 @@ static po_status grad_bias_infer(po_node *n) {
     po_status st = want_rank4(n, 0, "output gradient");
     if (st) return st;
     n->shape = PO_SHAPE(n->in[0]->shape.dim[1]);
+    n->scratch_bytes = (size_t)n->shape.dim[0] * sizeof(double);
     return PO_OK;
 }
 
@@ -245,20 +248,21 @@ static bool is_ref(const_dnnl_primitive_desc_t pd) {
     return strncmp(po__dnnl_impl(pd), "ref", 3) == 0;
 }
 
-/* Creates the primitive for node n: blocked layouts unless oneDNN would run its reference
- * kernel on them and has a real one (GEMM-based) for the plain layouts. */
+/* Creates the primitive for node n, on the layouts the header comment explains, except where
+ * oneDNN would run its reference kernel on them and has a real one for the other layouts. */
 static po_status make_prim(const po_node *n, prim_kind kind, void **state) {
     geom g = node_geom(n);
     bool bias = kind == KIND_FWD && n->n_in == 3;
-    dnnl_primitive_desc_t pd, plain_pd;
-    po_status st = make_pd(&g, kind, bias, true, &pd);
+    bool any = !(kind == KIND_BWD_DATA && g.c < 8);
+    dnnl_primitive_desc_t pd, other;
+    po_status st = make_pd(&g, kind, bias, any, &pd);
     if (st) return st;
-    if (is_ref(pd) && !make_pd(&g, kind, bias, false, &plain_pd)) {
-        if (is_ref(plain_pd)) {
-            dnnl_primitive_desc_destroy(plain_pd);
+    if (is_ref(pd) && !make_pd(&g, kind, bias, !any, &other)) {
+        if (is_ref(other)) {
+            dnnl_primitive_desc_destroy(other);
         } else {
             dnnl_primitive_desc_destroy(pd);
-            pd = plain_pd;
+            pd = other;
         }
     }
     int64_t xd[4] = {g.n, g.c, g.h, g.w}, wd[4] = {g.o, g.c, g.kh, g.kw},
@@ -321,24 +325,30 @@ static po_status prim_run(const po_kargs *a) {
     return po__dnnl_prim_run(a->state, bufs, a->scratch);
 }
 
-/* Per channel: sum each contiguous OH*OW plane with vector partial sums, then the planes in
- * double, so the result does not drift with the batch size. */
+/* Walks gy once in memory order; each OH*OW plane is summed into 32 float lanes (independent
+ * vector chains, so the adds pipeline) and the plane sums are added up per channel in double
+ * (the scratch space), so the result does not drift with the batch size. */
 static po_status grad_bias_run(const po_kargs *a) {
+    enum { LANES = 32 };
     const po_shape *s = &a->node->in[0]->shape;
     int64_t n = s->dim[0], o = s->dim[1], hw = s->dim[2] * s->dim[3];
     const float *gy = a->in[0];
+    double *acc = a->scratch;
     float *db = a->out;
-    for (int64_t c = 0; c < o; c++) {
-        double total = 0.0;
-        for (int64_t b = 0; b < n; b++) {
+    memset(acc, 0, (size_t)o * sizeof *acc);
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t c = 0; c < o; c++) {
             const float *p = gy + (b * o + c) * hw;
-            float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-            for (int64_t i = 0; i < hw; i++) sum += p[i];
-            total += sum;
+            float lane[LANES] = {0}, sum = 0.0f;
+            int64_t i = 0;
+            for (; i + LANES <= hw; i += LANES)
+#pragma omp simd
+                for (int l = 0; l < LANES; l++) lane[l] += p[i + l];
+            for (; i < hw; i++) sum += p[i];
+            for (int l = 0; l < LANES; l++) sum += lane[l];
+            acc[c] += sum;
         }
-        db[c] = (float)total;
-    }
+    for (int64_t c = 0; c < o; c++) db[c] = (float)acc[c];
     return PO_OK;
 }
 

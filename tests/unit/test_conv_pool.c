@@ -216,6 +216,41 @@ static void test_conv_input_without_grad(void **state) {
     po_graph_free(g);
 }
 
+/* With less scratch space than its reorders need (a caller that sized it differently), the
+ * kernel allocates its own buffers and still computes the right thing. */
+static void test_conv_without_scratch(void **state) {
+    (void)state;
+    const conv_case *k = &conv_cases[9];
+    po_graph *g = po_graph_new();
+    po_node *x = po_input(g, "x", PO_F32, PO_SHAPE(k->n, k->c, k->h, k->w));
+    po_node *w = po_param(g, "w", PO_SHAPE(k->o, k->c, k->kh, k->kw), po_init_uniform_fan_in(1));
+    po_conv2d_opts opts = {k->sh, k->sw, k->ph, k->pw};
+    po_node *y = po_conv2d(g, x, w, NULL, opts);
+    assert_non_null(y);
+    assert_true(y->scratch_bytes > 0);
+    y->scratch_bytes = 0;
+    size_t nx = (size_t)k->n * k->c * k->h * k->w, nw = (size_t)k->o * k->c * k->kh * k->kw;
+    size_t ny = (size_t)po__numel(y);
+    float *xv = malloc(nx * sizeof *xv), *wv = malloc(nw * sizeof *wv), *yv = malloc(ny * 4);
+    float *gy = calloc(ny, sizeof *gy);
+    po_test_fill_uniform(xv, (int64_t)nx, -1.0f, 1.0f, 11);
+    po_test_fill_uniform(wv, (int64_t)nw, -1.0f, 1.0f, 12);
+    const po_op_def *def = po__op_def(PO_OP_CONV2D);
+    void *st = NULL;
+    PO_CHECK(def->cpu_init(y, &st));
+    const void *in[2] = {xv, wv};
+    void *in_aux[2] = {NULL, NULL};
+    po_kargs a = {.node = y, .out = yv, .in = in, .in_aux = in_aux, .state = st};
+    PO_CHECK(def->cpu_run(&a));
+    def->cpu_free(st);
+    conv_ref ref;
+    conv_reference(k, xv, wv, NULL, gy, &ref);
+    assert_true(rel_excess(yv, ref.y, ref.y_abs, ny, "y", 9) <= 1.0);
+    conv_ref_free(&ref);
+    free(xv), free(wv), free(yv), free(gy);
+    po_graph_free(g);
+}
+
 static void test_conv_cost(void **state) {
     (void)state;
     po_graph *g = po_graph_new();
@@ -512,6 +547,25 @@ static void test_bad_arguments(void **state) {
     assert_int_not_equal(try_pool(X_F32, 6, 1, 0), PO_OK); /* kernel larger than the image */
     assert_int_equal(try_pool(X_F32, 7, 1, 1), PO_OK);     /* fits once padded */
 
+    /* Backward ops built by hand with inconsistent inputs are rejected too. */
+    {
+        po_graph *g2 = po_graph_new();
+        po_node *x = po_input(g2, "x", PO_F32, PO_SHAPE(1, 3, 5, 5));
+        po_node *wt = po_param(g2, "w", PO_SHAPE(4, 3, 3, 3), po_init_uniform_fan_in(1));
+        po_node *gy = po_input(g2, "gy", PO_F32, PO_SHAPE(1, 4, 4, 4)); /* conv gives 3x3 */
+        int64_t ai[PO_ATTR_INTS] = {1, 1, 0, 0, 1, 3, 5, 5};
+        po_node *in[2] = {gy, wt};
+        assert_null(po__node_new(g2, PO_OP_CONV2D_GRAD_INPUT, 2, in, ai, NULL));
+        assert_int_equal(po_graph_status(g2), PO_ERR_SHAPE);
+        po_graph_free(g2);
+        g2 = po_graph_new();
+        x = po_input(g2, "x", PO_F32, PO_SHAPE(1, 3, 4, 4));
+        po_node *in2[2] = {x, x}; /* second input is not a max_pool2d node */
+        assert_null(po__node_new(g2, PO_OP_MAX_POOL2D_GRAD, 2, in2, NULL, NULL));
+        assert_int_not_equal(po_graph_status(g2), PO_OK);
+        po_graph_free(g2);
+    }
+
     /* A NULL input propagates as NULL without a crash. */
     po_graph *g = po_graph_new();
     po_node *w = po_param(g, "w", PO_SHAPE(4, 3, 3, 3), po_init_uniform_fan_in(1));
@@ -522,10 +576,15 @@ static void test_bad_arguments(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conv_against_naive),      cmocka_unit_test(test_conv_gradcheck),
-        cmocka_unit_test(test_conv_input_without_grad), cmocka_unit_test(test_conv_cost),
-        cmocka_unit_test(test_pool_against_naive),      cmocka_unit_test(test_pool_ties_and_nan),
-        cmocka_unit_test(test_pool_gradcheck),          cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_conv_against_naive),
+        cmocka_unit_test(test_conv_gradcheck),
+        cmocka_unit_test(test_conv_input_without_grad),
+        cmocka_unit_test(test_conv_without_scratch),
+        cmocka_unit_test(test_conv_cost),
+        cmocka_unit_test(test_pool_against_naive),
+        cmocka_unit_test(test_pool_ties_and_nan),
+        cmocka_unit_test(test_pool_gradcheck),
+        cmocka_unit_test(test_bad_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
