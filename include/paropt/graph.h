@@ -74,7 +74,7 @@ po_node *po_fill(po_graph *g, po_shape shape, float value);
 /* --- operations (shapes in the comments; "..." is any number of leading dims) ------------- */
 
 /* a[..., M, K] (or [..., K, M] when trans_a) @ b[..., K, N] (or [..., N, K] when trans_b).
- * b may be 2-D and is then shared by every leading index of a. */
+ * b may be 2-D and is then shared by every leading index of a (trans_a then needs a 2-D a). */
 po_node *po_matmul(po_graph *g, po_node *a, po_node *b, bool trans_a, bool trans_b);
 /* x[..., in] @ w[out, in]^T + b[out] (b may be NULL) -> [..., out] */
 po_node *po_linear(po_graph *g, po_node *x, po_node *w, po_node *b);

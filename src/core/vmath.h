@@ -9,7 +9,10 @@
 
 /* e^x. Inputs below -87.3 return about 1e-38 instead of 0 (callers that need an exact 0,
  * such as masked softmax entries, write it themselves); above 88.3 the result is clamped. */
-static inline float po_expf(float x) {
+static inline float po_expf(float x_in) {
+    /* NaN would reach the float-to-int conversion below (undefined in C): compute on 0 instead
+     * and hand the NaN back at the end. */
+    float x = x_in == x_in ? x_in : 0.0f;
     x = x < -87.33f ? -87.33f : x;
     x = x > 88.37f ? 88.37f : x;
     /* x = n ln2 + r, |r| <= ln2/2, with ln2 split in two for an exact n ln2. */
@@ -27,7 +30,7 @@ static inline float po_expf(float x) {
     int32_t bits = ((int32_t)n + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    return x_in == x_in ? p * scale : x_in;
 }
 
 /* erf(x): a rational minimax approximation on [-4, 4] (the one Eigen and XLA use for float);
@@ -49,7 +52,10 @@ static inline float po_erff(float x) {
     q = q * x2 + -1.68282697438203e-03f;
     q = q * x2 + -7.37332916720468e-03f;
     q = q * x2 + -1.42647390514189e-02f;
-    return p / q;
+    /* The approximation overshoots 1 by up to 4e-7 for |x| in (3.67, 4): clamp. */
+    float r = p / q;
+    r = r > 1.0f ? 1.0f : r;
+    return r < -1.0f ? -1.0f : r;
 }
 
 #endif

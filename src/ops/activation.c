@@ -1,5 +1,7 @@
 /* RELU and GELU (exact, erf-based), with their backward ops.
- * RELU_GRAD(gy, y) = gy * (y > 0), from the output as PyTorch's threshold_backward does.
+ * RELU_GRAD(gy, y) = y <= 0 ? 0 : gy, from the output as PyTorch's threshold_backward does.
+ * Both compare with `<= 0` so that NaN propagates as in PyTorch (relu(NaN) = NaN, and its
+ * gradient passes through); `> 0` would turn NaN into 0 and hide a diverging run.
  * GELU_GRAD(gy, x) = gy * (Phi(x) + x * phi(x)). */
 #include <math.h>
 
@@ -35,7 +37,7 @@ static po_status relu_run(const po_kargs *a) {
     float *y = a->out;
     int64_t n = po__numel(a->node);
 #pragma omp simd
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] <= 0.0f ? 0.0f : x[i];
     return PO_OK;
 }
 
@@ -44,7 +46,7 @@ static po_status relu_grad_run(const po_kargs *a) {
     float *gx = a->out;
     int64_t n = po__numel(a->node);
 #pragma omp simd
-    for (int64_t i = 0; i < n; i++) gx[i] = y[i] > 0.0f ? gy[i] : 0.0f;
+    for (int64_t i = 0; i < n; i++) gx[i] = y[i] <= 0.0f ? 0.0f : gy[i];
     return PO_OK;
 }
 

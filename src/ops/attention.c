@@ -6,7 +6,9 @@
  * every product is one GEMM with leading dimensions. The aux buffer keeps the attention
  * probabilities P[B, H, T, T] (zero above the diagonal) for
  * CAUSAL_ATTENTION_GRAD(gy, qkv, attn) -> dqkv[B, T, 3D]:
- *   dV = P^T dY,  dP = dY V^T,  dS = P * (dP - rowsum(dP * P)),  dQ = dS K s,  dK = dS^T Q s. */
+ *   dV = P^T dY,  dP = dY V^T,  dS = P * (dP - rowsum(dP * P)),  dQ = dS K s,  dK = dS^T Q s.
+ * Causality halves the work: rows are taken in blocks of BLOCK, and a block of rows only meets
+ * the keys up to its last row, so the products skip most of the masked upper triangle. */
 #include <math.h>
 
 #include "backend/cpu/gemm.h"
@@ -17,6 +19,18 @@ typedef struct {
     int64_t B, T, D, H, hd;
     float scale;
 } attn_dims;
+
+/* Rows per block: small enough to skip most of the triangle, large enough for efficient GEMMs. */
+#define BLOCK 64
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* (row, key) pairs the blocked products compute for T positions. */
+static double causal_pairs(int64_t T) {
+    double pairs = 0.0;
+    for (int64_t r0 = 0; r0 < T; r0 += BLOCK) pairs += (double)min64(BLOCK, T - r0) * (double)min64(r0 + BLOCK, T);
+    return pairs;
+}
 
 static attn_dims dims_of(const po_node *qkv_node, int64_t heads) {
     const po_shape *s = &qkv_node->shape;
@@ -48,8 +62,8 @@ static void attn_grad(po_graph *g, po_node *n, po_node *gy) {
 
 static void attn_cost(const po_node *n, po_op_cost *c) {
     attn_dims d = dims_of(n->in[0], n->ai[0]);
-    double bh = (double)(d.B * d.H), tt = (double)(d.T * d.T);
-    c->flops = bh * (4.0 * tt * (double)d.hd + 6.0 * tt);
+    double bh = (double)(d.B * d.H), pairs = causal_pairs(d.T);
+    c->flops = bh * (4.0 * pairs * (double)d.hd + 6.0 * pairs);
     c->bytes_read = (double)po__nbytes(n->in[0]);
     c->bytes_written = (double)po__nbytes(n) + (double)n->aux_bytes;
 }
@@ -64,8 +78,12 @@ static po_status attn_run(const po_kargs *a) {
         for (int64_t h = 0; h < d.H; h++) {
             const float *q = qkv + b * T * ld + h * d.hd, *k = q + d.D, *v = q + 2 * d.D;
             float *p = P + (b * d.H + h) * T * T;
-            po_status st = po__sgemm(false, true, T, T, d.hd, d.scale, q, ld, k, ld, 0.0f, p, T);
-            if (st) return st;
+            po_status st;
+            for (int64_t r0 = 0; r0 < T; r0 += BLOCK) { /* S = Q K^T s, rows r0.. against keys ..r0+rows */
+                int64_t rows = min64(BLOCK, T - r0);
+                st = po__sgemm(false, true, rows, r0 + rows, d.hd, d.scale, q + r0 * ld, ld, k, ld, 0.0f, p + r0 * T, T);
+                if (st) return st;
+            }
             for (int64_t i = 0; i < T; i++) { /* row i sees keys 0..i */
                 float *row = p + i * T, mx = row[0], sum = 0.0f;
 #pragma omp simd reduction(max : mx)
@@ -80,8 +98,12 @@ static po_status attn_run(const po_kargs *a) {
                 for (int64_t j = 0; j <= i; j++) row[j] *= inv;
                 for (int64_t j = i + 1; j < T; j++) row[j] = 0.0f;
             }
-            st = po__sgemm(false, false, T, d.hd, T, 1.0f, p, T, v, ld, 0.0f, y + b * T * d.D + h * d.hd, d.D);
-            if (st) return st;
+            float *yh = y + b * T * d.D + h * d.hd;
+            for (int64_t r0 = 0; r0 < T; r0 += BLOCK) { /* Y = P V */
+                int64_t rows = min64(BLOCK, T - r0);
+                st = po__sgemm(false, false, rows, d.hd, r0 + rows, 1.0f, p + r0 * T, T, v, ld, 0.0f, yh + r0 * d.D, d.D);
+                if (st) return st;
+            }
         }
     return PO_OK;
 }
@@ -106,9 +128,9 @@ static po_status attn_grad_infer(po_node *n) {
 
 static void attn_grad_cost(const po_node *n, po_op_cost *c) {
     attn_dims d = dims_of(n->in[1], n->ai[0]);
-    double bh = (double)(d.B * d.H), tt = (double)(d.T * d.T);
-    c->flops = bh * (8.0 * tt * (double)d.hd + 4.0 * tt);
-    c->bytes_read = (double)(po__nbytes(n->in[0]) + po__nbytes(n->in[1])) + bh * tt * 4.0;
+    double bh = (double)(d.B * d.H), pairs = causal_pairs(d.T);
+    c->flops = bh * (8.0 * pairs * (double)d.hd + 4.0 * pairs);
+    c->bytes_read = (double)(po__nbytes(n->in[0]) + po__nbytes(n->in[1])) + bh * (double)(d.T * d.T) * 4.0;
     c->bytes_written = (double)po__nbytes(n);
 }
 
@@ -125,8 +147,16 @@ static po_status attn_grad_run(const po_kargs *a) {
             const float *p = P + (b * d.H + h) * T * T, *dy = gy + b * T * d.D + h * d.hd;
             float *dq = dqkv + off, *dk = dq + d.D, *dv = dq + 2 * d.D;
             po_status st;
-            if ((st = po__sgemm(true, false, T, d.hd, T, 1.0f, p, T, dy, d.D, 0.0f, dv, ld))) return st;
-            if ((st = po__sgemm(false, true, T, T, d.hd, 1.0f, dy, d.D, v, ld, 0.0f, ds, T))) return st;
+            for (int64_t r0 = 0; r0 < T; r0 += BLOCK) {
+                int64_t n = min64(BLOCK, T - r0);
+                /* dV for keys r0.. = P[r0.., keys]^T dY[r0..]: only rows at or after a key see it. */
+                st = po__sgemm(true, false, n, d.hd, T - r0, 1.0f, p + r0 * T + r0, T, dy + r0 * d.D, d.D, 0.0f,
+                               dv + r0 * ld, ld);
+                if (st) return st;
+                /* dP for rows r0.. = dY V^T over the keys they see. */
+                st = po__sgemm(false, true, n, r0 + n, d.hd, 1.0f, dy + r0 * d.D, d.D, v, ld, 0.0f, ds + r0 * T, T);
+                if (st) return st;
+            }
             for (int64_t i = 0; i < T; i++) { /* dS = P * (dP - <dP, P>), zero above the diagonal */
                 const float *pr = p + i * T;
                 float *r = ds + i * T, dot = 0.0f;
@@ -136,8 +166,14 @@ static po_status attn_grad_run(const po_kargs *a) {
                 for (int64_t j = 0; j <= i; j++) r[j] = pr[j] * (r[j] - dot);
                 for (int64_t j = i + 1; j < T; j++) r[j] = 0.0f;
             }
-            if ((st = po__sgemm(false, false, T, d.hd, T, d.scale, ds, T, k, ld, 0.0f, dq, ld))) return st;
-            if ((st = po__sgemm(true, false, T, d.hd, T, d.scale, ds, T, q, ld, 0.0f, dk, ld))) return st;
+            for (int64_t r0 = 0; r0 < T; r0 += BLOCK) {
+                int64_t n = min64(BLOCK, T - r0);
+                st = po__sgemm(false, false, n, d.hd, r0 + n, d.scale, ds + r0 * T, T, k, ld, 0.0f, dq + r0 * ld, ld);
+                if (st) return st;
+                st = po__sgemm(true, false, n, d.hd, T - r0, d.scale, ds + r0 * T + r0, T, q + r0 * ld, ld, 0.0f,
+                               dk + r0 * ld, ld);
+                if (st) return st;
+            }
         }
     return PO_OK;
 }

@@ -20,9 +20,14 @@ static po_status linear_infer(po_node *n) {
 
 static void linear_grad(po_graph *g, po_node *n, po_node *gy) {
     po_node *x = n->in[0], *w = n->in[1];
-    if (po__wants_grad(n, 0)) po__acc_grad(g, x, po_matmul(g, gy, w, false, false));
+    int64_t in = w->shape.dim[1], out = w->shape.dim[0];
+    if (po__wants_grad(n, 0)) {
+        /* matmul needs 2 dims: a 1-D x (allowed, as in PyTorch) goes through one [1, in] row. */
+        bool row = gy->shape.ndim == 1;
+        po_node *gx = po_matmul(g, row ? po_reshape(g, gy, PO_SHAPE(1, out)) : gy, w, false, false);
+        po__acc_grad(g, x, row ? po_reshape(g, gx, x->shape) : gx);
+    }
     if (po__wants_grad(n, 1)) {
-        int64_t in = w->shape.dim[1], out = w->shape.dim[0];
         po_node *x2 = x->shape.ndim == 2 ? x : po_reshape(g, x, PO_SHAPE(po__numel(x) / in, in));
         po_node *g2 = gy->shape.ndim == 2 ? gy : po_reshape(g, gy, PO_SHAPE(po__numel(gy) / out, out));
         po__acc_grad(g, w, po_matmul(g, g2, x2, true, false));

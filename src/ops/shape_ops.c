@@ -89,6 +89,10 @@ static po_status transpose_run(const po_kargs *a) {
     int d0 = (int)(n->ai[0] < n->ai[1] ? n->ai[0] : n->ai[1]);
     int d1 = (int)(n->ai[0] < n->ai[1] ? n->ai[1] : n->ai[0]);
     size_t es = po_dtype_size(n->dtype);
+    if (d0 == d1) { /* swapping a dim with itself is the identity (the split below needs d0 < d1) */
+        memcpy(a->out, a->in[0], po__nbytes(n));
+        return PO_OK;
+    }
     int64_t outer = po__dims_product(s, 0, d0), A = s->dim[d0], mid = po__dims_product(s, d0 + 1, d1);
     int64_t B = s->dim[d1], inner = po__dims_product(s, d1 + 1, s->ndim);
     size_t block = (size_t)inner * es;

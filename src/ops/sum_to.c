@@ -42,6 +42,10 @@ const po_op_def po_op_def_sum_to = {
     .name = "sum_to", .infer = sum_to_infer, .grad = sum_to_grad, .cost = sum_to_cost, .cpu_run = sum_to_run};
 
 po_node *po_sum_to(po_graph *g, po_node *x, po_shape shape) {
+    /* Checked before the extents are copied: a hand-made rank above PO_MAX_DIMS would read past
+     * shape.dim and write past ai (as po_reshape also guards). */
+    if (shape.ndim < 0 || shape.ndim > PO_MAX_DIMS)
+        return po__graph_fail(g, PO_ERR_SHAPE, "sum_to: bad target rank %d", shape.ndim);
     int64_t ai[PO_ATTR_INTS] = {shape.ndim};
     for (int i = 0; i < shape.ndim; i++) ai[1 + i] = shape.dim[i];
     po_node *in[1] = {x};

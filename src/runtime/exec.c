@@ -206,7 +206,7 @@ po_status po_exec_run(po_exec *ex) {
         if (!def->cpu_run) continue;
         double t0 = ex->profiling ? now_s() : 0.0;
         po_status st = def->cpu_run(&ex->args[i]);
-        if (st) return po_fail(st, "%s", po_last_error());
+        if (st) return st; /* the kernel recorded the detail */
         if (ex->profiling) ex->node_seconds[i] += now_s() - t0;
     }
     if (ex->profiling) ex->profiled_runs++;

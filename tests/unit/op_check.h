@@ -55,6 +55,25 @@ static inline const float *po_run_output(po_test_run *r, const po_node *y) {
     return out;
 }
 
+/* Appends L = sum(y * R) and its backward pass to g and returns the input R, which the caller
+ * fills (po_fill_input) before running: afterwards every parameter's gradient is R pulled back
+ * through y, for comparison with an exact double-precision derivative. */
+static inline po_node *po_dot_loss_backward(po_graph *g, po_node *y) {
+    po_node *R = po_input(g, "R", PO_F32, po_node_shape(y));
+    po_node *loss = po_sum_to(g, po_mul(g, y, R), po_shape_make(0, NULL));
+    PO_CHECK(po_graph_backward(g, loss));
+    return R;
+}
+
+/* Fills F32 input `in` with U(lo, hi) from seed and returns its buffer. */
+static inline float *po_fill_input(po_test_run *r, const po_node *in, float lo, float hi, uint64_t seed) {
+    float *x = po_exec_input_data(r->exec, in);
+    assert_non_null(x);
+    po_shape s = po_node_shape(in);
+    po_test_fill_uniform(x, po_shape_numel(&s), lo, hi, seed);
+    return x;
+}
+
 /* Fails unless po_gradcheck finds every checked gradient element within opts->tol (or the
  * default tol when opts is NULL). */
 static inline void po_gradcheck_ok(const char *what, po_graph *g, po_node *y, void (*setup)(po_exec *, void *),
