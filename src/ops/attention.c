@@ -21,7 +21,7 @@ typedef struct {
 } attn_dims;
 
 /* Rows per block: small enough to skip most of the triangle, large enough for efficient GEMMs. */
-#define BLOCK 64
+#define BLOCK 32
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
