@@ -60,10 +60,12 @@ size_t po_exec_scratch_bytes(const po_exec *ex);
 
 /* Which library runs matrix products (process-wide). The two round differently, so a fixed
  * choice is what makes runs bit-reproducible.
- *   DEFAULT   a fixed choice per CPU: oneDNN where AVX-512 is present (its JIT kernels run about
- *             twice as fast as OpenBLAS there), OpenBLAS otherwise (on AVX2-only cores such as
- *             AMD Zen 3, oneDNN's sgemm falls to 30-40 GFLOP/s when a leading dimension is a
- *             power of two, while OpenBLAS holds 75-90).
+ *   DEFAULT   a fixed choice per CPU and product size: oneDNN for small products (under 4M
+ *             multiply-adds, where its lower per-call cost wins) and, for larger ones, where
+ *             AVX-512 is present (its JIT kernels run about twice as fast as OpenBLAS there);
+ *             OpenBLAS for large products elsewhere (on AVX2-only cores such as AMD Zen 3,
+ *             oneDNN's sgemm falls to 30-40 GFLOP/s when a leading dimension is a power of
+ *             two, while OpenBLAS holds 75-90).
  *   AUTO      times each distinct product shape once on both and keeps the faster (oneDNN
  *             only when at least 25% faster): fastest, but timing noise can change a choice,
  *             and so the last bits of results, from one run to the next.
@@ -74,7 +76,7 @@ po_gemm_provider po_get_gemm_provider(void);
 /* "default", "auto", "onednn", "openblas". */
 po_status po_gemm_provider_parse(const char *name, po_gemm_provider *out);
 const char *po_gemm_provider_name(po_gemm_provider p);
-/* The library DEFAULT stands for on this CPU (ONEDNN or OPENBLAS). */
+/* The library DEFAULT stands for on this CPU for large products (ONEDNN or OPENBLAS). */
 po_gemm_provider po_gemm_default_provider(void);
 
 #ifdef __cplusplus
