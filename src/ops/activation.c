@@ -81,15 +81,23 @@ static po_status gelu_run(const po_kargs *a) {
     return PO_OK;
 }
 
+/* Phi(x) + x phi(x) with one exponential: Abramowitz & Stegun 7.1.26 gives
+ * erf(z) = 1 - t (a1 + t (a2 + ... a5)) e^(-z^2), t = 1 / (1 + p z) for z >= 0 (absolute error
+ * below 1.5e-7), and e^(-z^2) with z = x / sqrt 2 is exactly the exp(-x^2 / 2) of phi(x). About
+ * a third fewer operations than a separate erf, on the op that dominates GELU's cost. */
 static po_status gelu_grad_run(const po_kargs *a) {
     const float *gy = a->in[0], *x = a->in[1];
     float *gx = a->out;
     int64_t n = po__numel(a->node);
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) {
-        float cdf = 0.5f * (1.0f + po_erff(x[i] * INV_SQRT2));
-        float pdf = INV_SQRT_2PI * po_expf(-0.5f * x[i] * x[i]);
-        gx[i] = gy[i] * (cdf + x[i] * pdf);
+        float z = x[i] * INV_SQRT2, az = z < 0.0f ? -z : z;
+        float e = po_expf(-z * z);
+        float t = 1.0f / (1.0f + 0.3275911f * az);
+        float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+        float erf_abs = 1.0f - poly * e;
+        float cdf = 0.5f * (1.0f + (z < 0.0f ? -erf_abs : erf_abs));
+        gx[i] = gy[i] * (cdf + x[i] * INV_SQRT_2PI * e);
     }
     return PO_OK;
 }
