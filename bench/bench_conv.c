@@ -53,47 +53,42 @@ static double time_prim(po_dnnl_prim *p, void *const *bufs, void *scratch, int i
 
 /* One primitive of a layer with plain or free layouts: 0 forward, 1 backward data, 2 backward
  * weights. Returns the median time; writes oneDNN's implementation name. */
-static double time_kind(const layer *l, int kind, bool any, int iters, char *impl,
-                        size_t impl_size) {
+static double time_kind(const layer *l, int kind, bool any, int iters, char *impl, size_t impl_size) {
     int64_t xd[4] = {l->n, l->c, l->h, l->w}, wd[4] = {l->o, l->c, l->k, l->k};
-    int64_t yd[4] = {l->n, l->o, l->h + 2 * l->pad - l->k + 1, l->w + 2 * l->pad - l->k + 1},
-            bd[1] = {l->o};
+    int64_t yd[4] = {l->n, l->o, l->h + 2 * l->pad - l->k + 1, l->w + 2 * l->pad - l->k + 1}, bd[1] = {l->o};
     dnnl_memory_desc_t x, w, y, b, xa, wa, ya;
-    if (po__dnnl_md(&x, 4, xd, false) || po__dnnl_md(&w, 4, wd, false) ||
-        po__dnnl_md(&y, 4, yd, false) || po__dnnl_md(&b, 1, bd, false) ||
-        po__dnnl_md(&xa, 4, xd, any) || po__dnnl_md(&wa, 4, wd, any) ||
+    if (po__dnnl_md(&x, 4, xd, false) || po__dnnl_md(&w, 4, wd, false) || po__dnnl_md(&y, 4, yd, false) ||
+        po__dnnl_md(&b, 1, bd, false) || po__dnnl_md(&xa, 4, xd, any) || po__dnnl_md(&wa, 4, wd, any) ||
         po__dnnl_md(&ya, 4, yd, any))
         die("descriptors");
     dnnl_dims_t s = {1, 1}, p = {l->pad, l->pad};
     dnnl_convolution_desc_t fd, bdesc;
     dnnl_primitive_desc_t fpd, pd;
-    if (po__dnnl_check(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training,
-                                                          dnnl_convolution_direct, &xa, &wa, &b,
-                                                          &ya, s, p, p),
+    if (po__dnnl_check(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct, &xa, &wa,
+                                                          &b, &ya, s, p, p),
                        "forward") ||
         po__dnnl_pd(&fpd, &fd, NULL))
         die("forward descriptor");
     if (kind == 0) {
         pd = fpd;
     } else {
-        dnnl_status_t st =
-            kind == 1 ? dnnl_convolution_backward_data_desc_init(&bdesc, dnnl_convolution_direct,
-                                                                 &xa, &wa, &ya, s, p, p)
-                      : dnnl_convolution_backward_weights_desc_init(&bdesc, dnnl_convolution_direct,
-                                                                    &xa, &wa, NULL, &ya, s, p, p);
-        if (po__dnnl_check(st, "backward") || po__dnnl_pd(&pd, &bdesc, fpd))
-            die("backward descriptor");
+        dnnl_status_t st = kind == 1 ? dnnl_convolution_backward_data_desc_init(&bdesc, dnnl_convolution_direct, &xa,
+                                                                                &wa, &ya, s, p, p)
+                                     : dnnl_convolution_backward_weights_desc_init(&bdesc, dnnl_convolution_direct, &xa,
+                                                                                   &wa, NULL, &ya, s, p, p);
+        if (po__dnnl_check(st, "backward") || po__dnnl_pd(&pd, &bdesc, fpd)) die("backward descriptor");
         dnnl_primitive_desc_destroy(fpd);
     }
-    size_t nx = (size_t)(xd[0] * xd[1] * xd[2] * xd[3]),
-           nw = (size_t)(wd[0] * wd[1] * wd[2] * wd[3]);
+    size_t nx = (size_t)(xd[0] * xd[1] * xd[2] * xd[3]), nw = (size_t)(wd[0] * wd[1] * wd[2] * wd[3]);
     size_t ny = (size_t)(yd[0] * yd[1] * yd[2] * yd[3]);
-    float *X = po_aligned_calloc(nx * 4), *W = po_aligned_calloc(nw * 4),
-          *B = po_aligned_calloc((size_t)l->o * 4);
+    float *X = po_aligned_calloc(nx * 4), *W = po_aligned_calloc(nw * 4), *B = po_aligned_calloc((size_t)l->o * 4);
     float *Y = po_aligned_calloc(ny * 4);
-    for (size_t i = 0; i < nx; i++) X[i] = (float)(i % 13) * 0.01f;
-    for (size_t i = 0; i < nw; i++) W[i] = (float)(i % 7) * 0.01f;
-    for (size_t i = 0; i < ny; i++) Y[i] = (float)(i % 11) * 0.01f;
+    for (size_t i = 0; i < nx; i++)
+        X[i] = (float)(i % 13) * 0.01f;
+    for (size_t i = 0; i < nw; i++)
+        W[i] = (float)(i % 7) * 0.01f;
+    for (size_t i = 0; i < ny; i++)
+        Y[i] = (float)(i % 11) * 0.01f;
     po_dnnl_arg_spec spec[4];
     void *bufs[4];
     int n = 0;
@@ -130,8 +125,8 @@ static void compare_layouts(int iters) {
             char ip[48], ia[48];
             double tp = time_kind(&layers[li], k, false, iters, ip, sizeof ip);
             double ta = time_kind(&layers[li], k, true, iters, ia, sizeof ia);
-            printf("  %-20s %-16s plain %7.3f (%-12s)  any %7.3f (%-9s)  plain/any %.2fx\n",
-                   layers[li].name, kinds[k], tp, ip, ta, ia, tp / ta);
+            printf("  %-20s %-16s plain %7.3f (%-12s)  any %7.3f (%-9s)  plain/any %.2fx\n", layers[li].name, kinds[k],
+                   tp, ip, ta, ia, tp / ta);
         }
 }
 
@@ -155,14 +150,17 @@ static void time_graph(int iters) {
     po_params_init(p, 1);
     if (po_exec_new(g, p, &ex)) die("executor");
     float *xv = po_exec_input_data(ex, x), *rv = po_exec_input_data(ex, R);
-    for (int64_t i = 0; i < 64 * 3 * 32 * 32; i++) xv[i] = sinf((float)i);
-    for (int64_t i = 0; i < 64 * 64 * 8 * 8; i++) rv[i] = cosf((float)i);
+    for (int64_t i = 0; i < 64 * 3 * 32 * 32; i++)
+        xv[i] = sinf((float)i);
+    for (int64_t i = 0; i < 64 * 64 * 8 * 8; i++)
+        rv[i] = cosf((float)i);
     for (int i = 0; i < 3; i++)
         if (po_exec_run(ex)) die("run");
     po_exec_set_profiling(ex, true);
     int nn = po_graph_size(g);
     double *node_best = malloc(sizeof(double) * (size_t)nn), best = 1e30;
-    for (int i = 0; i < nn; i++) node_best[i] = 1e30;
+    for (int i = 0; i < nn; i++)
+        node_best[i] = 1e30;
     for (int r = 0; r < iters; r++) {
         po_exec_reset_profile(ex);
         double t0 = now_s();
@@ -183,13 +181,11 @@ static void time_graph(int iters) {
         if (!conv && !pool && ms < 0.05) continue;
         po_op_cost c = {0};
         if (po__op_def(op)->cost) po__op_def(op)->cost(n, &c);
-        printf("  node %2d %-20s %7.3f ms  %6.1f GFLOP/s\n", i, po_op_name(op), ms,
-               c.flops / (ms * 1e6));
+        printf("  node %2d %-20s %7.3f ms  %6.1f GFLOP/s\n", i, po_op_name(op), ms, c.flops / (ms * 1e6));
         if (conv) conv_total += ms;
         if (pool) pool_total += ms;
     }
-    printf("  conv family %.3f ms, pool family %.3f ms, whole run %.3f ms\n", conv_total,
-           pool_total, best * 1e3);
+    printf("  conv family %.3f ms, pool family %.3f ms, whole run %.3f ms\n", conv_total, pool_total, best * 1e3);
     free(node_best);
     po_exec_free(ex);
     po_params_free(p);

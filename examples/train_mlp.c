@@ -4,12 +4,12 @@
 
 #include "paropt/paropt.h"
 
-#define CHECK(call)                                                          \
-    do {                                                                     \
-        if ((call) != PO_OK) {                                               \
-            fprintf(stderr, "train_mlp: %s\n", po_last_error());             \
-            return 1;                                                        \
-        }                                                                    \
+#define CHECK(call)                                                                                                    \
+    do {                                                                                                               \
+        if ((call) != PO_OK) {                                                                                         \
+            fprintf(stderr, "train_mlp: %s\n", po_last_error());                                                       \
+            return 1;                                                                                                  \
+        }                                                                                                              \
     } while (0)
 
 int main(int argc, char **argv) {

@@ -43,12 +43,11 @@ const char *po_st_meta(const po_st_file *f, const char *key);
 
 /* Writes n tensors (any strides; written packed) under the given names, plus n_meta metadata
  * strings. Names must be unique, valid UTF-8 and not "__metadata__", metadata keys unique;
- * anything else is PO_ERR_INVALID_ARG before the disk is touched. The write is atomic: the data goes to a temporary file in the same directory that is
- * fsynced and renamed over path, so path always holds either its old content or the complete
- * new file. */
-po_status po_st_write(const char *path, int n, const char *const *names,
-                      const po_tensor *const *tensors, int n_meta, const char *const *meta_keys,
-                      const char *const *meta_values);
+ * anything else is PO_ERR_INVALID_ARG before the disk is touched. The write is atomic: the data goes to a temporary
+ * file in the same directory that is fsynced and renamed over path, so path always holds either its old content or the
+ * complete new file. */
+po_status po_st_write(const char *path, int n, const char *const *names, const po_tensor *const *tensors, int n_meta,
+                      const char *const *meta_keys, const char *const *meta_values);
 
 #ifdef __cplusplus
 }

@@ -19,14 +19,14 @@ extern "C" {
 #endif
 
 typedef struct po_model {
-    const char *name;   /* "mnist_mlp", ... */
-    po_graph *graph;    /* forward pass and loss; owned by the model */
-    po_node *x;         /* input samples: F32 [B, ...] or I64 token ids [B, T] */
-    po_node *y;         /* I64 class targets: [B] or [B, T] */
-    po_node *logits;    /* [B, classes] or [B, T, vocab] */
-    po_node *loss;      /* mean cross-entropy, a scalar */
+    const char *name; /* "mnist_mlp", ... */
+    po_graph *graph;  /* forward pass and loss; owned by the model */
+    po_node *x;       /* input samples: F32 [B, ...] or I64 token ids [B, T] */
+    po_node *y;       /* I64 class targets: [B] or [B, T] */
+    po_node *logits;  /* [B, classes] or [B, T, vocab] */
+    po_node *loss;    /* mean cross-entropy, a scalar */
     int64_t batch;
-    char config[512];   /* resolved sizes as JSON, e.g. {"d_in": 784, "hidden": 1024, ...} */
+    char config[512]; /* resolved sizes as JSON, e.g. {"d_in": 784, "hidden": 1024, ...} */
 } po_model;
 
 /* Builds the model described by spec. batch > 0 overrides the spec's batch key. Unknown names,

@@ -12,44 +12,44 @@ extern "C" {
 #endif
 
 /* X(ENUM_SUFFIX, name) */
-#define PO_OP_LIST(X)                                                              \
-    X(INPUT, input)                     /* data fed each step */                   \
-    X(PARAM, param)                     /* trainable parameter */                  \
-    X(FILL, fill)                       /* constant-filled tensor */               \
-    X(MATMUL, matmul)                   /* batched A @ B with transpose flags */   \
-    X(LINEAR, linear)                   /* x W^T + b */                            \
-    X(SUM_TO, sum_to)                   /* sum over leading dims to a suffix shape */ \
-    X(ADD, add)                         /* a + b, b broadcast over leading dims */ \
-    X(MUL, mul)                         /* a * b, b broadcast over leading dims */ \
-    X(SCALE, scale)                     /* x * constant */                         \
-    X(RELU, relu)                                                                  \
-    X(RELU_GRAD, relu_grad)                                                        \
-    X(GELU, gelu)                       /* exact: x * Phi(x) */                    \
-    X(GELU_GRAD, gelu_grad)                                                        \
-    X(CONV2D, conv2d)                   /* NCHW, weight OIHW */                    \
-    X(CONV2D_GRAD_INPUT, conv2d_grad_input)                                        \
-    X(CONV2D_GRAD_WEIGHT, conv2d_grad_weight)                                      \
-    X(CONV2D_GRAD_BIAS, conv2d_grad_bias)                                          \
-    X(MAX_POOL2D, max_pool2d)                                                      \
-    X(MAX_POOL2D_GRAD, max_pool2d_grad)                                            \
-    X(RESHAPE, reshape)                 /* view */                                 \
-    X(TRANSPOSE, transpose)             /* swaps two dims */                       \
-    X(SLICE, slice)                     /* narrow along one dim */                 \
-    X(SLICE_GRAD, slice_grad)           /* zero-padded inverse of slice */         \
-    X(CONCAT, concat)                                                              \
-    X(LAYER_NORM, layer_norm)           /* over the last dim */                    \
-    X(LAYER_NORM_GRAD_INPUT, layer_norm_grad_input)                                \
-    X(LAYER_NORM_GRAD_WEIGHT, layer_norm_grad_weight)                              \
-    X(EMBEDDING, embedding)                                                        \
-    X(EMBEDDING_GRAD, embedding_grad)                                              \
-    X(SOFTMAX, softmax)                 /* over the last dim */                    \
-    X(SOFTMAX_GRAD, softmax_grad)                                                  \
-    X(CAUSAL_ATTENTION, causal_attention) /* fused multi-head causal attention */  \
-    X(CAUSAL_ATTENTION_GRAD, causal_attention_grad)                                \
-    X(CROSS_ENTROPY, cross_entropy)     /* mean over integer targets */            \
-    X(CROSS_ENTROPY_GRAD, cross_entropy_grad)                                      \
-    X(SGD_STEP, sgd_step)               /* in-place parameter update */            \
-    X(ADAM_STEP, adam_step)             /* Adam and AdamW, in place */
+#define PO_OP_LIST(X)                                                                                                  \
+    X(INPUT, input)   /* data fed each step */                                                                         \
+    X(PARAM, param)   /* trainable parameter */                                                                        \
+    X(FILL, fill)     /* constant-filled tensor */                                                                     \
+    X(MATMUL, matmul) /* batched A @ B with transpose flags */                                                         \
+    X(LINEAR, linear) /* x W^T + b */                                                                                  \
+    X(SUM_TO, sum_to) /* sum over leading dims to a suffix shape */                                                    \
+    X(ADD, add)       /* a + b, b broadcast over leading dims */                                                       \
+    X(MUL, mul)       /* a * b, b broadcast over leading dims */                                                       \
+    X(SCALE, scale)   /* x * constant */                                                                               \
+    X(RELU, relu)                                                                                                      \
+    X(RELU_GRAD, relu_grad)                                                                                            \
+    X(GELU, gelu) /* exact: x * Phi(x) */                                                                              \
+    X(GELU_GRAD, gelu_grad)                                                                                            \
+    X(CONV2D, conv2d) /* NCHW, weight OIHW */                                                                          \
+    X(CONV2D_GRAD_INPUT, conv2d_grad_input)                                                                            \
+    X(CONV2D_GRAD_WEIGHT, conv2d_grad_weight)                                                                          \
+    X(CONV2D_GRAD_BIAS, conv2d_grad_bias)                                                                              \
+    X(MAX_POOL2D, max_pool2d)                                                                                          \
+    X(MAX_POOL2D_GRAD, max_pool2d_grad)                                                                                \
+    X(RESHAPE, reshape)       /* view */                                                                               \
+    X(TRANSPOSE, transpose)   /* swaps two dims */                                                                     \
+    X(SLICE, slice)           /* narrow along one dim */                                                               \
+    X(SLICE_GRAD, slice_grad) /* zero-padded inverse of slice */                                                       \
+    X(CONCAT, concat)                                                                                                  \
+    X(LAYER_NORM, layer_norm) /* over the last dim */                                                                  \
+    X(LAYER_NORM_GRAD_INPUT, layer_norm_grad_input)                                                                    \
+    X(LAYER_NORM_GRAD_WEIGHT, layer_norm_grad_weight)                                                                  \
+    X(EMBEDDING, embedding)                                                                                            \
+    X(EMBEDDING_GRAD, embedding_grad)                                                                                  \
+    X(SOFTMAX, softmax) /* over the last dim */                                                                        \
+    X(SOFTMAX_GRAD, softmax_grad)                                                                                      \
+    X(CAUSAL_ATTENTION, causal_attention) /* fused multi-head causal attention */                                      \
+    X(CAUSAL_ATTENTION_GRAD, causal_attention_grad)                                                                    \
+    X(CROSS_ENTROPY, cross_entropy) /* mean over integer targets */                                                    \
+    X(CROSS_ENTROPY_GRAD, cross_entropy_grad)                                                                          \
+    X(SGD_STEP, sgd_step)   /* in-place parameter update */                                                            \
+    X(ADAM_STEP, adam_step) /* Adam and AdamW, in place */
 
 typedef enum {
 #define PO_OP_ENUM(e, name) PO_OP_##e,

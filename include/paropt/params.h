@@ -55,8 +55,8 @@ po_status po_params_load(po_params *p, const char *path);
 /* Writes every parameter under its name to a safetensors file atomically (a temporary file in
  * the same directory, fsync, rename): `path` is either the old file or the whole new one.
  * meta_keys/meta_values (n_meta pairs, may be 0) go to __metadata__. */
-po_status po_params_save(const po_params *p, const char *path, int n_meta,
-                         const char *const *meta_keys, const char *const *meta_values);
+po_status po_params_save(const po_params *p, const char *path, int n_meta, const char *const *meta_keys,
+                         const char *const *meta_values);
 
 #ifdef __cplusplus
 }

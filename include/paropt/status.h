@@ -12,17 +12,17 @@ extern "C" {
 #endif
 
 /* X(code, short description) — the single list of status codes. */
-#define PO_STATUS_LIST(X)                                   \
-    X(PO_OK, "ok")                                          \
-    X(PO_ERR_INVALID_ARG, "invalid argument")               \
-    X(PO_ERR_NO_MEMORY, "out of memory")                    \
-    X(PO_ERR_IO, "input/output error")                      \
-    X(PO_ERR_FORMAT, "malformed file")                      \
-    X(PO_ERR_SHAPE, "shape mismatch")                       \
-    X(PO_ERR_DTYPE, "unsupported or mismatched data type")  \
-    X(PO_ERR_NOT_FOUND, "not found")                        \
-    X(PO_ERR_UNSUPPORTED, "not supported")                  \
-    X(PO_ERR_BACKEND, "backend library failure")            \
+#define PO_STATUS_LIST(X)                                                                                              \
+    X(PO_OK, "ok")                                                                                                     \
+    X(PO_ERR_INVALID_ARG, "invalid argument")                                                                          \
+    X(PO_ERR_NO_MEMORY, "out of memory")                                                                               \
+    X(PO_ERR_IO, "input/output error")                                                                                 \
+    X(PO_ERR_FORMAT, "malformed file")                                                                                 \
+    X(PO_ERR_SHAPE, "shape mismatch")                                                                                  \
+    X(PO_ERR_DTYPE, "unsupported or mismatched data type")                                                             \
+    X(PO_ERR_NOT_FOUND, "not found")                                                                                   \
+    X(PO_ERR_UNSUPPORTED, "not supported")                                                                             \
+    X(PO_ERR_BACKEND, "backend library failure")                                                                       \
     X(PO_ERR_RANGE, "value out of range")
 
 typedef enum {

@@ -17,9 +17,9 @@ extern "C" {
 #endif
 
 /* X(enum, safetensors name, bytes per element) — the single list of element types. */
-#define PO_DTYPE_LIST(X) \
-    X(PO_F32, "F32", 4)  \
-    X(PO_I32, "I32", 4)  \
+#define PO_DTYPE_LIST(X)                                                                                               \
+    X(PO_F32, "F32", 4)                                                                                                \
+    X(PO_I32, "I32", 4)                                                                                                \
     X(PO_I64, "I64", 8)
 
 typedef enum {
@@ -38,15 +38,13 @@ po_status po_dtype_parse(const char *name, po_dtype *out);
 #define PO_MAX_DIMS 8
 
 typedef struct po_shape {
-    int ndim;                  /* 0 (a scalar) .. PO_MAX_DIMS */
-    int64_t dim[PO_MAX_DIMS];  /* extents; each >= 0 */
+    int ndim;                 /* 0 (a scalar) .. PO_MAX_DIMS */
+    int64_t dim[PO_MAX_DIMS]; /* extents; each >= 0 */
 } po_shape;
 
 /* Builds a shape from n extents. PO_SHAPE(2, 3) is a convenience for literal shapes. */
 po_shape po_shape_make(int ndim, const int64_t *dims);
-#define PO_SHAPE(...)                                                              \
-    po_shape_make((int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),       \
-                  (int64_t[]){__VA_ARGS__})
+#define PO_SHAPE(...) po_shape_make((int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__})
 int64_t po_shape_numel(const po_shape *s);
 bool po_shape_equal(const po_shape *a, const po_shape *b);
 /* Writes "[2, 3, 4]" into buf (always NUL-terminated); returns buf. */
@@ -80,12 +78,10 @@ po_status po_tensor_reshape(const po_tensor *t, po_shape shape, po_tensor **out)
 /* Swaps dimensions d0 and d1 (negative counts from the end). */
 po_status po_tensor_transpose(const po_tensor *t, int d0, int d1, po_tensor **out);
 /* Elements [start, start+len) along dim. */
-po_status po_tensor_narrow(const po_tensor *t, int dim, int64_t start, int64_t len,
-                           po_tensor **out);
+po_status po_tensor_narrow(const po_tensor *t, int dim, int64_t start, int64_t len, po_tensor **out);
 /* Splits dim into parts of `size` elements (the last may be smaller), like torch.split.
  * Writes at most max_parts views to out and their count to *n_parts. */
-po_status po_tensor_split(const po_tensor *t, int dim, int64_t size, po_tensor **out,
-                          int max_parts, int *n_parts);
+po_status po_tensor_split(const po_tensor *t, int dim, int64_t size, po_tensor **out, int max_parts, int *n_parts);
 
 /* A contiguous tensor with the same values: a new reference when t already is contiguous,
  * else a packed copy. */

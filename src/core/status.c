@@ -9,13 +9,11 @@ static _Thread_local po_status last_status;
 
 const char *po_status_str(po_status s) {
     switch (s) {
-#define PO_STATUS_CASE(code, text) \
-    case code:                     \
-        return text;
+#define PO_STATUS_CASE(code, text)                                                                                     \
+    case code: return text;
         PO_STATUS_LIST(PO_STATUS_CASE)
 #undef PO_STATUS_CASE
-    default:
-        return "unknown status";
+    default: return "unknown status";
     }
 }
 

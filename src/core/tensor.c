@@ -13,33 +13,29 @@ struct po_storage {
 
 size_t po_dtype_size(po_dtype t) {
     switch (t) {
-#define PO_DTYPE_SIZE(e, name, size) \
-    case e:                          \
-        return size;
+#define PO_DTYPE_SIZE(e, name, size)                                                                                   \
+    case e: return size;
         PO_DTYPE_LIST(PO_DTYPE_SIZE)
 #undef PO_DTYPE_SIZE
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
 const char *po_dtype_name(po_dtype t) {
     switch (t) {
-#define PO_DTYPE_NAME(e, name, size) \
-    case e:                          \
-        return name;
+#define PO_DTYPE_NAME(e, name, size)                                                                                   \
+    case e: return name;
         PO_DTYPE_LIST(PO_DTYPE_NAME)
 #undef PO_DTYPE_NAME
-    default:
-        return "?";
+    default: return "?";
     }
 }
 
 po_status po_dtype_parse(const char *name, po_dtype *out) {
-#define PO_DTYPE_MATCH(e, n, size) \
-    if (strcmp(name, n) == 0) {    \
-        *out = e;                  \
-        return PO_OK;              \
+#define PO_DTYPE_MATCH(e, n, size)                                                                                     \
+    if (strcmp(name, n) == 0) {                                                                                        \
+        *out = e;                                                                                                      \
+        return PO_OK;                                                                                                  \
     }
     PO_DTYPE_LIST(PO_DTYPE_MATCH)
 #undef PO_DTYPE_MATCH
@@ -52,13 +48,15 @@ po_shape po_shape_make(int ndim, const int64_t *dims) {
     if (ndim < 0) ndim = 0;
     if (ndim > PO_MAX_DIMS) ndim = PO_MAX_DIMS;
     s.ndim = ndim;
-    for (int i = 0; i < ndim; i++) s.dim[i] = dims[i];
+    for (int i = 0; i < ndim; i++)
+        s.dim[i] = dims[i];
     return s;
 }
 
 int64_t po_shape_numel(const po_shape *s) {
     int64_t n = 1;
-    for (int i = 0; i < s->ndim; i++) n *= s->dim[i];
+    for (int i = 0; i < s->ndim; i++)
+        n *= s->dim[i];
     return n;
 }
 
@@ -75,8 +73,7 @@ char *po_shape_format(const po_shape *s, char *buf, size_t size) {
     buf[0] = 0;
     used += (size_t)snprintf(buf, size, "[");
     for (int i = 0; i < s->ndim && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, i ? ", %lld" : "%lld",
-                                 (long long)s->dim[i]);
+        used += (size_t)snprintf(buf + used, size - used, i ? ", %lld" : "%lld", (long long)s->dim[i]);
     if (used < size) snprintf(buf + used, size - used, "]");
     return buf;
 }
@@ -188,16 +185,15 @@ po_status po_tensor_reshape(const po_tensor *t, po_shape shape, po_tensor **out)
     }
     int64_t n = po_tensor_numel(t);
     if (infer >= 0) {
-        if (known == 0 || n % known)
-            return po_fail(PO_ERR_SHAPE, "reshape: cannot infer the -1 extent");
+        if (known == 0 || n % known) return po_fail(PO_ERR_SHAPE, "reshape: cannot infer the -1 extent");
         shape.dim[infer] = n / known;
         known = n;
     }
     if (known != n) {
         char a[96], b[96];
         return po_fail(PO_ERR_SHAPE, "reshape: %s has %lld elements, %s has %lld",
-                       po_shape_format(&t->shape, a, sizeof a), (long long)n,
-                       po_shape_format(&shape, b, sizeof b), (long long)known);
+                       po_shape_format(&t->shape, a, sizeof a), (long long)n, po_shape_format(&shape, b, sizeof b),
+                       (long long)known);
     }
     if (!po_tensor_is_contiguous(t))
         return po_fail(PO_ERR_UNSUPPORTED, "reshape of a non-contiguous view; call po_tensor_contiguous first");
@@ -213,8 +209,7 @@ po_status po_tensor_transpose(const po_tensor *t, int d0, int d1, po_tensor **ou
     d0 = normalize_dim(d0, t->shape.ndim);
     d1 = normalize_dim(d1, t->shape.ndim);
     if (d0 < 0 || d1 < 0 || d0 >= t->shape.ndim || d1 >= t->shape.ndim)
-        return po_fail(PO_ERR_INVALID_ARG, "transpose: dimension out of range for rank %d",
-                       t->shape.ndim);
+        return po_fail(PO_ERR_INVALID_ARG, "transpose: dimension out of range for rank %d", t->shape.ndim);
     po_status st = new_view(t, out);
     if (st) return st;
     po_tensor *v = *out;
@@ -226,16 +221,14 @@ po_status po_tensor_transpose(const po_tensor *t, int d0, int d1, po_tensor **ou
     return PO_OK;
 }
 
-po_status po_tensor_narrow(const po_tensor *t, int dim, int64_t start, int64_t len,
-                           po_tensor **out) {
+po_status po_tensor_narrow(const po_tensor *t, int dim, int64_t start, int64_t len, po_tensor **out) {
     *out = NULL;
     dim = normalize_dim(dim, t->shape.ndim);
     if (dim < 0 || dim >= t->shape.ndim)
-        return po_fail(PO_ERR_INVALID_ARG, "narrow: dimension out of range for rank %d",
-                       t->shape.ndim);
+        return po_fail(PO_ERR_INVALID_ARG, "narrow: dimension out of range for rank %d", t->shape.ndim);
     if (start < 0 || len < 0 || start + len > t->shape.dim[dim])
-        return po_fail(PO_ERR_RANGE, "narrow: [%lld, %lld) is outside extent %lld",
-                       (long long)start, (long long)(start + len), (long long)t->shape.dim[dim]);
+        return po_fail(PO_ERR_RANGE, "narrow: [%lld, %lld) is outside extent %lld", (long long)start,
+                       (long long)(start + len), (long long)t->shape.dim[dim]);
     po_status st = new_view(t, out);
     if (st) return st;
     po_tensor *v = *out;
@@ -244,8 +237,7 @@ po_status po_tensor_narrow(const po_tensor *t, int dim, int64_t start, int64_t l
     return PO_OK;
 }
 
-po_status po_tensor_split(const po_tensor *t, int dim, int64_t size, po_tensor **out,
-                          int max_parts, int *n_parts) {
+po_status po_tensor_split(const po_tensor *t, int dim, int64_t size, po_tensor **out, int max_parts, int *n_parts) {
     *n_parts = 0;
     dim = normalize_dim(dim, t->shape.ndim);
     if (dim < 0 || dim >= t->shape.ndim || size <= 0)
@@ -253,13 +245,13 @@ po_status po_tensor_split(const po_tensor *t, int dim, int64_t size, po_tensor *
     int64_t extent = t->shape.dim[dim];
     int64_t parts = (extent + size - 1) / size;
     if (parts > max_parts)
-        return po_fail(PO_ERR_RANGE, "split: %lld parts do not fit in %d slots", (long long)parts,
-                       max_parts);
+        return po_fail(PO_ERR_RANGE, "split: %lld parts do not fit in %d slots", (long long)parts, max_parts);
     for (int64_t p = 0; p < parts; p++) {
         int64_t len = extent - p * size < size ? extent - p * size : size;
         po_status st = po_tensor_narrow(t, dim, p * size, len, &out[p]);
         if (st) {
-            for (int64_t q = 0; q < p; q++) po_tensor_free(out[q]);
+            for (int64_t q = 0; q < p; q++)
+                po_tensor_free(out[q]);
             return st;
         }
     }
@@ -310,26 +302,34 @@ po_status po_tensor_contiguous(const po_tensor *t, po_tensor **out) {
 
 static const char *element_at(const po_tensor *t, const int64_t *index) {
     int64_t off = 0;
-    for (int i = 0; i < t->shape.ndim; i++) off += index[i] * t->stride[i];
+    for (int i = 0; i < t->shape.ndim; i++)
+        off += index[i] * t->stride[i];
     return (const char *)t->data + off * (int64_t)po_dtype_size(t->dtype);
 }
 
+/* Typed loads through memcpy: no alignment or aliasing assumptions about the storage. */
 float po_tensor_get_f32(const po_tensor *t, const int64_t *index) {
     const char *p = element_at(t, index);
+    float f;
+    int32_t i32;
+    int64_t i64;
     switch (t->dtype) {
-    case PO_F32: return *(const float *)p;
-    case PO_I32: return (float)*(const int32_t *)p;
-    case PO_I64: return (float)*(const int64_t *)p;
+    case PO_F32: memcpy(&f, p, sizeof f); return f;
+    case PO_I32: memcpy(&i32, p, sizeof i32); return (float)i32;
+    case PO_I64: memcpy(&i64, p, sizeof i64); return (float)i64;
     default: return 0.0f;
     }
 }
 
 int64_t po_tensor_get_int(const po_tensor *t, const int64_t *index) {
     const char *p = element_at(t, index);
+    float f;
+    int32_t i32;
+    int64_t i64;
     switch (t->dtype) {
-    case PO_F32: return (int64_t)*(const float *)p;
-    case PO_I32: return *(const int32_t *)p;
-    case PO_I64: return *(const int64_t *)p;
+    case PO_F32: memcpy(&f, p, sizeof f); return (int64_t)f;
+    case PO_I32: memcpy(&i32, p, sizeof i32); return i32;
+    case PO_I64: memcpy(&i64, p, sizeof i64); return i64;
     default: return 0;
     }
 }

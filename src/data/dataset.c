@@ -33,7 +33,8 @@ static po_status widen(po_tensor **t) {
     po_status st = po_tensor_new(PO_I64, (*t)->shape, &w);
     if (st) return st;
     int64_t n = po_tensor_numel(*t);
-    for (int64_t i = 0; i < n; i++) ((int64_t *)w->data)[i] = ((const int32_t *)(*t)->data)[i];
+    for (int64_t i = 0; i < n; i++)
+        ((int64_t *)w->data)[i] = ((const int32_t *)(*t)->data)[i];
     po_tensor_free(*t);
     *t = w;
     return PO_OK;
@@ -79,10 +80,13 @@ po_status po_dataset_synthetic(const po_model *m, int64_t samples, uint64_t seed
     int64_t classes = ls.dim[ls.ndim - 1], nx = po_tensor_numel(x), ny = po_tensor_numel(y);
     /* Token models take ids below the vocabulary, which is the class count of their logits. */
     for (int64_t i = 0; i < nx; i++) {
-        if (x->dtype == PO_F32) ((float *)x->data)[i] = po_rng_normal(&r);
-        else ((int64_t *)x->data)[i] = (int64_t)po_rng_below(&r, (uint64_t)classes);
+        if (x->dtype == PO_F32)
+            ((float *)x->data)[i] = po_rng_normal(&r);
+        else
+            ((int64_t *)x->data)[i] = (int64_t)po_rng_below(&r, (uint64_t)classes);
     }
-    for (int64_t i = 0; i < ny; i++) ((int64_t *)y->data)[i] = (int64_t)po_rng_below(&r, (uint64_t)classes);
+    for (int64_t i = 0; i < ny; i++)
+        ((int64_t *)y->data)[i] = (int64_t)po_rng_below(&r, (uint64_t)classes);
     return make(x, y, "synthetic data", out);
 }
 
@@ -106,7 +110,8 @@ static bool same_sample_shape(const po_shape *a, const po_shape *b) {
 static char *sample_shape(const po_shape *s, char *buf, size_t size) {
     po_shape t = *s;
     t.ndim = s->ndim - 1;
-    for (int i = 0; i < t.ndim; i++) t.dim[i] = s->dim[i + 1];
+    for (int i = 0; i < t.ndim; i++)
+        t.dim[i] = s->dim[i + 1];
     return po_shape_format(&t, buf, size);
 }
 

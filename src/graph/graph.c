@@ -52,7 +52,8 @@ po_node *po__graph_fail(po_graph *g, po_status s, const char *fmt, ...) {
 static bool grow(void **items, int *cap, int need, size_t item_size) {
     if (need <= *cap) return true;
     int n = *cap ? *cap * 2 : 64;
-    while (n < need) n *= 2;
+    while (n < need)
+        n *= 2;
     void *p = realloc(*items, (size_t)n * item_size);
     if (!p) return false;
     *items = p;
@@ -60,8 +61,7 @@ static bool grow(void **items, int *cap, int need, size_t item_size) {
     return true;
 }
 
-po_node *po__node_new(po_graph *g, po_op op, int n_in, po_node *const *in, const int64_t *ai,
-                      const float *af) {
+po_node *po__node_new(po_graph *g, po_op op, int n_in, po_node *const *in, const int64_t *ai, const float *af) {
     if (g->status) return NULL;
     for (int i = 0; i < n_in; i++)
         if (!in[i]) return po__graph_fail(g, PO_ERR_INVALID_ARG, "%s: input %d is NULL", po_op_name(op), i);
@@ -95,8 +95,7 @@ po_node *po__node_new(po_graph *g, po_op op, int n_in, po_node *const *in, const
 
 void po_graph_push_scope(po_graph *g, const char *name) {
     size_t len = strlen(g->scope), add = strlen(name);
-    if (g->scope_depth >= (int)(sizeof g->scope_len / sizeof g->scope_len[0]) ||
-        len + add + 2 > sizeof g->scope) {
+    if (g->scope_depth >= (int)(sizeof g->scope_len / sizeof g->scope_len[0]) || len + add + 2 > sizeof g->scope) {
         po__graph_fail(g, PO_ERR_INVALID_ARG, "scope \"%s\" nests too deep", name);
         return;
     }

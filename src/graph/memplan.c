@@ -4,7 +4,8 @@
 #include <string.h>
 
 const po_node *po__storage_root(const po_node *n) {
-    while (n->store == PO_STORE_VIEW) n = n->view_src;
+    while (n->store == PO_STORE_VIEW)
+        n = n->view_src;
     return n;
 }
 

@@ -15,9 +15,9 @@
 
 typedef struct po_memplan {
     int n_nodes;
-    size_t *out_offset; /* per node: arena byte offset of its output, or PO_NO_OFFSET */
-    size_t *aux_offset; /* per node: arena byte offset of its aux buffer, or PO_NO_OFFSET */
-    int *last_use;      /* per node: id of the last node reading its storage (n_nodes if kept) */
+    size_t *out_offset;   /* per node: arena byte offset of its output, or PO_NO_OFFSET */
+    size_t *aux_offset;   /* per node: arena byte offset of its aux buffer, or PO_NO_OFFSET */
+    int *last_use;        /* per node: id of the last node reading its storage (n_nodes if kept) */
     size_t arena_bytes;   /* bytes the arena needs */
     size_t scratch_bytes; /* largest scratch any node needs (one shared buffer) */
 } po_memplan;

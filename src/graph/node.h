@@ -9,7 +9,7 @@
 #include "core/alloc.h"
 #include "paropt/graph.h"
 
-#define PO_ATTR_INTS 10
+#define PO_ATTR_INTS   10
 #define PO_ATTR_FLOATS 8
 
 /* Where a node's output lives while the graph runs. */
@@ -35,7 +35,7 @@ struct po_node {
     int n_in;
     po_node **in;
 
-    int64_t ai[PO_ATTR_INTS];   /* op attributes; meaning per op (see the op's file) */
+    int64_t ai[PO_ATTR_INTS]; /* op attributes; meaning per op (see the op's file) */
     float af[PO_ATTR_FLOATS];
 
     size_t aux_bytes;     /* saved state for backward (softmax probabilities, pool argmax) */
@@ -72,25 +72,21 @@ struct po_graph {
     int scope_depth;
     po_status status;
     char error[512];
-    po_node *loss;     /* set by po_graph_backward */
-    int optim_slots;   /* floats of optimizer state per parameter element (0, 1 or 2) */
+    po_node *loss;   /* set by po_graph_backward */
+    int optim_slots; /* floats of optimizer state per parameter element (0, 1 or 2) */
 };
 
 /* Number of elements and bytes of a node's output. */
 static inline int64_t po__numel(const po_node *n) { return po_shape_numel(&n->shape); }
-static inline size_t po__nbytes(const po_node *n) {
-    return (size_t)po__numel(n) * po_dtype_size(n->dtype);
-}
+static inline size_t po__nbytes(const po_node *n) { return (size_t)po__numel(n) * po_dtype_size(n->dtype); }
 
 /* Records the graph's first error (with the detail also in po_last_error) and returns NULL. */
-po_node *po__graph_fail(po_graph *g, po_status s, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+po_node *po__graph_fail(po_graph *g, po_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Appends a node of `op` with the given inputs, attributes copied from ai/af (either may be
  * NULL), runs the op's shape inference, and returns it; NULL (graph error recorded) when an
  * input is NULL or inference rejects the arguments. */
-po_node *po__node_new(po_graph *g, po_op op, int n_in, po_node *const *in, const int64_t *ai,
-                      const float *af);
+po_node *po__node_new(po_graph *g, po_op op, int n_in, po_node *const *in, const int64_t *ai, const float *af);
 
 /* Autodiff helper: adds gx to x's gradient (creating the sum node when x already has one).
  * Does nothing when x does not require a gradient. */

@@ -30,8 +30,7 @@ static void fill_suffix(char *x) {
     static _Atomic uint64_t counter;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t v = (uint64_t)getpid() * 0x9E3779B97F4A7C15u ^ (uint64_t)ts.tv_nsec ^
-                 ((uint64_t)ts.tv_sec << 20) ^
+    uint64_t v = (uint64_t)getpid() * 0x9E3779B97F4A7C15u ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^
                  (atomic_fetch_add(&counter, 1) * 0xBF58476D1CE4E5B9u);
     v ^= v >> 31;
     v *= 0x94D049BB133111EBu;
@@ -79,8 +78,7 @@ po_status po_atomic_begin(const char *path, po_atomic_file *af) {
         if (fd < 0 && err != EEXIST) break;
     }
     if (fd < 0) {
-        po_status st = po_fail(PO_ERR_IO, "%s: cannot create a temporary file next to it: %s",
-                               path, strerror(err));
+        po_status st = po_fail(PO_ERR_IO, "%s: cannot create a temporary file next to it: %s", path, strerror(err));
         clear(af);
         return st;
     }
@@ -91,8 +89,7 @@ po_status po_atomic_begin(const char *path, po_atomic_file *af) {
         err = errno;
         close(fd);
         unlink(af->tmp_path);
-        po_status st = po_fail(PO_ERR_IO, "%s: cannot open a stream on the temporary file: %s",
-                               path, strerror(err));
+        po_status st = po_fail(PO_ERR_IO, "%s: cannot open a stream on the temporary file: %s", path, strerror(err));
         clear(af);
         return st;
     }
@@ -175,8 +172,7 @@ po_status po_atomic_commit(po_atomic_file *af) {
     }
     po_status st = PO_OK;
     if (sync_dir(af->path, &err) != 0)
-        st = po_fail(PO_ERR_IO, "%s: written, but syncing its directory failed: %s", af->path,
-                     strerror(err));
+        st = po_fail(PO_ERR_IO, "%s: written, but syncing its directory failed: %s", af->path, strerror(err));
     clear(af);
     return st;
 }

@@ -24,7 +24,7 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors data is l
 /* The reference implementation rejects headers over 100 MB before parsing them; real headers
  * take a few hundred bytes per tensor. */
 #define ST_MAX_HEADER 100000000u
-#define ST_META_KEY "__metadata__"
+#define ST_META_KEY   "__metadata__"
 
 typedef struct {
     char *name;
@@ -40,13 +40,13 @@ typedef struct {
 } st_name_ix;
 
 struct po_st_file {
-    char *label;                /* the path, or "<memory>"; starts every message */
-    unsigned char *image;       /* the whole file */
-    const unsigned char *data;  /* the data section, inside image */
+    char *label;               /* the path, or "<memory>"; starts every message */
+    unsigned char *image;      /* the whole file */
+    const unsigned char *data; /* the data section, inside image */
     size_t data_len;
-    int n;                      /* entries filled so far (all of them once parsed) */
+    int n; /* entries filled so far (all of them once parsed) */
     st_entry *t;
-    st_name_ix *by_name;        /* sorted by name for po_st_find */
+    st_name_ix *by_name; /* sorted by name for po_st_find */
     int n_meta;
     char **meta_key, **meta_val;
 };
@@ -54,8 +54,7 @@ struct po_st_file {
 /* Length of the valid UTF-8 sequence at p, or 0. Loose about overlong forms: the aim is only
  * to keep messages printable, and jansson has already validated names and strings. */
 static size_t utf8_len(const unsigned char *p) {
-    size_t n = *p >= 0xC2 && *p <= 0xDF ? 2 : *p >= 0xE0 && *p <= 0xEF ? 3
-             : *p >= 0xF0 && *p <= 0xF4 ? 4 : 0;
+    size_t n = *p >= 0xC2 && *p <= 0xDF ? 2 : *p >= 0xE0 && *p <= 0xEF ? 3 : *p >= 0xF0 && *p <= 0xF4 ? 4 : 0;
     for (size_t i = 1; i < n; i++)
         if ((p[i] & 0xC0) != 0x80) return 0;
     return n;
@@ -102,7 +101,8 @@ static const char *json_kind(const json_t *v) {
 
 void po_st_free(po_st_file *f) {
     if (!f) return;
-    for (int i = 0; i < f->n; i++) free(f->t[i].name);
+    for (int i = 0; i < f->n; i++)
+        free(f->t[i].name);
     for (int i = 0; i < f->n_meta; i++) {
         free(f->meta_key[i]);
         free(f->meta_val[i]);
@@ -118,20 +118,19 @@ void po_st_free(po_st_file *f) {
 
 static po_status parse_meta(po_st_file *f, json_t *meta) {
     if (!json_is_object(meta))
-        return po_fail(PO_ERR_FORMAT, "%s: \"%s\" is %s, not an object of strings", f->label,
-                       ST_META_KEY, json_kind(meta));
+        return po_fail(PO_ERR_FORMAT, "%s: \"%s\" is %s, not an object of strings", f->label, ST_META_KEY,
+                       json_kind(meta));
     size_t n = json_object_size(meta);
     f->meta_key = calloc(n ? n : 1, sizeof *f->meta_key);
     f->meta_val = calloc(n ? n : 1, sizeof *f->meta_val);
-    if (!f->meta_key || !f->meta_val)
-        return po_fail(PO_ERR_NO_MEMORY, "%s: out of memory for metadata", f->label);
+    if (!f->meta_key || !f->meta_val) return po_fail(PO_ERR_NO_MEMORY, "%s: out of memory for metadata", f->label);
     const char *key;
     json_t *v;
     json_object_foreach(meta, key, v) {
         char kb[96];
         if (!json_is_string(v))
-            return po_fail(PO_ERR_FORMAT, "%s: %s entry \"%s\" is %s, not a string", f->label,
-                           ST_META_KEY, printable(key, kb, sizeof kb), json_kind(v));
+            return po_fail(PO_ERR_FORMAT, "%s: %s entry \"%s\" is %s, not a string", f->label, ST_META_KEY,
+                           printable(key, kb, sizeof kb), json_kind(v));
         char *k = strdup(key), *s = strdup(json_string_value(v));
         if (!k || !s) {
             free(k);
@@ -156,8 +155,7 @@ static po_status parse_entry(const po_st_file *f, const char *name, json_t *v, s
     char nb[96], sb[160];
     const char *L = f->label, *N = printable(name, nb, sizeof nb);
     if (!json_is_object(v))
-        return po_fail(PO_ERR_FORMAT, "%s: tensor \"%s\": entry is %s, not an object", L, N,
-                       json_kind(v));
+        return po_fail(PO_ERR_FORMAT, "%s: tensor \"%s\": entry is %s, not an object", L, N, json_kind(v));
     json_t *dt = json_object_get(v, "dtype");
     json_t *sh = json_object_get(v, "shape");
     json_t *off = json_object_get(v, "data_offsets");
@@ -168,10 +166,10 @@ static po_status parse_entry(const po_st_file *f, const char *name, json_t *v, s
         return po_fail(PO_ERR_FORMAT, "%s: tensor \"%s\": \"shape\" is %s, not an array", L, N,
                        sh ? json_kind(sh) : "missing");
     if (!json_is_array(off) || json_array_size(off) != 2)
-        return po_fail(PO_ERR_FORMAT,
-                       "%s: tensor \"%s\": \"data_offsets\" is %s, not a pair [begin, end]", L, N,
-                       !off ? "missing" : json_is_array(off) ? "an array of another length"
-                                                             : json_kind(off));
+        return po_fail(PO_ERR_FORMAT, "%s: tensor \"%s\": \"data_offsets\" is %s, not a pair [begin, end]", L, N,
+                       !off                 ? "missing"
+                       : json_is_array(off) ? "an array of another length"
+                                            : json_kind(off));
     if (po_dtype_parse(json_string_value(dt), &e->dtype) != PO_OK) {
         char db[96];
         return po_fail(PO_ERR_DTYPE,
@@ -182,17 +180,15 @@ static po_status parse_entry(const po_st_file *f, const char *name, json_t *v, s
 
     size_t rank = json_array_size(sh);
     if (rank > PO_MAX_DIMS)
-        return po_fail(PO_ERR_UNSUPPORTED,
-                       "%s: tensor \"%s\": shape has %zu dimensions; paropt handles at most %d",
-                       L, N, rank, PO_MAX_DIMS);
+        return po_fail(PO_ERR_UNSUPPORTED, "%s: tensor \"%s\": shape has %zu dimensions; paropt handles at most %d", L,
+                       N, rank, PO_MAX_DIMS);
     e->shape.ndim = (int)rank;
     for (size_t d = 0; d < rank; d++) {
         json_t *x = json_array_get(sh, d);
         int64_t ext = json_nonneg_int(x);
         if (ext < 0)
-            return po_fail(PO_ERR_FORMAT,
-                           "%s: tensor \"%s\": shape extent %zu is %s, not a non-negative integer",
-                           L, N, d, json_is_integer(x) ? "negative" : json_kind(x));
+            return po_fail(PO_ERR_FORMAT, "%s: tensor \"%s\": shape extent %zu is %s, not a non-negative integer", L, N,
+                           d, json_is_integer(x) ? "negative" : json_kind(x));
         e->shape.dim[d] = ext;
     }
     /* Bound the product of the non-zero extents, not just the element count: the tensor code
@@ -217,14 +213,14 @@ static po_status parse_entry(const po_st_file *f, const char *name, json_t *v, s
     int64_t b = json_nonneg_int(json_array_get(off, 0));
     int64_t en = json_nonneg_int(json_array_get(off, 1));
     if (b < 0 || en < 0)
-        return po_fail(PO_ERR_FORMAT,
-                       "%s: tensor \"%s\": \"data_offsets\" must be two non-negative integers", L,
-                       N);
+        return po_fail(PO_ERR_FORMAT, "%s: tensor \"%s\": \"data_offsets\" must be two non-negative integers", L, N);
     e->begin = (uint64_t)b;
     e->end = (uint64_t)en;
     if (e->begin > e->end)
-        return po_fail(PO_ERR_FORMAT, "%s: tensor \"%s\": data_offsets [%lld, %lld] end before "
-                       "they begin", L, N, (long long)b, (long long)en);
+        return po_fail(PO_ERR_FORMAT,
+                       "%s: tensor \"%s\": data_offsets [%lld, %lld] end before "
+                       "they begin",
+                       L, N, (long long)b, (long long)en);
     if (e->end - e->begin != bytes)
         return po_fail(PO_ERR_FORMAT,
                        "%s: tensor \"%s\": data_offsets [%lld, %lld] do not match shape %s of %s "
@@ -266,16 +262,16 @@ static po_status order_and_check_overlap(po_st_file *f) {
             return po_fail(PO_ERR_FORMAT,
                            "%s: tensor \"%s\": data_offsets [%llu, %llu] overlap those of tensor "
                            "\"%s\" [%llu, %llu]",
-                           f->label, printable(e->name, n1, sizeof n1),
-                           (unsigned long long)e->begin, (unsigned long long)e->end,
-                           printable(o->name, n2, sizeof n2), (unsigned long long)o->begin,
+                           f->label, printable(e->name, n1, sizeof n1), (unsigned long long)e->begin,
+                           (unsigned long long)e->end, printable(o->name, n2, sizeof n2), (unsigned long long)o->begin,
                            (unsigned long long)o->end);
         }
         last = i;
     }
     f->by_name = calloc(f->n > 0 ? (size_t)f->n : 1, sizeof *f->by_name);
     if (!f->by_name) return po_fail(PO_ERR_NO_MEMORY, "%s: out of memory", f->label);
-    for (int i = 0; i < f->n; i++) f->by_name[i] = (st_name_ix){f->t[i].name, i};
+    for (int i = 0; i < f->n; i++)
+        f->by_name[i] = (st_name_ix){f->t[i].name, i};
     if (f->n > 1) qsort(f->by_name, (size_t)f->n, sizeof *f->by_name, cmp_names);
     return PO_OK;
 }
@@ -285,13 +281,12 @@ static po_status parse_header(po_st_file *f, const unsigned char *hdr, size_t hd
     json_t *root = json_loadb((const char *)hdr, hdr_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
         char tb[160];
-        return po_fail(PO_ERR_FORMAT, "%s: header is not valid JSON (line %d, column %d): %s",
-                       f->label, jerr.line, jerr.column, printable(jerr.text, tb, sizeof tb));
+        return po_fail(PO_ERR_FORMAT, "%s: header is not valid JSON (line %d, column %d): %s", f->label, jerr.line,
+                       jerr.column, printable(jerr.text, tb, sizeof tb));
     }
     po_status st = PO_OK;
     if (!json_is_object(root)) {
-        st = po_fail(PO_ERR_FORMAT, "%s: header is %s, not a JSON object", f->label,
-                     json_kind(root));
+        st = po_fail(PO_ERR_FORMAT, "%s: header is %s, not a JSON object", f->label, json_kind(root));
         goto done;
     }
     size_t cap = json_object_size(root);
@@ -339,21 +334,27 @@ static po_status parse_image(char *label, unsigned char *image, size_t len, po_s
     f->image = image;
     po_status st;
     if (len < 8) {
-        st = po_fail(PO_ERR_FORMAT, "%s: file is %zu bytes, too short for the 8-byte header "
-                     "length", label, len);
+        st = po_fail(PO_ERR_FORMAT,
+                     "%s: file is %zu bytes, too short for the 8-byte header "
+                     "length",
+                     label, len);
         goto fail;
     }
     uint64_t n = 0;
-    for (int i = 7; i >= 0; i--) n = n << 8 | image[i];
+    for (int i = 7; i >= 0; i--)
+        n = n << 8 | image[i];
     if (n > ST_MAX_HEADER) {
-        st = po_fail(PO_ERR_FORMAT, "%s: header length %llu is absurdly large (limit %u; not a "
-                     "safetensors file?)", label, (unsigned long long)n, ST_MAX_HEADER);
+        st = po_fail(PO_ERR_FORMAT,
+                     "%s: header length %llu is absurdly large (limit %u; not a "
+                     "safetensors file?)",
+                     label, (unsigned long long)n, ST_MAX_HEADER);
         goto fail;
     }
     if (n > len - 8) {
-        st = po_fail(PO_ERR_FORMAT, "%s: header length %llu runs past the end of the file (%zu "
-                     "bytes follow the length; truncated file?)", label, (unsigned long long)n,
-                     len - 8);
+        st = po_fail(PO_ERR_FORMAT,
+                     "%s: header length %llu runs past the end of the file (%zu "
+                     "bytes follow the length; truncated file?)",
+                     label, (unsigned long long)n, len - 8);
         goto fail;
     }
     f->data = image + 8 + n;
@@ -406,8 +407,7 @@ po_status po_st_read(const char *path, po_st_file **out) {
         fclose(fp);
         free(buf);
         if (err) return po_fail(PO_ERR_IO, "%s: read failed: %s", path, strerror(err));
-        return po_fail(PO_ERR_IO, "%s: file shrank from %zu to %zu bytes while being read", path,
-                       len, got);
+        return po_fail(PO_ERR_IO, "%s: file shrank from %zu to %zu bytes while being read", path, len, got);
     }
     fclose(fp);
     return parse_image(strdup(path), buf, len, out);
@@ -415,9 +415,7 @@ po_status po_st_read(const char *path, po_st_file **out) {
 
 int po_st_count(const po_st_file *f) { return f ? f->n : 0; }
 
-const char *po_st_name(const po_st_file *f, int i) {
-    return f && i >= 0 && i < f->n ? f->t[i].name : NULL;
-}
+const char *po_st_name(const po_st_file *f, int i) { return f && i >= 0 && i < f->n ? f->t[i].name : NULL; }
 
 int po_st_find(const po_st_file *f, const char *name) {
     if (!f || !name) return -1;
@@ -427,9 +425,7 @@ int po_st_find(const po_st_file *f, const char *name) {
 }
 
 /* Out-of-range indices get an invalid dtype (po_dtype_size() == 0) and an empty shape. */
-po_dtype po_st_dtype(const po_st_file *f, int i) {
-    return f && i >= 0 && i < f->n ? f->t[i].dtype : PO_DTYPE_COUNT;
-}
+po_dtype po_st_dtype(const po_st_file *f, int i) { return f && i >= 0 && i < f->n ? f->t[i].dtype : PO_DTYPE_COUNT; }
 
 po_shape po_st_shape(const po_st_file *f, int i) {
     if (f && i >= 0 && i < f->n) return f->t[i].shape;
@@ -441,15 +437,14 @@ po_shape po_st_shape(const po_st_file *f, int i) {
 po_status po_st_tensor(const po_st_file *f, int i, po_tensor **out) {
     *out = NULL;
     if (!f || i < 0 || i >= f->n)
-        return po_fail(PO_ERR_INVALID_ARG, "%s: tensor index %d is outside 0..%d",
-                       f ? f->label : "safetensors", i, f ? f->n - 1 : -1);
+        return po_fail(PO_ERR_INVALID_ARG, "%s: tensor index %d is outside 0..%d", f ? f->label : "safetensors", i,
+                       f ? f->n - 1 : -1);
     const st_entry *e = &f->t[i];
     po_status st = po_tensor_new(e->dtype, e->shape, out);
     if (st) {
         char why[256], nb[96];
         snprintf(why, sizeof why, "%s", po_last_error());
-        return po_fail(st, "%s: tensor \"%s\": %s", f->label, printable(e->name, nb, sizeof nb),
-                       why);
+        return po_fail(st, "%s: tensor \"%s\": %s", f->label, printable(e->name, nb, sizeof nb), why);
     }
     if (e->end > e->begin) memcpy((*out)->data, f->data + e->begin, (size_t)(e->end - e->begin));
     return PO_OK;
@@ -477,10 +472,8 @@ const char *po_st_meta(const po_st_file *f, const char *key) {
 
 /* Builds the header object in the caller's order (jansson keeps insertion order), checking
  * the arguments as it goes. Data offsets assume the tensors are packed in that order. */
-static po_status build_header(const char *path, int n, const char *const *names,
-                              const po_tensor *const *tensors, int n_meta,
-                              const char *const *meta_keys, const char *const *meta_values,
-                              json_t **out) {
+static po_status build_header(const char *path, int n, const char *const *names, const po_tensor *const *tensors,
+                              int n_meta, const char *const *meta_keys, const char *const *meta_values, json_t **out) {
     char nb[96];
     json_t *root = json_object();
     if (!root) return po_fail(PO_ERR_NO_MEMORY, "%s: out of memory", path);
@@ -504,8 +497,8 @@ static po_status build_header(const char *path, int n, const char *const *names,
             }
             json_t *s = json_string(v);
             if (!s || json_object_set_new(meta, k, s) != 0) {
-                st = po_fail(PO_ERR_INVALID_ARG, "%s: metadata entry \"%s\" is not valid UTF-8",
-                             path, printable(k, nb, sizeof nb));
+                st = po_fail(PO_ERR_INVALID_ARG, "%s: metadata entry \"%s\" is not valid UTF-8", path,
+                             printable(k, nb, sizeof nb));
                 goto fail;
             }
         }
@@ -519,22 +512,20 @@ static po_status build_header(const char *path, int n, const char *const *names,
             goto fail;
         }
         if (strcmp(name, ST_META_KEY) == 0 || json_object_get(root, name)) {
-            st = po_fail(PO_ERR_INVALID_ARG, "%s: tensor name \"%s\" is %s", path,
-                         printable(name, nb, sizeof nb),
+            st = po_fail(PO_ERR_INVALID_ARG, "%s: tensor name \"%s\" is %s", path, printable(name, nb, sizeof nb),
                          strcmp(name, ST_META_KEY) == 0 ? "reserved" : "used twice");
             goto fail;
         }
         size_t es = po_dtype_size(t->dtype);
         int64_t numel = po_tensor_numel(t);
         if (es == 0 || numel < 0) {
-            st = po_fail(PO_ERR_INVALID_ARG, "%s: tensor \"%s\" has an invalid dtype or shape",
-                         path, printable(name, nb, sizeof nb));
+            st = po_fail(PO_ERR_INVALID_ARG, "%s: tensor \"%s\" has an invalid dtype or shape", path,
+                         printable(name, nb, sizeof nb));
             goto fail;
         }
         uint64_t bytes = (uint64_t)numel * es;
         if (bytes > (uint64_t)INT64_MAX - off) {
-            st = po_fail(PO_ERR_INVALID_ARG, "%s: the tensors add up to more than 2^63 bytes",
-                         path);
+            st = po_fail(PO_ERR_INVALID_ARG, "%s: the tensors add up to more than 2^63 bytes", path);
             goto fail;
         }
         const uint64_t end = off + bytes;
@@ -544,9 +535,8 @@ static po_status build_header(const char *path, int n, const char *const *names,
                 json_decref(shape);
                 shape = NULL;
             }
-        json_t *e = shape ? json_pack("{s:s, s:o, s:[I, I]}", "dtype", po_dtype_name(t->dtype),
-                                      "shape", shape, "data_offsets", (json_int_t)off,
-                                      (json_int_t)end)
+        json_t *e = shape ? json_pack("{s:s, s:o, s:[I, I]}", "dtype", po_dtype_name(t->dtype), "shape", shape,
+                                      "data_offsets", (json_int_t)off, (json_int_t)end)
                           : NULL;
         if (!e) {
             st = po_fail(PO_ERR_NO_MEMORY, "%s: out of memory", path);
@@ -575,12 +565,10 @@ static po_status write_tensor(po_atomic_file *af, const po_tensor *t) {
     return st;
 }
 
-po_status po_st_write(const char *path, int n, const char *const *names,
-                      const po_tensor *const *tensors, int n_meta, const char *const *meta_keys,
-                      const char *const *meta_values) {
+po_status po_st_write(const char *path, int n, const char *const *names, const po_tensor *const *tensors, int n_meta,
+                      const char *const *meta_keys, const char *const *meta_values) {
     if (!path) return po_fail(PO_ERR_INVALID_ARG, "po_st_write: NULL path");
-    if (n < 0 || n_meta < 0 || (n > 0 && (!names || !tensors)) ||
-        (n_meta > 0 && (!meta_keys || !meta_values)))
+    if (n < 0 || n_meta < 0 || (n > 0 && (!names || !tensors)) || (n_meta > 0 && (!meta_keys || !meta_values)))
         return po_fail(PO_ERR_INVALID_ARG, "%s: bad tensor or metadata counts or arrays", path);
     json_t *root = NULL;
     po_status st = build_header(path, n, names, tensors, n_meta, meta_keys, meta_values, &root);
@@ -592,7 +580,8 @@ po_status po_st_write(const char *path, int n, const char *const *names,
      * section starts 8-byte aligned in the file. */
     size_t hlen = strlen(hdr), pad = (8 - hlen % 8) % 8;
     unsigned char prefix[8];
-    for (int i = 0; i < 8; i++) prefix[i] = (unsigned char)((uint64_t)(hlen + pad) >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        prefix[i] = (unsigned char)((uint64_t)(hlen + pad) >> (8 * i));
 
     po_atomic_file af;
     st = po_atomic_begin(path, &af);
@@ -600,7 +589,8 @@ po_status po_st_write(const char *path, int n, const char *const *names,
     if (st == PO_OK) st = po_atomic_write(&af, hdr, hlen);
     if (st == PO_OK) st = po_atomic_write(&af, "       ", pad);
     free(hdr);
-    for (int i = 0; st == PO_OK && i < n; i++) st = write_tensor(&af, tensors[i]);
+    for (int i = 0; st == PO_OK && i < n; i++)
+        st = write_tensor(&af, tensors[i]);
     if (st) {
         po_atomic_abort(&af);
         return st;

@@ -13,8 +13,8 @@ static po_status build(const po_model_config *c, po_model *m) {
     int64_t c1 = po__cfg(c, "c1", 0), c2 = po__cfg(c, "c2", 0), hidden = po__cfg(c, "hidden", 0);
     int64_t classes = po__cfg(c, "classes", 0);
     if (H < 4 || W < 4)
-        return po_fail(PO_ERR_INVALID_ARG, "model cifar_cnn: images must be at least 4x4, got %lldx%lld",
-                       (long long)H, (long long)W);
+        return po_fail(PO_ERR_INVALID_ARG, "model cifar_cnn: images must be at least 4x4, got %lldx%lld", (long long)H,
+                       (long long)W);
     m->x = po_input(g, "input.x", PO_F32, PO_SHAPE(B, C, H, W));
     m->y = po_input(g, "input.y", PO_I64, PO_SHAPE(B));
     po_graph_set_layer(g, "c1");

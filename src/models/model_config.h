@@ -6,12 +6,12 @@
 
 #include "paropt/models.h"
 
-#define PO_MODEL_MAX_KEYS 8
+#define PO_MODEL_MAX_KEYS   8
 #define PO_MODEL_MAX_VALUES 3 /* image=CxHxW */
 
 typedef struct po_model_key {
     const char *name;
-    int n_values;                         /* 1, or 3 for CxHxW */
+    int n_values; /* 1, or 3 for CxHxW */
     int64_t defaults[PO_MODEL_MAX_VALUES];
 } po_model_key;
 

@@ -12,7 +12,8 @@ static const po_model_def *const models[] = {&po_model_mnist_mlp, &po_model_cifa
 
 const char *const *po_model_names(void) {
     static const char *names[N_MODELS + 1];
-    for (int i = 0; i < N_MODELS; i++) names[i] = models[i]->name;
+    for (int i = 0; i < N_MODELS; i++)
+        names[i] = models[i]->name;
     return names;
 }
 
@@ -43,8 +44,7 @@ int64_t po__cfg(const po_model_config *c, const char *name, int i) {
 }
 
 /* Parses "123" or, for multi-valued keys, "3x32x32". */
-static po_status parse_value(const char *model, const po_model_key *key, const char *text, size_t len,
-                             int64_t *out) {
+static po_status parse_value(const char *model, const po_model_key *key, const char *text, size_t len, int64_t *out) {
     char buf[64];
     if (len == 0 || len >= sizeof buf) goto bad;
     memcpy(buf, text, len);
@@ -89,10 +89,12 @@ static po_status parse_spec(const char *spec, const po_model_def **def, po_model
         const char *end = strchr(p, ','), *eq = strchr(p, '=');
         size_t item = end ? (size_t)(end - p) : strlen(p);
         if (!eq || (size_t)(eq - p) >= item)
-            return po_fail(PO_ERR_INVALID_ARG, "model %s: expected key=value, got \"%.*s\"", (*def)->name, (int)item, p);
+            return po_fail(PO_ERR_INVALID_ARG, "model %s: expected key=value, got \"%.*s\"", (*def)->name, (int)item,
+                           p);
         size_t klen = (size_t)(eq - p);
         int k = 0;
-        while (k < c->n_keys && !(strlen(c->keys[k].name) == klen && strncmp(c->keys[k].name, p, klen) == 0)) k++;
+        while (k < c->n_keys && !(strlen(c->keys[k].name) == klen && strncmp(c->keys[k].name, p, klen) == 0))
+            k++;
         if (k == c->n_keys)
             return po_fail(PO_ERR_INVALID_ARG, "model %s has no key \"%.*s\" (keys: %s)", (*def)->name, (int)klen, p,
                            po_model_keys((*def)->name));
@@ -136,7 +138,8 @@ po_status po_model_build(const char *spec, int64_t batch, po_model **out) {
     m->batch = po__cfg(&c, "batch", 0);
     config_json(&c, m->config, sizeof m->config);
     st = def->build(&c, m);
-    if (!st && po_graph_status(m->graph)) st = po_fail(po_graph_status(m->graph), "model %s: %s", def->name, po_graph_error(m->graph));
+    if (!st && po_graph_status(m->graph))
+        st = po_fail(po_graph_status(m->graph), "model %s: %s", def->name, po_graph_error(m->graph));
     if (!st) {
         po_graph_keep(m->graph, m->logits);
         po_graph_keep(m->graph, m->loss);

@@ -5,9 +5,8 @@
 
 #include "models/model_config.h"
 
-static const po_model_key keys[] = {{"vocab", 1, {256}}, {"d_model", 1, {256}}, {"layers", 1, {4}},
-                                    {"heads", 1, {4}},   {"seq", 1, {128}},     {"batch", 1, {8}},
-                                    {NULL, 0, {0}}};
+static const po_model_key keys[] = {{"vocab", 1, {256}}, {"d_model", 1, {256}}, {"layers", 1, {4}}, {"heads", 1, {4}},
+                                    {"seq", 1, {128}},   {"batch", 1, {8}},     {NULL, 0, {0}}};
 
 static po_node *block(po_graph *g, po_node *x, int64_t d, int64_t heads) {
     po_node *qkv = po__nn_linear(g, "qkv", po__nn_layer_norm(g, "ln1", x, d), d, 3 * d);

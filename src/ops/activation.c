@@ -37,7 +37,8 @@ static po_status relu_run(const po_kargs *a) {
     float *y = a->out;
     int64_t n = po__numel(a->node);
 #pragma omp simd
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] <= 0.0f ? 0.0f : x[i];
+    for (int64_t i = 0; i < n; i++)
+        y[i] = x[i] <= 0.0f ? 0.0f : x[i];
     return PO_OK;
 }
 
@@ -46,7 +47,8 @@ static po_status relu_grad_run(const po_kargs *a) {
     float *gx = a->out;
     int64_t n = po__numel(a->node);
 #pragma omp simd
-    for (int64_t i = 0; i < n; i++) gx[i] = y[i] <= 0.0f ? 0.0f : gy[i];
+    for (int64_t i = 0; i < n; i++)
+        gx[i] = y[i] <= 0.0f ? 0.0f : gy[i];
     return PO_OK;
 }
 
@@ -62,7 +64,7 @@ po_node *po_relu(po_graph *g, po_node *x) {
 
 /* --- GELU --------------------------------------------------------------------------------- */
 
-#define INV_SQRT2 0.70710678118654752440f
+#define INV_SQRT2    0.70710678118654752440f
 #define INV_SQRT_2PI 0.39894228040143267794f
 
 static void gelu_grad(po_graph *g, po_node *n, po_node *gy) {
@@ -77,7 +79,8 @@ static po_status gelu_run(const po_kargs *a) {
     float *y = a->out;
     int64_t n = po__numel(a->node);
 #pragma omp simd
-    for (int64_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + po_erff(x[i] * INV_SQRT2));
+    for (int64_t i = 0; i < n; i++)
+        y[i] = 0.5f * x[i] * (1.0f + po_erff(x[i] * INV_SQRT2));
     return PO_OK;
 }
 
@@ -94,7 +97,8 @@ static po_status gelu_grad_run(const po_kargs *a) {
         float z = x[i] * INV_SQRT2, az = z < 0.0f ? -z : z;
         float e = po_expf(-z * z);
         float t = 1.0f / (1.0f + 0.3275911f * az);
-        float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+        float poly =
+            t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
         float erf_abs = 1.0f - poly * e;
         float cdf = 0.5f * (1.0f + (z < 0.0f ? -erf_abs : erf_abs));
         gx[i] = gy[i] * (cdf + x[i] * INV_SQRT_2PI * e);

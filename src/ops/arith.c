@@ -38,7 +38,8 @@ static po_status add_run(const po_kargs *a) {
     int64_t n = po__numel(a->node), inner = po__numel(a->node->in[1]);
     for (int64_t r = 0; r < n; r += inner)
 #pragma omp simd
-        for (int64_t j = 0; j < inner; j++) y[r + j] = x[r + j] + b[j];
+        for (int64_t j = 0; j < inner; j++)
+            y[r + j] = x[r + j] + b[j];
     return PO_OK;
 }
 
@@ -48,7 +49,8 @@ static po_status mul_run(const po_kargs *a) {
     int64_t n = po__numel(a->node), inner = po__numel(a->node->in[1]);
     for (int64_t r = 0; r < n; r += inner)
 #pragma omp simd
-        for (int64_t j = 0; j < inner; j++) y[r + j] = x[r + j] * b[j];
+        for (int64_t j = 0; j < inner; j++)
+            y[r + j] = x[r + j] * b[j];
     return PO_OK;
 }
 
@@ -73,9 +75,7 @@ static po_status scale_infer(po_node *n) {
     return st;
 }
 
-static void scale_grad(po_graph *g, po_node *n, po_node *gy) {
-    po__acc_grad(g, n->in[0], po_scale(g, gy, n->af[0]));
-}
+static void scale_grad(po_graph *g, po_node *n, po_node *gy) { po__acc_grad(g, n->in[0], po_scale(g, gy, n->af[0])); }
 
 static void scale_cost(const po_node *n, po_op_cost *c) { po__cost_elementwise(n, c, 1.0, 1); }
 
@@ -84,7 +84,8 @@ static po_status scale_run(const po_kargs *a) {
     float *y = a->out, s = a->node->af[0];
     int64_t n = po__numel(a->node);
 #pragma omp simd
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] * s;
+    for (int64_t i = 0; i < n; i++)
+        y[i] = x[i] * s;
     return PO_OK;
 }
 

@@ -29,7 +29,8 @@ static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 /* (row, key) pairs the blocked products compute for T positions. */
 static double causal_pairs(int64_t T) {
     double pairs = 0.0;
-    for (int64_t r0 = 0; r0 < T; r0 += BLOCK) pairs += (double)min64(BLOCK, T - r0) * (double)min64(r0 + BLOCK, T);
+    for (int64_t r0 = 0; r0 < T; r0 += BLOCK)
+        pairs += (double)min64(BLOCK, T - r0) * (double)min64(r0 + BLOCK, T);
     return pairs;
 }
 
@@ -44,7 +45,8 @@ static void softmax_causal_rows(float *p, int64_t T) {
         float *row = p + i * T, mx = -INFINITY, sum = 0.0f;
         int64_t n = row_keys(i, T);
 #pragma omp simd reduction(max : mx)
-        for (int64_t j = 0; j < n; j++) mx = j <= i && row[j] > mx ? row[j] : mx;
+        for (int64_t j = 0; j < n; j++)
+            mx = j <= i && row[j] > mx ? row[j] : mx;
 #pragma omp simd reduction(+ : sum)
         for (int64_t j = 0; j < n; j++) {
             float e = po_expf(row[j] - mx);
@@ -53,8 +55,10 @@ static void softmax_causal_rows(float *p, int64_t T) {
         }
         float inv = 1.0f / sum;
 #pragma omp simd
-        for (int64_t j = 0; j < n; j++) row[j] *= inv;
-        for (int64_t j = n; j < T; j++) row[j] = 0.0f;
+        for (int64_t j = 0; j < n; j++)
+            row[j] *= inv;
+        for (int64_t j = n; j < T; j++)
+            row[j] = 0.0f;
     }
 }
 
@@ -66,10 +70,13 @@ static void softmax_grad_causal_rows(float *ds, const float *p, int64_t T) {
         float *r = ds + i * T, dot = 0.0f;
         int64_t n = row_keys(i, T);
 #pragma omp simd reduction(+ : dot)
-        for (int64_t j = 0; j < n; j++) dot += r[j] * pr[j];
+        for (int64_t j = 0; j < n; j++)
+            dot += r[j] * pr[j];
 #pragma omp simd
-        for (int64_t j = 0; j < n; j++) r[j] = pr[j] * (r[j] - dot);
-        for (int64_t j = n; j < T; j++) r[j] = 0.0f;
+        for (int64_t j = 0; j < n; j++)
+            r[j] = pr[j] * (r[j] - dot);
+        for (int64_t j = n; j < T; j++)
+            r[j] = 0.0f;
     }
 }
 
@@ -122,14 +129,16 @@ static po_status attn_run(const po_kargs *a) {
             po_status st;
             for (int64_t r0 = 0; r0 < T; r0 += BLOCK) { /* S = Q K^T s, rows r0.. against keys ..r0+rows */
                 int64_t rows = min64(BLOCK, T - r0);
-                st = po__sgemm(false, true, rows, r0 + rows, d.hd, d.scale, q + r0 * ld, ld, k, ld, 0.0f, p + r0 * T, T);
+                st =
+                    po__sgemm(false, true, rows, r0 + rows, d.hd, d.scale, q + r0 * ld, ld, k, ld, 0.0f, p + r0 * T, T);
                 if (st) return st;
             }
             softmax_causal_rows(p, T);
             float *yh = y + b * T * d.D + h * d.hd;
             for (int64_t r0 = 0; r0 < T; r0 += BLOCK) { /* Y = P V */
                 int64_t rows = min64(BLOCK, T - r0);
-                st = po__sgemm(false, false, rows, d.hd, r0 + rows, 1.0f, p + r0 * T, T, v, ld, 0.0f, yh + r0 * d.D, d.D);
+                st = po__sgemm(false, false, rows, d.hd, r0 + rows, 1.0f, p + r0 * T, T, v, ld, 0.0f, yh + r0 * d.D,
+                               d.D);
                 if (st) return st;
             }
         }

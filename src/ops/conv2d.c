@@ -36,9 +36,7 @@ typedef struct geom {
     int64_t sh, sw, ph, pw;
 } geom;
 
-static int64_t out_extent(int64_t in, int64_t k, int64_t s, int64_t p) {
-    return (in + 2 * p - k) / s + 1;
-}
+static int64_t out_extent(int64_t in, int64_t k, int64_t s, int64_t p) { return (in + 2 * p - k) / s + 1; }
 
 static geom make_geom(const int64_t *x, const int64_t *w, const int64_t *attr) {
     geom g = {x[0], x[1], x[2], x[3], w[0], w[2], w[3], 0, 0, attr[0], attr[1], attr[2], attr[3]};
@@ -50,30 +48,26 @@ static geom make_geom(const int64_t *x, const int64_t *w, const int64_t *attr) {
 /* The geometry of n from its inputs and attributes (inference has validated them). */
 static geom node_geom(const po_node *n) {
     switch (n->op) {
-    case PO_OP_CONV2D:
-        return make_geom(n->in[0]->shape.dim, n->in[1]->shape.dim, n->ai);
-    case PO_OP_CONV2D_GRAD_INPUT:
-        return make_geom(&n->ai[4], n->in[1]->shape.dim, n->ai);
-    default:
-        return make_geom(n->in[1]->shape.dim, &n->ai[4], n->ai);
+    case PO_OP_CONV2D: return make_geom(n->in[0]->shape.dim, n->in[1]->shape.dim, n->ai);
+    case PO_OP_CONV2D_GRAD_INPUT: return make_geom(&n->ai[4], n->in[1]->shape.dim, n->ai);
+    default: return make_geom(n->in[1]->shape.dim, &n->ai[4], n->ai);
     }
 }
 
 /* Checks a convolution's attributes and shapes; the caller has checked ranks and dtypes. */
 static po_status check_geom(const int64_t *x, const int64_t *w, const int64_t *attr) {
     if (attr[0] < 1 || attr[1] < 1)
-        return po_fail(PO_ERR_INVALID_ARG, "stride must be at least 1, got %lldx%lld",
-                       (long long)attr[0], (long long)attr[1]);
+        return po_fail(PO_ERR_INVALID_ARG, "stride must be at least 1, got %lldx%lld", (long long)attr[0],
+                       (long long)attr[1]);
     if (attr[2] < 0 || attr[3] < 0)
-        return po_fail(PO_ERR_INVALID_ARG, "padding must not be negative, got %lldx%lld",
-                       (long long)attr[2], (long long)attr[3]);
+        return po_fail(PO_ERR_INVALID_ARG, "padding must not be negative, got %lldx%lld", (long long)attr[2],
+                       (long long)attr[3]);
     if (x[1] != w[1])
-        return po_fail(PO_ERR_SHAPE, "input has %lld channels but the weight expects %lld",
-                       (long long)x[1], (long long)w[1]);
+        return po_fail(PO_ERR_SHAPE, "input has %lld channels but the weight expects %lld", (long long)x[1],
+                       (long long)w[1]);
     if (w[2] > x[2] + 2 * attr[2] || w[3] > x[3] + 2 * attr[3])
-        return po_fail(PO_ERR_SHAPE, "kernel %lldx%lld is larger than the padded input %lldx%lld",
-                       (long long)w[2], (long long)w[3], (long long)(x[2] + 2 * attr[2]),
-                       (long long)(x[3] + 2 * attr[3]));
+        return po_fail(PO_ERR_SHAPE, "kernel %lldx%lld is larger than the padded input %lldx%lld", (long long)w[2],
+                       (long long)w[3], (long long)(x[2] + 2 * attr[2]), (long long)(x[3] + 2 * attr[3]));
     return PO_OK;
 }
 
@@ -88,25 +82,21 @@ static po_status want_rank4(const po_node *n, int i, const char *what) {
 /* Scratch for the reorders of the three tensors a primitive of this family touches: a bound
  * on each one's channel-blocked size (dims 0 and 1 of weights, dim 1 of activations). */
 static size_t reorder_scratch(const geom *g) {
-    int64_t x[4] = {g->n, g->c, g->h, g->w}, w[4] = {g->o, g->c, g->kh, g->kw},
-            y[4] = {g->n, g->o, g->oh, g->ow};
-    return po__dnnl_blocked_bound(4, x, 2u) + po__dnnl_blocked_bound(4, w, 3u) +
-           po__dnnl_blocked_bound(4, y, 2u);
+    int64_t x[4] = {g->n, g->c, g->h, g->w}, w[4] = {g->o, g->c, g->kh, g->kw}, y[4] = {g->n, g->o, g->oh, g->ow};
+    return po__dnnl_blocked_bound(4, x, 2u) + po__dnnl_blocked_bound(4, w, 3u) + po__dnnl_blocked_bound(4, y, 2u);
 }
 
 /* The gradient for y must have the forward output's shape. */
 static po_status check_gy(const po_node *n, const geom *g) {
     const po_shape *gy = &n->in[0]->shape;
     po_shape want = PO_SHAPE(g->n, g->o, g->oh, g->ow);
-    if (!po_shape_equal(gy, &want))
-        return po__shape_error("output gradient does not match the convolution", gy, &want);
+    if (!po_shape_equal(gy, &want)) return po__shape_error("output gradient does not match the convolution", gy, &want);
     return PO_OK;
 }
 
 static po_status conv_infer(po_node *n) {
     po_status st;
-    if ((st = want_rank4(n, 0, "conv2d input x")) || (st = want_rank4(n, 1, "conv2d weight")))
-        return st;
+    if ((st = want_rank4(n, 0, "conv2d input x")) || (st = want_rank4(n, 1, "conv2d weight"))) return st;
     if (n->n_in == 3) {
         if ((st = po__want_f32(n, 2))) return st;
         const po_shape *b = &n->in[2]->shape;
@@ -122,8 +112,7 @@ static po_status conv_infer(po_node *n) {
 
 static po_status grad_input_infer(po_node *n) {
     po_status st;
-    if ((st = want_rank4(n, 0, "output gradient")) || (st = want_rank4(n, 1, "conv2d weight")))
-        return st;
+    if ((st = want_rank4(n, 0, "output gradient")) || (st = want_rank4(n, 1, "conv2d weight"))) return st;
     for (int i = 4; i < 8; i++)
         if (n->ai[i] < 1) return po_fail(PO_ERR_SHAPE, "input shape attribute must be positive");
     if ((st = check_geom(&n->ai[4], n->in[1]->shape.dim, n->ai))) return st;
@@ -136,8 +125,7 @@ static po_status grad_input_infer(po_node *n) {
 
 static po_status grad_weight_infer(po_node *n) {
     po_status st;
-    if ((st = want_rank4(n, 0, "output gradient")) || (st = want_rank4(n, 1, "conv2d input x")))
-        return st;
+    if ((st = want_rank4(n, 0, "output gradient")) || (st = want_rank4(n, 1, "conv2d input x"))) return st;
     for (int i = 4; i < 8; i++)
         if (n->ai[i] < 1) return po_fail(PO_ERR_SHAPE, "weight shape attribute must be positive");
     if ((st = check_geom(n->in[1]->shape.dim, &n->ai[4], n->ai))) return st;
@@ -178,8 +166,7 @@ static void conv_grad(po_graph *g, po_node *n, po_node *gy) {
 /* --- cost ----------------------------------------------------------------------------------- */
 
 static double macs(const geom *g) {
-    return (double)g->n * (double)g->o * (double)g->oh * (double)g->ow * (double)g->c *
-           (double)g->kh * (double)g->kw;
+    return (double)g->n * (double)g->o * (double)g->oh * (double)g->ow * (double)g->c * (double)g->kh * (double)g->kw;
 }
 
 static void conv_cost(const po_node *n, po_op_cost *c) {
@@ -187,7 +174,8 @@ static void conv_cost(const po_node *n, po_op_cost *c) {
     double out = (double)po__numel(n);
     c->flops = 2.0 * macs(&g) + (n->n_in == 3 ? out : 0.0);
     c->bytes_read = 0.0;
-    for (int i = 0; i < n->n_in; i++) c->bytes_read += (double)po__nbytes(n->in[i]);
+    for (int i = 0; i < n->n_in; i++)
+        c->bytes_read += (double)po__nbytes(n->in[i]);
     c->bytes_written = (double)po__nbytes(n);
 }
 
@@ -210,8 +198,7 @@ typedef enum { KIND_FWD, KIND_BWD_DATA, KIND_BWD_WEIGHTS } prim_kind;
 
 /* Primitive descriptor of one kind for g, with blocked (`any`) or plain layouts. Backward
  * descriptors need the forward one as a hint; it is made here and dropped. */
-static po_status make_pd(const geom *g, prim_kind kind, bool bias, bool any,
-                         dnnl_primitive_desc_t *pd) {
+static po_status make_pd(const geom *g, prim_kind kind, bool bias, bool any, dnnl_primitive_desc_t *pd) {
     int64_t xd[4] = {g->n, g->c, g->h, g->w}, wd[4] = {g->o, g->c, g->kh, g->kw};
     int64_t yd[4] = {g->n, g->o, g->oh, g->ow}, bd[1] = {g->o};
     dnnl_memory_desc_t x, w, y, b;
@@ -223,8 +210,7 @@ static po_status make_pd(const geom *g, prim_kind kind, bool bias, bool any,
      * and simply leaves the input rows and columns that no window reaches unread. */
     dnnl_dims_t strides = {g->sh, g->sw}, pad = {g->ph, g->pw};
     dnnl_convolution_desc_t fwd, bwd;
-    st = po__dnnl_check(dnnl_convolution_forward_desc_init(&fwd, dnnl_forward_training,
-                                                           dnnl_convolution_direct, &x, &w,
+    st = po__dnnl_check(dnnl_convolution_forward_desc_init(&fwd, dnnl_forward_training, dnnl_convolution_direct, &x, &w,
                                                            bias ? &b : NULL, &y, strides, pad, pad),
                         "convolution descriptor");
     if (st) return st;
@@ -232,21 +218,19 @@ static po_status make_pd(const geom *g, prim_kind kind, bool bias, bool any,
     dnnl_primitive_desc_t hint;
     if ((st = po__dnnl_pd(&hint, &fwd, NULL))) return st;
     if (kind == KIND_BWD_DATA)
-        st = po__dnnl_check(dnnl_convolution_backward_data_desc_init(&bwd, dnnl_convolution_direct,
-                                                                     &x, &w, &y, strides, pad, pad),
-                            "convolution descriptor");
+        st = po__dnnl_check(
+            dnnl_convolution_backward_data_desc_init(&bwd, dnnl_convolution_direct, &x, &w, &y, strides, pad, pad),
+            "convolution descriptor");
     else
-        st = po__dnnl_check(dnnl_convolution_backward_weights_desc_init(
-                                &bwd, dnnl_convolution_direct, &x, &w, NULL, &y, strides, pad, pad),
+        st = po__dnnl_check(dnnl_convolution_backward_weights_desc_init(&bwd, dnnl_convolution_direct, &x, &w, NULL, &y,
+                                                                        strides, pad, pad),
                             "convolution descriptor");
     if (!st) st = po__dnnl_pd(pd, &bwd, hint);
     dnnl_primitive_desc_destroy(hint);
     return st;
 }
 
-static bool is_ref(const_dnnl_primitive_desc_t pd) {
-    return strncmp(po__dnnl_impl(pd), "ref", 3) == 0;
-}
+static bool is_ref(const_dnnl_primitive_desc_t pd) { return strncmp(po__dnnl_impl(pd), "ref", 3) == 0; }
 
 /* Creates the primitive for node n, on the layouts the header comment explains, except where
  * oneDNN would run its reference kernel on them and has a real one for the other layouts. */
@@ -265,8 +249,7 @@ static po_status make_prim(const po_node *n, prim_kind kind, void **state) {
             pd = other;
         }
     }
-    int64_t xd[4] = {g.n, g.c, g.h, g.w}, wd[4] = {g.o, g.c, g.kh, g.kw},
-            yd[4] = {g.n, g.o, g.oh, g.ow};
+    int64_t xd[4] = {g.n, g.c, g.h, g.w}, wd[4] = {g.o, g.c, g.kh, g.kw}, yd[4] = {g.n, g.o, g.oh, g.ow};
     int64_t bd[1] = {g.o};
     dnnl_memory_desc_t x, w, y, b;
     po_dnnl_arg_spec spec[4];
@@ -305,12 +288,8 @@ static po_status make_prim(const po_node *n, prim_kind kind, void **state) {
 }
 
 static po_status conv_init(const po_node *n, void **state) { return make_prim(n, KIND_FWD, state); }
-static po_status grad_input_init(const po_node *n, void **state) {
-    return make_prim(n, KIND_BWD_DATA, state);
-}
-static po_status grad_weight_init(const po_node *n, void **state) {
-    return make_prim(n, KIND_BWD_WEIGHTS, state);
-}
+static po_status grad_input_init(const po_node *n, void **state) { return make_prim(n, KIND_BWD_DATA, state); }
+static po_status grad_weight_init(const po_node *n, void **state) { return make_prim(n, KIND_BWD_WEIGHTS, state); }
 
 static void prim_free(void *state) {
     po__dnnl_prim_free(state);
@@ -320,7 +299,8 @@ static void prim_free(void *state) {
 static po_status prim_run(const po_kargs *a) {
     void *bufs[4];
     int k = 0;
-    for (int i = 0; i < a->node->n_in; i++) bufs[k++] = (void *)a->in[i];
+    for (int i = 0; i < a->node->n_in; i++)
+        bufs[k++] = (void *)a->in[i];
     bufs[k] = a->out;
     return po__dnnl_prim_run(a->state, bufs, a->scratch);
 }
@@ -343,12 +323,16 @@ static po_status grad_bias_run(const po_kargs *a) {
             int64_t i = 0;
             for (; i + LANES <= hw; i += LANES)
 #pragma omp simd
-                for (int l = 0; l < LANES; l++) lane[l] += p[i + l];
-            for (; i < hw; i++) sum += p[i];
-            for (int l = 0; l < LANES; l++) sum += lane[l];
+                for (int l = 0; l < LANES; l++)
+                    lane[l] += p[i + l];
+            for (; i < hw; i++)
+                sum += p[i];
+            for (int l = 0; l < LANES; l++)
+                sum += lane[l];
             acc[c] += sum;
         }
-    for (int64_t c = 0; c < o; c++) db[c] = (float)acc[c];
+    for (int64_t c = 0; c < o; c++)
+        db[c] = (float)acc[c];
     return PO_OK;
 }
 
@@ -371,10 +355,8 @@ const po_op_def po_op_def_conv2d_grad_weight = {.name = "conv2d_grad_weight",
                                                 .cpu_init = grad_weight_init,
                                                 .cpu_free = prim_free,
                                                 .cpu_run = prim_run};
-const po_op_def po_op_def_conv2d_grad_bias = {.name = "conv2d_grad_bias",
-                                              .infer = grad_bias_infer,
-                                              .cost = grad_bias_cost,
-                                              .cpu_run = grad_bias_run};
+const po_op_def po_op_def_conv2d_grad_bias = {
+    .name = "conv2d_grad_bias", .infer = grad_bias_infer, .cost = grad_bias_cost, .cpu_run = grad_bias_run};
 
 po_conv2d_opts po_conv2d_opts_default(void) {
     po_conv2d_opts o = {1, 1, 0, 0};

@@ -74,7 +74,8 @@ static po_status emb_grad_run(const po_kargs *a) {
         int64_t id = id_at(a->in[1], n->in[1]->dtype, i);
         if (id < 0 || id >= v) return bad_id(id, v);
 #pragma omp simd
-        for (int64_t j = 0; j < d; j++) gt[id * d + j] += gy[i * d + j];
+        for (int64_t j = 0; j < d; j++)
+            gt[id * d + j] += gy[i * d + j];
     }
     return PO_OK;
 }

@@ -55,13 +55,16 @@ static po_status ln_run(const po_kargs *a) {
         float *yr = y + r * d;
         float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
-        for (int64_t j = 0; j < d; j++) sum += xr[j];
+        for (int64_t j = 0; j < d; j++)
+            sum += xr[j];
         float mean = sum / (float)d, sq = 0.0f;
 #pragma omp simd reduction(+ : sq)
-        for (int64_t j = 0; j < d; j++) sq += (xr[j] - mean) * (xr[j] - mean);
+        for (int64_t j = 0; j < d; j++)
+            sq += (xr[j] - mean) * (xr[j] - mean);
         float rstd = 1.0f / sqrtf(sq / (float)d + eps);
 #pragma omp simd
-        for (int64_t j = 0; j < d; j++) yr[j] = (xr[j] - mean) * rstd * w[j] + b[j];
+        for (int64_t j = 0; j < d; j++)
+            yr[j] = (xr[j] - mean) * rstd * w[j] + b[j];
         stats[2 * r] = mean;
         stats[2 * r + 1] = rstd;
     }
@@ -81,8 +84,9 @@ po_node *po_layer_norm(po_graph *g, po_node *x, po_node *w, po_node *b, float ep
 
 static po_status ln_grad_input_infer(po_node *n) {
     n->shape = n->in[1]->shape;
-    return po_shape_equal(&n->in[0]->shape, &n->shape) ? PO_OK
-                                                       : po__shape_error("gy and x differ", &n->in[0]->shape, &n->shape);
+    return po_shape_equal(&n->in[0]->shape, &n->shape)
+               ? PO_OK
+               : po__shape_error("gy and x differ", &n->in[0]->shape, &n->shape);
 }
 
 static void ln_grad_input_cost(const po_node *n, po_op_cost *c) { po__cost_elementwise(n, c, 10.0, 2); }
@@ -137,7 +141,8 @@ static po_status ln_grad_weight_run(const po_kargs *a) {
     for (int64_t r = 0; r < rows; r++) {
         float mean = stats[2 * r], rstd = stats[2 * r + 1];
 #pragma omp simd
-        for (int64_t j = 0; j < d; j++) gw[j] += gy[r * d + j] * (x[r * d + j] - mean) * rstd;
+        for (int64_t j = 0; j < d; j++)
+            gw[j] += gy[r * d + j] * (x[r * d + j] - mean) * rstd;
     }
     return PO_OK;
 }

@@ -16,7 +16,8 @@ const po_op_def po_op_def_param = {.name = "param", .infer = infer_leaf};
 static po_status fill_run(const po_kargs *a) {
     float v = a->node->af[0], *y = a->out;
     int64_t n = po__numel(a->node);
-    for (int64_t i = 0; i < n; i++) y[i] = v;
+    for (int64_t i = 0; i < n; i++)
+        y[i] = v;
     return PO_OK;
 }
 

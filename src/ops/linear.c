@@ -52,7 +52,8 @@ static po_status linear_run(const po_kargs *a) {
     if (n->n_in == 3) { /* start from the bias and accumulate the product onto it */
         const float *b = a->in[2];
         for (int64_t r = 0; r < rows; r++)
-            for (int64_t j = 0; j < out; j++) y[r * out + j] = b[j];
+            for (int64_t j = 0; j < out; j++)
+                y[r * out + j] = b[j];
         beta = 1.0f;
     }
     return po__sgemm(false, true, rows, out, in, 1.0f, a->in[0], in, a->in[1], in, beta, y, out);

@@ -86,8 +86,8 @@ static po_status matmul_run(const po_kargs *a) {
         return po__sgemm(false, tb, d.batch * d.M, d.N, d.K, 1.0f, A, lda, B, ldb, 0.0f, C, d.N);
     for (int64_t i = 0; i < d.batch; i++) {
         const float *Bi = d.shared_b ? B : B + i * d.K * d.N;
-        po_status st = po__sgemm(ta, tb, d.M, d.N, d.K, 1.0f, A + i * d.M * d.K, lda, Bi, ldb, 0.0f,
-                                 C + i * d.M * d.N, d.N);
+        po_status st =
+            po__sgemm(ta, tb, d.M, d.N, d.K, 1.0f, A + i * d.M * d.K, lda, Bi, ldb, 0.0f, C + i * d.M * d.N, d.N);
         if (st) return st;
     }
     return PO_OK;

@@ -22,26 +22,18 @@ static po_status pool_infer(po_node *n) {
     po_status st = po__want_f32(n, 0);
     if (st) return st;
     const po_shape *x = &n->in[0]->shape;
-    if (x->ndim != 4)
-        return po_fail(PO_ERR_SHAPE, "max_pool2d input must be 4-D [N, C, H, W], got rank %d",
-                       x->ndim);
+    if (x->ndim != 4) return po_fail(PO_ERR_SHAPE, "max_pool2d input must be 4-D [N, C, H, W], got rank %d", x->ndim);
     int64_t k = n->ai[0], s = n->ai[1], p = n->ai[2];
-    if (k < 1)
-        return po_fail(PO_ERR_INVALID_ARG, "kernel must be at least 1, got %lld", (long long)k);
-    if (s < 1)
-        return po_fail(PO_ERR_INVALID_ARG, "stride must be at least 1, got %lld", (long long)s);
+    if (k < 1) return po_fail(PO_ERR_INVALID_ARG, "kernel must be at least 1, got %lld", (long long)k);
+    if (s < 1) return po_fail(PO_ERR_INVALID_ARG, "stride must be at least 1, got %lld", (long long)s);
     if (p < 0 || p > k / 2)
-        return po_fail(PO_ERR_INVALID_ARG,
-                       "padding must be between 0 and kernel/2 = %lld, got %lld",
+        return po_fail(PO_ERR_INVALID_ARG, "padding must be between 0 and kernel/2 = %lld, got %lld",
                        (long long)(k / 2), (long long)p);
     if (x->dim[2] + 2 * p < k || x->dim[3] + 2 * p < k)
-        return po_fail(PO_ERR_SHAPE, "kernel %lld is larger than the padded input %lldx%lld",
-                       (long long)k, (long long)(x->dim[2] + 2 * p),
-                       (long long)(x->dim[3] + 2 * p));
-    if (x->dim[2] * x->dim[3] > INT32_MAX)
-        return po_fail(PO_ERR_UNSUPPORTED, "max_pool2d planes over 2^31 elements");
-    n->shape = PO_SHAPE(x->dim[0], x->dim[1], (x->dim[2] + 2 * p - k) / s + 1,
-                        (x->dim[3] + 2 * p - k) / s + 1);
+        return po_fail(PO_ERR_SHAPE, "kernel %lld is larger than the padded input %lldx%lld", (long long)k,
+                       (long long)(x->dim[2] + 2 * p), (long long)(x->dim[3] + 2 * p));
+    if (x->dim[2] * x->dim[3] > INT32_MAX) return po_fail(PO_ERR_UNSUPPORTED, "max_pool2d planes over 2^31 elements");
+    n->shape = PO_SHAPE(x->dim[0], x->dim[1], (x->dim[2] + 2 * p - k) / s + 1, (x->dim[3] + 2 * p - k) / s + 1);
     n->aux_bytes = (size_t)po__numel(n) * sizeof(int32_t);
     return PO_OK;
 }
@@ -50,11 +42,9 @@ static po_status pool_grad_infer(po_node *n) {
     po_status st;
     if ((st = po__want_f32(n, 0))) return st;
     const po_node *pool = n->in[1];
-    if (pool->op != PO_OP_MAX_POOL2D)
-        return po_fail(PO_ERR_INVALID_ARG, "second input must be the max_pool2d node");
+    if (pool->op != PO_OP_MAX_POOL2D) return po_fail(PO_ERR_INVALID_ARG, "second input must be the max_pool2d node");
     if (!po_shape_equal(&n->in[0]->shape, &pool->shape))
-        return po__shape_error("output gradient does not match the pooling output",
-                               &n->in[0]->shape, &pool->shape);
+        return po__shape_error("output gradient does not match the pooling output", &n->in[0]->shape, &pool->shape);
     memcpy(n->ai, pool->ai, 3 * sizeof n->ai[0]);
     n->shape = pool->in[0]->shape;
     return PO_OK;
@@ -81,8 +71,8 @@ static void pool_grad_cost(const po_node *n, po_op_cost *c) {
 
 /* The common 2x2, stride 2, unpadded window: every window lies inside the plane, so a row of
  * outputs is a branch-free pass over two input rows. */
-static void pool_2x2(const float *x, float *y, int32_t *idx, int64_t planes, int64_t h, int64_t w,
-                     int64_t oh, int64_t ow) {
+static void pool_2x2(const float *x, float *y, int32_t *idx, int64_t planes, int64_t h, int64_t w, int64_t oh,
+                     int64_t ow) {
     for (int64_t pl = 0; pl < planes; pl++, x += h * w, y += oh * ow, idx += oh * ow) {
         for (int64_t i = 0; i < oh; i++) {
             const float *r0 = x + 2 * i * w, *r1 = r0 + w;
@@ -104,8 +94,8 @@ static void pool_2x2(const float *x, float *y, int32_t *idx, int64_t planes, int
     }
 }
 
-static void pool_any(const float *x, float *y, int32_t *idx, int64_t planes, int64_t h, int64_t w,
-                     int64_t oh, int64_t ow, int64_t k, int64_t s, int64_t p) {
+static void pool_any(const float *x, float *y, int32_t *idx, int64_t planes, int64_t h, int64_t w, int64_t oh,
+                     int64_t ow, int64_t k, int64_t s, int64_t p) {
     for (int64_t pl = 0; pl < planes; pl++, x += h * w, y += oh * ow, idx += oh * ow) {
         for (int64_t i = 0; i < oh; i++) {
             int64_t h0 = i * s - p, h1 = h0 + k < h ? h0 + k : h;
@@ -139,8 +129,8 @@ static po_status pool_run(const po_kargs *a) {
 
 /* 2x2, stride 2, unpadded: windows tile the plane, so each input element is written once, gy
  * where the window picked it and zero elsewhere; rows and columns no window covers are zeroed. */
-static void pool_grad_2x2(const float *gy, const int32_t *idx, float *dx, int64_t planes, int64_t h,
-                          int64_t w, int64_t oh, int64_t ow) {
+static void pool_grad_2x2(const float *gy, const int32_t *idx, float *dx, int64_t planes, int64_t h, int64_t w,
+                          int64_t oh, int64_t ow) {
     for (int64_t pl = 0; pl < planes; pl++, gy += oh * ow, idx += oh * ow, dx += h * w) {
         for (int64_t i = 0; i < oh; i++) {
             float *r0 = dx + 2 * i * w, *r1 = r0 + w;
@@ -176,19 +166,15 @@ static po_status pool_grad_run(const po_kargs *a) {
     }
     memset(dx, 0, (size_t)po__nbytes(n));
     for (int64_t pl = 0; pl < planes; pl++, gy += ohw, idx += ohw, dx += h * w)
-        for (int64_t j = 0; j < ohw; j++) dx[idx[j]] += gy[j];
+        for (int64_t j = 0; j < ohw; j++)
+            dx[idx[j]] += gy[j];
     return PO_OK;
 }
 
-const po_op_def po_op_def_max_pool2d = {.name = "max_pool2d",
-                                        .infer = pool_infer,
-                                        .grad = pool_grad,
-                                        .cost = pool_cost,
-                                        .cpu_run = pool_run};
-const po_op_def po_op_def_max_pool2d_grad = {.name = "max_pool2d_grad",
-                                             .infer = pool_grad_infer,
-                                             .cost = pool_grad_cost,
-                                             .cpu_run = pool_grad_run};
+const po_op_def po_op_def_max_pool2d = {
+    .name = "max_pool2d", .infer = pool_infer, .grad = pool_grad, .cost = pool_cost, .cpu_run = pool_run};
+const po_op_def po_op_def_max_pool2d_grad = {
+    .name = "max_pool2d_grad", .infer = pool_grad_infer, .cost = pool_grad_cost, .cpu_run = pool_grad_run};
 
 po_node *po_max_pool2d(po_graph *g, po_node *x, int kernel, int stride, int padding) {
     int64_t ai[PO_ATTR_INTS] = {kernel, stride, padding};

@@ -23,12 +23,12 @@ typedef struct po_step_ctx {
 /* Everything a CPU kernel touches, resolved once when the executor is built. */
 typedef struct po_kargs {
     const po_node *node;
-    void *out;                  /* output (for in-place ops, the updated tensor) */
-    void *aux;                  /* node's auxiliary buffer, or NULL */
-    const void *const *in;      /* output buffer of each input */
-    void *const *in_aux;        /* auxiliary buffer of each input (NULL where none) */
-    void *state;                /* from cpu_init, or NULL */
-    void *scratch;              /* node->scratch_bytes of temporary space */
+    void *out;             /* output (for in-place ops, the updated tensor) */
+    void *aux;             /* node's auxiliary buffer, or NULL */
+    const void *const *in; /* output buffer of each input */
+    void *const *in_aux;   /* auxiliary buffer of each input (NULL where none) */
+    void *state;           /* from cpu_init, or NULL */
+    void *scratch;         /* node->scratch_bytes of temporary space */
     const po_step_ctx *step;
 } po_kargs;
 

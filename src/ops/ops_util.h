@@ -36,7 +36,8 @@ static inline po_status po__shape_error(const char *what, const po_shape *a, con
 /* Product of dims [from, to). */
 static inline int64_t po__dims_product(const po_shape *s, int from, int to) {
     int64_t p = 1;
-    for (int i = from; i < to; i++) p *= s->dim[i];
+    for (int i = from; i < to; i++)
+        p *= s->dim[i];
     return p;
 }
 

@@ -74,4 +74,5 @@ static po_status adam_run(const po_kargs *a) {
 }
 
 const po_op_def po_op_def_sgd_step = {.name = "sgd_step", .infer = step_infer, .cost = step_cost, .cpu_run = sgd_run};
-const po_op_def po_op_def_adam_step = {.name = "adam_step", .infer = step_infer, .cost = step_cost, .cpu_run = adam_run};
+const po_op_def po_op_def_adam_step = {
+    .name = "adam_step", .infer = step_infer, .cost = step_cost, .cpu_run = adam_run};

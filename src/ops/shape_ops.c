@@ -18,9 +18,12 @@ static po_status reshape_infer(po_node *n) {
     int infer = -1;
     int64_t known = 1, total = po__numel(n->in[0]);
     for (int i = 0; i < nd; i++) {
-        if (s.dim[i] == -1 && infer < 0) infer = i;
-        else if (s.dim[i] < 0) return po_fail(PO_ERR_SHAPE, "bad extent %lld", (long long)s.dim[i]);
-        else known *= s.dim[i];
+        if (s.dim[i] == -1 && infer < 0)
+            infer = i;
+        else if (s.dim[i] < 0)
+            return po_fail(PO_ERR_SHAPE, "bad extent %lld", (long long)s.dim[i]);
+        else
+            known *= s.dim[i];
     }
     if (infer >= 0 && known > 0 && total % known == 0) {
         s.dim[infer] = total / known;
@@ -45,7 +48,8 @@ po_node *po_reshape(po_graph *g, po_node *x, po_shape shape) {
     if (shape.ndim < 0 || shape.ndim > PO_MAX_DIMS)
         return po__graph_fail(g, PO_ERR_SHAPE, "reshape: bad rank %d", shape.ndim);
     int64_t ai[PO_ATTR_INTS] = {shape.ndim};
-    for (int i = 0; i < shape.ndim; i++) ai[1 + i] = shape.dim[i];
+    for (int i = 0; i < shape.ndim; i++)
+        ai[1 + i] = shape.dim[i];
     po_node *in[1] = {x};
     return po__node_new(g, PO_OP_RESHAPE, 1, in, ai, NULL);
 }
@@ -65,7 +69,8 @@ po_node *po_flatten(po_graph *g, po_node *x, int start_dim) {
 static po_status transpose_infer(po_node *n) {
     int nd = n->in[0]->shape.ndim;
     int d0 = (int)n->ai[0], d1 = (int)n->ai[1];
-    if (d0 < 0 || d1 < 0 || d0 >= nd || d1 >= nd) return po_fail(PO_ERR_INVALID_ARG, "dims out of range for rank %d", nd);
+    if (d0 < 0 || d1 < 0 || d0 >= nd || d1 >= nd)
+        return po_fail(PO_ERR_INVALID_ARG, "dims out of range for rank %d", nd);
     n->dtype = n->in[0]->dtype;
     n->shape = n->in[0]->shape;
     n->shape.dim[d0] = n->in[0]->shape.dim[d1];
@@ -77,9 +82,7 @@ static void transpose_grad(po_graph *g, po_node *n, po_node *gy) {
     po__acc_grad(g, n->in[0], po_transpose(g, gy, (int)n->ai[0], (int)n->ai[1]));
 }
 
-static void copy_cost(const po_node *n, po_op_cost *c) {
-    c->bytes_read = c->bytes_written = (double)po__nbytes(n);
-}
+static void copy_cost(const po_node *n, po_op_cost *c) { c->bytes_read = c->bytes_written = (double)po__nbytes(n); }
 
 /* Viewing x as [outer, A, mid, B, inner] with A, B the swapped dims, writes
  * y[outer, B, mid, A, inner]. */
@@ -125,8 +128,8 @@ po_node *po_transpose(po_graph *g, po_node *x, int d0, int d1) {
 
 /* Copies `len` rows of `inner` elements between [outer, ext_src, inner] and
  * [outer, ext_dst, inner] layouts at row offsets src_at and dst_at. */
-static void copy_rows(char *dst, int64_t ext_dst, int64_t dst_at, const char *src, int64_t ext_src,
-                      int64_t src_at, int64_t outer, int64_t len, int64_t inner, size_t es) {
+static void copy_rows(char *dst, int64_t ext_dst, int64_t dst_at, const char *src, int64_t ext_src, int64_t src_at,
+                      int64_t outer, int64_t len, int64_t inner, size_t es) {
     size_t bytes = (size_t)(len * inner) * es;
     for (int64_t o = 0; o < outer; o++)
         memcpy(dst + ((o * ext_dst + dst_at) * inner) * (int64_t)es,
@@ -139,8 +142,8 @@ static po_status slice_infer(po_node *n) {
     int64_t start = n->ai[1], len = n->ai[2];
     if (dim < 0 || dim >= s->ndim) return po_fail(PO_ERR_INVALID_ARG, "dim out of range");
     if (start < 0 || len <= 0 || start + len > s->dim[dim])
-        return po_fail(PO_ERR_RANGE, "[%lld, %lld) is outside extent %lld", (long long)start,
-                       (long long)(start + len), (long long)s->dim[dim]);
+        return po_fail(PO_ERR_RANGE, "[%lld, %lld) is outside extent %lld", (long long)start, (long long)(start + len),
+                       (long long)s->dim[dim]);
     n->dtype = n->in[0]->dtype;
     n->shape = *s;
     n->shape.dim[dim] = len;
@@ -162,8 +165,8 @@ static po_status slice_run(const po_kargs *a) {
     const po_node *n = a->node;
     const po_shape *s = &n->in[0]->shape;
     int dim = (int)n->ai[0];
-    copy_rows(a->out, n->shape.dim[dim], 0, a->in[0], s->dim[dim], n->ai[1], po__dims_product(s, 0, dim),
-              n->ai[2], po__dims_product(s, dim + 1, s->ndim), po_dtype_size(n->dtype));
+    copy_rows(a->out, n->shape.dim[dim], 0, a->in[0], s->dim[dim], n->ai[1], po__dims_product(s, 0, dim), n->ai[2],
+              po__dims_product(s, dim + 1, s->ndim), po_dtype_size(n->dtype));
     return PO_OK;
 }
 
@@ -238,7 +241,8 @@ static po_status concat_infer(po_node *n) {
         const po_shape *s = &n->in[i]->shape;
         if (n->in[i]->dtype != n->dtype) return po_fail(PO_ERR_DTYPE, "inputs have different dtypes");
         bool ok = s->ndim == s0->ndim;
-        for (int k = 0; ok && k < s->ndim; k++) ok = k == dim || s->dim[k] == s0->dim[k];
+        for (int k = 0; ok && k < s->ndim; k++)
+            ok = k == dim || s->dim[k] == s0->dim[k];
         if (!ok) return po__shape_error("extents outside the concat dim differ", s0, s);
         n->shape.dim[dim] += s->dim[dim];
     }

@@ -31,7 +31,8 @@ static po_status softmax_run(const po_kargs *a) {
         float *yr = y + r * d;
         float mx = xr[0];
 #pragma omp simd reduction(max : mx)
-        for (int64_t j = 1; j < d; j++) mx = xr[j] > mx ? xr[j] : mx;
+        for (int64_t j = 1; j < d; j++)
+            mx = xr[j] > mx ? xr[j] : mx;
         float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
         for (int64_t j = 0; j < d; j++) {
@@ -40,7 +41,8 @@ static po_status softmax_run(const po_kargs *a) {
         }
         float inv = 1.0f / sum;
 #pragma omp simd
-        for (int64_t j = 0; j < d; j++) yr[j] *= inv;
+        for (int64_t j = 0; j < d; j++)
+            yr[j] *= inv;
     }
     return PO_OK;
 }
@@ -54,9 +56,11 @@ static po_status softmax_grad_run(const po_kargs *a) {
         const float *g = gy + r * d, *yr = y + r * d;
         float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
-        for (int64_t j = 0; j < d; j++) dot += g[j] * yr[j];
+        for (int64_t j = 0; j < d; j++)
+            dot += g[j] * yr[j];
 #pragma omp simd
-        for (int64_t j = 0; j < d; j++) gx[r * d + j] = yr[j] * (g[j] - dot);
+        for (int64_t j = 0; j < d; j++)
+            gx[r * d + j] = yr[j] * (g[j] - dot);
     }
     return PO_OK;
 }

@@ -34,7 +34,8 @@ static po_status sum_to_run(const po_kargs *a) {
     memset(y, 0, (size_t)inner * sizeof *y);
     for (int64_t r = 0; r < rows; r++)
 #pragma omp simd
-        for (int64_t j = 0; j < inner; j++) y[j] += x[r * inner + j];
+        for (int64_t j = 0; j < inner; j++)
+            y[j] += x[r * inner + j];
     return PO_OK;
 }
 
@@ -47,7 +48,8 @@ po_node *po_sum_to(po_graph *g, po_node *x, po_shape shape) {
     if (shape.ndim < 0 || shape.ndim > PO_MAX_DIMS)
         return po__graph_fail(g, PO_ERR_SHAPE, "sum_to: bad target rank %d", shape.ndim);
     int64_t ai[PO_ATTR_INTS] = {shape.ndim};
-    for (int i = 0; i < shape.ndim; i++) ai[1 + i] = shape.dim[i];
+    for (int i = 0; i < shape.ndim; i++)
+        ai[1 + i] = shape.dim[i];
     po_node *in[1] = {x};
     return po__node_new(g, PO_OP_SUM_TO, 1, in, ai, NULL);
 }

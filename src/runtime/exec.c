@@ -15,13 +15,13 @@ struct po_exec {
     po_params *p;
     po_memplan plan;
     void *arena, *scratch;
-    void **out;         /* per node: where its output lives */
-    void **aux;         /* per node: its aux buffer, or NULL */
-    void **input_bufs;  /* per node: owned buffer for INPUT nodes, else NULL */
-    void **state;       /* per node: kernel state from cpu_init */
-    po_kargs *args;     /* per node, fully resolved */
-    const void **in_ptrs;   /* backing store for every args[i].in */
-    void **in_aux_ptrs;     /* backing store for every args[i].in_aux */
+    void **out;           /* per node: where its output lives */
+    void **aux;           /* per node: its aux buffer, or NULL */
+    void **input_bufs;    /* per node: owned buffer for INPUT nodes, else NULL */
+    void **state;         /* per node: kernel state from cpu_init */
+    po_kargs *args;       /* per node, fully resolved */
+    const void **in_ptrs; /* backing store for every args[i].in */
+    void **in_aux_ptrs;   /* backing store for every args[i].in_aux */
     po_step_ctx step;
     int64_t steps_done;
     bool has_optimizer;
@@ -67,7 +67,8 @@ static po_status resolve_storage(po_exec *ex) {
 static po_status resolve_args(po_exec *ex) {
     const po_graph *g = ex->g;
     size_t total_in = 0;
-    for (int i = 0; i < g->n_nodes; i++) total_in += (size_t)g->nodes[i]->n_in;
+    for (int i = 0; i < g->n_nodes; i++)
+        total_in += (size_t)g->nodes[i]->n_in;
     ex->in_ptrs = calloc(total_in + 1, sizeof *ex->in_ptrs);
     ex->in_aux_ptrs = calloc(total_in + 1, sizeof *ex->in_aux_ptrs);
     if (!ex->in_ptrs || !ex->in_aux_ptrs) return po_fail(PO_ERR_NO_MEMORY, "out of memory preparing the executor");
@@ -119,7 +120,8 @@ po_status po_exec_new(const po_graph *g, po_params *p, po_exec **out) {
         ex->node_seconds = calloc((size_t)n, sizeof *ex->node_seconds);
         ex->arena = po_aligned_calloc(ex->plan.arena_bytes);
         ex->scratch = po_aligned_calloc(ex->plan.scratch_bytes);
-        if (!ex->out || !ex->aux || !ex->input_bufs || !ex->state || !ex->args || !ex->node_seconds || !ex->arena || !ex->scratch)
+        if (!ex->out || !ex->aux || !ex->input_bufs || !ex->state || !ex->args || !ex->node_seconds || !ex->arena ||
+            !ex->scratch)
             st = po_fail(PO_ERR_NO_MEMORY, "out of memory: the graph needs %zu bytes of buffers",
                          ex->plan.arena_bytes + ex->plan.scratch_bytes);
     }
@@ -141,7 +143,8 @@ void po_exec_free(po_exec *ex) {
         const po_op_def *def = po__op_def(ex->g->nodes[i]->op);
         if (ex->state[i] && def->cpu_free) def->cpu_free(ex->state[i]);
     }
-    for (int i = 0; i < ex->g->n_nodes && ex->input_bufs; i++) po_aligned_free(ex->input_bufs[i]);
+    for (int i = 0; i < ex->g->n_nodes && ex->input_bufs; i++)
+        po_aligned_free(ex->input_bufs[i]);
     po_memplan_free(&ex->plan);
     po_aligned_free(ex->arena);
     po_aligned_free(ex->scratch);
@@ -160,9 +163,7 @@ static bool is_input(const po_exec *ex, const po_node *n) {
     return n && n->id < ex->g->n_nodes && ex->g->nodes[n->id] == n && n->op == PO_OP_INPUT;
 }
 
-void *po_exec_input_data(po_exec *ex, const po_node *input) {
-    return is_input(ex, input) ? ex->out[input->id] : NULL;
-}
+void *po_exec_input_data(po_exec *ex, const po_node *input) { return is_input(ex, input) ? ex->out[input->id] : NULL; }
 
 po_status po_exec_set_input(po_exec *ex, const po_node *input, const po_tensor *value) {
     if (!is_input(ex, input)) return po_fail(PO_ERR_INVALID_ARG, "set_input: not an input node of this graph");
@@ -179,7 +180,8 @@ po_status po_exec_set_input(po_exec *ex, const po_node *input, const po_tensor *
     if (src->dtype == input->dtype) {
         memcpy(dst, src->data, (size_t)n * po_dtype_size(src->dtype));
     } else if (input->dtype == PO_I64 && src->dtype == PO_I32) {
-        for (int64_t i = 0; i < n; i++) ((int64_t *)dst)[i] = ((const int32_t *)src->data)[i];
+        for (int64_t i = 0; i < n; i++)
+            ((int64_t *)dst)[i] = ((const int32_t *)src->data)[i];
     } else if (input->dtype == PO_I32 && src->dtype == PO_I64) {
         for (int64_t i = 0; i < n; i++) {
             int64_t v = ((const int64_t *)src->data)[i];
@@ -190,8 +192,8 @@ po_status po_exec_set_input(po_exec *ex, const po_node *input, const po_tensor *
             ((int32_t *)dst)[i] = (int32_t)v;
         }
     } else {
-        st = po_fail(PO_ERR_DTYPE, "input \"%s\" expects %s data, got %s", input->name,
-                     po_dtype_name(input->dtype), po_dtype_name(src->dtype));
+        st = po_fail(PO_ERR_DTYPE, "input \"%s\" expects %s data, got %s", input->name, po_dtype_name(input->dtype),
+                     po_dtype_name(src->dtype));
     }
     po_tensor_free(src);
     return st;

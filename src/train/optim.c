@@ -23,9 +23,7 @@ po_status po_optim_kind_parse(const char *name, po_optim_kind *out) {
     return po_fail(PO_ERR_INVALID_ARG, "unknown optimizer \"%s\" (expected sgd, adam or adamw)", name);
 }
 
-const char *po_optim_kind_name(po_optim_kind kind) {
-    return (unsigned)kind < 3 ? kind_names[kind] : "?";
-}
+const char *po_optim_kind_name(po_optim_kind kind) { return (unsigned)kind < 3 ? kind_names[kind] : "?"; }
 
 po_status po_optim_opts_check(const po_optim_opts *o) {
     if ((unsigned)o->kind > PO_OPTIM_ADAMW) return po_fail(PO_ERR_INVALID_ARG, "unknown optimizer kind");

@@ -61,7 +61,8 @@ po_status po_params_new(const po_graph *g, po_params **out) {
 
 void po_params_free(po_params *p) {
     if (!p) return;
-    for (int i = 0; i < p->n; i++) free((char *)p->info[i].name);
+    for (int i = 0; i < p->n; i++)
+        free((char *)p->info[i].name);
     free(p->info);
     po_aligned_free(p->values);
     po_aligned_free(p->grads);
@@ -70,9 +71,7 @@ void po_params_free(po_params *p) {
 }
 
 int po_params_count(const po_params *p) { return p->n; }
-const po_param_info *po_params_info(const po_params *p, int i) {
-    return i >= 0 && i < p->n ? &p->info[i] : NULL;
-}
+const po_param_info *po_params_info(const po_params *p, int i) { return i >= 0 && i < p->n ? &p->info[i] : NULL; }
 
 int po_params_find(const po_params *p, const char *name) {
     for (int i = 0; i < p->n; i++)

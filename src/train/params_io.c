@@ -38,27 +38,29 @@ po_status po_params_load(po_params *p, const char *path) {
                          po_dtype_name(po_st_dtype(f, k)));
         } else if (!po_shape_equal(&fs, &pi->shape)) {
             char a[96], b[96];
-            st = po_fail(PO_ERR_SHAPE, "%s: parameter \"%s\" has shape %s, the model expects %s", path,
-                         pi->name, po_shape_format(&fs, a, sizeof a), po_shape_format(&pi->shape, b, sizeof b));
+            st = po_fail(PO_ERR_SHAPE, "%s: parameter \"%s\" has shape %s, the model expects %s", path, pi->name,
+                         po_shape_format(&fs, a, sizeof a), po_shape_format(&pi->shape, b, sizeof b));
         }
     }
     /* Read every tensor before writing any value: an allocation failure midway must not
      * leave the parameters half loaded. */
     po_tensor **ts = st ? NULL : calloc((size_t)(n ? n : 1), sizeof *ts);
     if (!st && !ts) st = po_fail(PO_ERR_NO_MEMORY, "out of memory loading %s", path);
-    for (int i = 0; i < n && !st; i++) st = po_st_get(f, po_params_info(p, i)->name, &ts[i]);
+    for (int i = 0; i < n && !st; i++)
+        st = po_st_get(f, po_params_info(p, i)->name, &ts[i]);
     for (int i = 0; i < n && !st; i++) {
         const po_param_info *pi = po_params_info(p, i);
         memcpy(po_params_values(p) + pi->offset, ts[i]->data, (size_t)pi->numel * sizeof(float));
     }
-    for (int i = 0; i < n && ts; i++) po_tensor_free(ts[i]);
+    for (int i = 0; i < n && ts; i++)
+        po_tensor_free(ts[i]);
     free(ts);
     po_st_free(f);
     return st;
 }
 
-po_status po_params_save(const po_params *p, const char *path, int n_meta,
-                         const char *const *meta_keys, const char *const *meta_values) {
+po_status po_params_save(const po_params *p, const char *path, int n_meta, const char *const *meta_keys,
+                         const char *const *meta_values) {
     int n = po_params_count(p);
     const char **names = calloc((size_t)(n ? n : 1), sizeof *names);
     po_tensor **ts = calloc((size_t)(n ? n : 1), sizeof *ts);
@@ -69,9 +71,9 @@ po_status po_params_save(const po_params *p, const char *path, int n_meta,
         names[i] = pi->name;
         st = po_tensor_wrap(PO_F32, pi->shape, values + pi->offset, &ts[i]);
     }
-    if (!st)
-        st = po_st_write(path, n, names, (const po_tensor *const *)ts, n_meta, meta_keys, meta_values);
-    for (int i = 0; i < n && ts; i++) po_tensor_free(ts[i]);
+    if (!st) st = po_st_write(path, n, names, (const po_tensor *const *)ts, n_meta, meta_keys, meta_values);
+    for (int i = 0; i < n && ts; i++)
+        po_tensor_free(ts[i]);
     free(ts);
     free(names);
     return st;

@@ -25,7 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (t->dtype != po_st_dtype(f, i) || !po_shape_equal(&t->shape, &s)) __builtin_trap();
         size_t bytes = (size_t)po_tensor_numel(t) * po_dtype_size(t->dtype);
         /* Touch every byte so ASan checks the whole copy. */
-        for (size_t b = 0; b < bytes; b++) sink += ((const unsigned char *)t->data)[b];
+        for (size_t b = 0; b < bytes; b++)
+            sink += ((const unsigned char *)t->data)[b];
         po_tensor_free(t);
     }
     const char *meta_keys[] = {"format", "config", "", "__metadata__"};

@@ -21,7 +21,8 @@ const char *po_test_data(const char *rel) {
 
 double po_ref_err(const float *a, const float *b, int64_t n) {
     double bmax = 0.0, worst = 0.0;
-    for (int64_t i = 0; i < n; i++) bmax = fmax(bmax, fabs((double)b[i]));
+    for (int64_t i = 0; i < n; i++)
+        bmax = fmax(bmax, fabs((double)b[i]));
     for (int64_t i = 0; i < n; i++) {
         double d = fabs((double)a[i] - (double)b[i]) / fmax(fabs((double)b[i]), 1e-3 * bmax);
         if (!(d <= worst)) worst = d; /* NaN counts as the worst */
@@ -33,7 +34,8 @@ double po_ref_err(const float *a, const float *b, int64_t n) {
 void po_test_fill_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed) {
     po_rng r;
     po_rng_seed(&r, seed);
-    for (int64_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * po_rng_uniform(&r);
+    for (int64_t i = 0; i < n; i++)
+        x[i] = lo + (hi - lo) * po_rng_uniform(&r);
 }
 
 po_gradcheck_opts po_gradcheck_defaults(void) {
@@ -61,13 +63,9 @@ static const po_param_info *find(po_test_run *r, const char *name) {
     return po_params_info(r->params, i);
 }
 
-float *po_test_param(po_test_run *r, const char *name) {
-    return po_params_values(r->params) + find(r, name)->offset;
-}
+float *po_test_param(po_test_run *r, const char *name) { return po_params_values(r->params) + find(r, name)->offset; }
 
-float *po_test_grad(po_test_run *r, const char *name) {
-    return po_params_grads(r->params) + find(r, name)->offset;
-}
+float *po_test_grad(po_test_run *r, const char *name) { return po_params_grads(r->params) + find(r, name)->offset; }
 
 static double run_loss(po_exec *ex, po_node *loss) {
     PO_CHECK(po_exec_run(ex));

@@ -18,11 +18,11 @@ double po_ref_err(const float *a, const float *b, int64_t n);
 void po_test_fill_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed);
 
 typedef struct po_gradcheck_opts {
-    double h;        /* central-difference step (default 1e-2) */
-    double tol;      /* allowed |analytic - numeric| / max(|numeric|, floor) (default 2e-2) */
-    double floor;    /* magnitude below which errors are absolute (default 1e-2) */
-    int max_elems;   /* elements checked per parameter, spread over it (default 40) */
-    float lo, hi;    /* parameter values drawn from U(lo, hi) (default -1, 1) */
+    double h;      /* central-difference step (default 1e-2) */
+    double tol;    /* allowed |analytic - numeric| / max(|numeric|, floor) (default 2e-2) */
+    double floor;  /* magnitude below which errors are absolute (default 1e-2) */
+    int max_elems; /* elements checked per parameter, spread over it (default 40) */
+    float lo, hi;  /* parameter values drawn from U(lo, hi) (default -1, 1) */
     uint64_t seed;
 } po_gradcheck_opts;
 po_gradcheck_opts po_gradcheck_defaults(void);
@@ -47,10 +47,10 @@ float *po_test_param(po_test_run *r, const char *name);
 float *po_test_grad(po_test_run *r, const char *name);
 
 /* Fails the test with the library's last error when st is not PO_OK. */
-#define PO_CHECK(expr)                                                                   \
-    do {                                                                                 \
-        po_status po_check_st_ = (expr);                                                 \
-        if (po_check_st_ != PO_OK) fail_msg("%s: %s", #expr, po_last_error());            \
+#define PO_CHECK(expr)                                                                                                 \
+    do {                                                                                                               \
+        po_status po_check_st_ = (expr);                                                                               \
+        if (po_check_st_ != PO_OK) fail_msg("%s: %s", #expr, po_last_error());                                         \
     } while (0)
 
 #endif

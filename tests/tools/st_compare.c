@@ -56,16 +56,20 @@ int main(int argc, char **argv) {
             const float *bv = b->data;
             double moved = 0.0;
             for (int64_t k = 0; k < n; k++) {
-                if (fabs(gv[k]) >= 1e-7) worst = fmax(worst, fabs((double)av[k] - bv[k]));
-                else moved = fmax(moved, fabs((double)av[k] - iv[k]));
+                if (fabs(gv[k]) >= 1e-7)
+                    worst = fmax(worst, fabs((double)av[k] - bv[k]));
+                else
+                    moved = fmax(moved, fabs((double)av[k] - iv[k]));
                 if (isnan(av[k])) worst = INFINITY;
             }
             ok = worst <= 5e-5 && moved <= lr * 1.001;
-            printf("%-28s max|a-b| %.3g (tol 5e-05), zero-grad moves <= %.3g %s\n", name, worst, moved, ok ? "ok" : "FAIL");
+            printf("%-28s max|a-b| %.3g (tol 5e-05), zero-grad moves <= %.3g %s\n", name, worst, moved,
+                   ok ? "ok" : "FAIL");
             po_tensor_free(b);
         } else {
             float *derived = malloc((size_t)n * sizeof(float));
-            for (int64_t k = 0; k < n; k++) derived[k] = (float)(((double)iv[k] - av[k]) / lr);
+            for (int64_t k = 0; k < n; k++)
+                derived[k] = (float)(((double)iv[k] - av[k]) / lr);
             worst = po_ref_err(derived, gv, n);
             ok = worst <= 1e-3;
             printf("%-28s gradient err %.3g (tol 1e-3) %s\n", name, worst, ok ? "ok" : "FAIL");

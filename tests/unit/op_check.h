@@ -14,8 +14,8 @@
  * `scale` is given, a per-element magnitude (e.g. the sum of |terms| of a dot product, so that
  * cancellation does not demand more than float rounding can give). NaN counts as infinitely
  * bad. Prints the worst element when the result exceeds 1 (a failure). */
-static inline double po_excess(const char *what, const float *got, const double *want, const double *scale,
-                               int64_t n, double rtol, double atol) {
+static inline double po_excess(const char *what, const float *got, const double *want, const double *scale, int64_t n,
+                               double rtol, double atol) {
     double worst = 0.0;
     int64_t at = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -25,19 +25,20 @@ static inline double po_excess(const char *what, const float *got, const double 
         if (e > worst) worst = e, at = i;
     }
     if (worst > 1.0)
-        print_message("%s[%lld]: got %.9g want %.9g (%.3g of the tolerance)\n", what, (long long)at,
-                      (double)got[at], want[at], worst);
+        print_message("%s[%lld]: got %.9g want %.9g (%.3g of the tolerance)\n", what, (long long)at, (double)got[at],
+                      want[at], worst);
     return worst;
 }
 
-#define PO_ASSERT_CLOSE(what, got, want, scale, n, rtol, atol) \
+#define PO_ASSERT_CLOSE(what, got, want, scale, n, rtol, atol)                                                         \
     assert_true(po_excess((what), (got), (want), (scale), (n), (rtol), (atol)) <= 1.0)
 
 /* A double copy of n floats (references are computed in double from the float inputs). */
 static inline double *po_dup_double(const float *x, int64_t n) {
     double *d = malloc((size_t)(n ? n : 1) * sizeof *d);
     assert_non_null(d);
-    for (int64_t i = 0; i < n; i++) d[i] = x[i];
+    for (int64_t i = 0; i < n; i++)
+        d[i] = x[i];
     return d;
 }
 

@@ -47,8 +47,8 @@ typedef struct conv_ref {
     double *y, *y_abs, *dx, *dx_abs, *dw, *dw_abs, *db, *db_abs;
 } conv_ref;
 
-static void conv_reference(const conv_case *k, const float *x, const float *w, const float *b,
-                           const float *gy, conv_ref *r) {
+static void conv_reference(const conv_case *k, const float *x, const float *w, const float *b, const float *gy,
+                           conv_ref *r) {
     int64_t oh = oh_of(k), ow = ow_of(k);
     size_t ny = (size_t)k->n * k->o * oh * ow, nx = (size_t)k->n * k->c * k->h * k->w;
     size_t nw = (size_t)k->o * k->c * k->kh * k->kw;
@@ -93,22 +93,22 @@ static void conv_ref_free(conv_ref *r) {
 }
 
 /* Largest |got - want| / (tolerance at that element), > 1 is a failure. */
-static double rel_excess(const float *got, const double *want, const double *abs_sum, size_t n,
-                         const char *what, int case_no) {
+static double rel_excess(const float *got, const double *want, const double *abs_sum, size_t n, const char *what,
+                         int case_no) {
     double worst = 0.0;
     for (size_t i = 0; i < n; i++) {
         double tol = 2e-5 * abs_sum[i] + 1e-6, e = fabs((double)got[i] - want[i]) / tol;
         if (!(e <= worst)) worst = e;
         if (!(e <= 1.0) && worst == e)
-            print_message("case %d %s[%zu]: got %.9g want %.9g\n", case_no, what, i, got[i],
-                          want[i]);
+            print_message("case %d %s[%zu]: got %.9g want %.9g\n", case_no, what, i, got[i], want[i]);
     }
     return worst;
 }
 
 static int count_op(po_graph *g, po_op op) {
     int k = 0;
-    for (int i = 0; i < po_graph_size(g); i++) k += po_node_op(po_graph_node(g, i)) == op;
+    for (int i = 0; i < po_graph_size(g); i++)
+        k += po_node_op(po_graph_node(g, i)) == op;
     return k;
 }
 
@@ -141,16 +141,13 @@ static void check_conv_case(int case_no, const conv_case *k) {
     PO_CHECK(po_exec_run(r.exec));
 
     conv_ref ref;
-    conv_reference(k, po_test_param(&r, "x"), po_test_param(&r, "w"),
-                   k->bias ? po_test_param(&r, "b") : NULL, gy, &ref);
+    conv_reference(k, po_test_param(&r, "x"), po_test_param(&r, "w"), k->bias ? po_test_param(&r, "b") : NULL, gy,
+                   &ref);
     size_t nx = (size_t)k->n * k->c * k->h * k->w, nw = (size_t)k->o * k->c * k->kh * k->kw;
-    double e = rel_excess(po_exec_output(r.exec, y), ref.y, ref.y_abs, (size_t)po_shape_numel(&ys),
-                          "y", case_no);
+    double e = rel_excess(po_exec_output(r.exec, y), ref.y, ref.y_abs, (size_t)po_shape_numel(&ys), "y", case_no);
     e = fmax(e, rel_excess(po_test_grad(&r, "x"), ref.dx, ref.dx_abs, nx, "dx", case_no));
     e = fmax(e, rel_excess(po_test_grad(&r, "w"), ref.dw, ref.dw_abs, nw, "dw", case_no));
-    if (k->bias)
-        e = fmax(
-            e, rel_excess(po_test_grad(&r, "b"), ref.db, ref.db_abs, (size_t)k->o, "db", case_no));
+    if (k->bias) e = fmax(e, rel_excess(po_test_grad(&r, "b"), ref.db, ref.db_abs, (size_t)k->o, "db", case_no));
     if (!(e <= 1.0)) fail_msg("conv case %d exceeds the tolerance %.2f times", case_no, e);
     conv_ref_free(&ref);
     po_test_run_free(&r);
@@ -171,8 +168,7 @@ static void test_conv_gradcheck(void **state) {
         const conv_case *k = &conv_cases[picks[p]];
         po_graph *g = po_graph_new();
         po_node *x = po_param(g, "x", PO_SHAPE(k->n, k->c, k->h, k->w), po_init_uniform_fan_in(1));
-        po_node *w =
-            po_param(g, "w", PO_SHAPE(k->o, k->c, k->kh, k->kw), po_init_uniform_fan_in(1));
+        po_node *w = po_param(g, "w", PO_SHAPE(k->o, k->c, k->kh, k->kw), po_init_uniform_fan_in(1));
         po_node *b = k->bias ? po_param(g, "b", PO_SHAPE(k->o), po_init_uniform_fan_in(1)) : NULL;
         po_conv2d_opts opts = {k->sh, k->sw, k->ph, k->pw};
         po_node *y = po_conv2d(g, x, w, b, opts);
@@ -207,8 +203,7 @@ static void test_conv_input_without_grad(void **state) {
     PO_CHECK(po_exec_run(r.exec));
     conv_ref ref;
     conv_reference(k, xv, po_test_param(&r, "w"), po_test_param(&r, "b"), gy, &ref);
-    double e = rel_excess(po_test_grad(&r, "w"), ref.dw, ref.dw_abs,
-                          (size_t)k->o * k->c * k->kh * k->kw, "dw", 1);
+    double e = rel_excess(po_test_grad(&r, "w"), ref.dw, ref.dw_abs, (size_t)k->o * k->c * k->kh * k->kw, "dw", 1);
     e = fmax(e, rel_excess(po_test_grad(&r, "b"), ref.db, ref.db_abs, (size_t)k->o, "db", 1));
     assert_true(e <= 1.0);
     conv_ref_free(&ref);
@@ -323,8 +318,7 @@ static void run_pool_kernel(const pool_case *k, const float *x, float *y, int32_
 }
 
 /* Runs the MAX_POOL2D_GRAD kernel directly on saved indices idx. */
-static void run_pool_grad_kernel(const pool_case *k, const float *gy, const int32_t *idx,
-                                 float *dx) {
+static void run_pool_grad_kernel(const pool_case *k, const float *gy, const int32_t *idx, float *dx) {
     po_graph *g = po_graph_new();
     po_node *xn = po_input(g, "x", PO_F32, PO_SHAPE(k->n, k->c, k->h, k->w));
     po_node *pn = po_max_pool2d(g, xn, k->k, k->s, k->p);
@@ -345,18 +339,17 @@ static void test_pool_against_naive(void **state) {
         const pool_case *k = &pool_cases[ci];
         int oh = (k->h + 2 * k->p - k->k) / k->s + 1, ow = (k->w + 2 * k->p - k->k) / k->s + 1;
         size_t nx = (size_t)k->n * k->c * k->h * k->w, ny = (size_t)k->n * k->c * oh * ow;
-        float *x = malloc(nx * sizeof *x), *y = malloc(ny * sizeof *y),
-              *ry = malloc(ny * sizeof *y);
+        float *x = malloc(nx * sizeof *x), *y = malloc(ny * sizeof *y), *ry = malloc(ny * sizeof *y);
         int32_t *idx = malloc(ny * sizeof *idx), *ridx = malloc(ny * sizeof *idx);
         /* Few distinct values, so windows hold ties. */
         po_test_fill_uniform(x, (int64_t)nx, 0.0f, 4.0f, 50 + (uint64_t)ci);
-        for (size_t i = 0; i < nx; i++) x[i] = floorf(x[i]);
+        for (size_t i = 0; i < nx; i++)
+            x[i] = floorf(x[i]);
         run_pool_kernel(k, x, y, idx);
         pool_reference(k, x, ry, ridx);
         for (size_t i = 0; i < ny; i++)
             if (y[i] != ry[i] || idx[i] != ridx[i])
-                fail_msg("pool case %d output %zu: got %g at %d, want %g at %d", ci, i, y[i],
-                         idx[i], ry[i], ridx[i]);
+                fail_msg("pool case %d output %zu: got %g at %d, want %g at %d", ci, i, y[i], idx[i], ry[i], ridx[i]);
 
         /* Through a graph: the gradient of sum(pool(x) * R) is R scattered to the picks. */
         po_graph *g = po_graph_new();
@@ -381,7 +374,8 @@ static void test_pool_against_naive(void **state) {
         assert_memory_equal(po_test_grad(&r, "x"), want, nx * sizeof *want);
         /* The backward kernel alone, into a buffer full of garbage: it must write every element. */
         float *dx = malloc(nx * sizeof *dx);
-        for (size_t i = 0; i < nx; i++) dx[i] = NAN;
+        for (size_t i = 0; i < nx; i++)
+            dx[i] = NAN;
         run_pool_grad_kernel(k, gy, ridx, dx);
         assert_memory_equal(dx, want, nx * sizeof *want);
         free(dx);
@@ -416,13 +410,16 @@ static void test_pool_ties_and_nan(void **state) {
         int32_t want[16] = {0, 0, 1, 2, 0, 0, 1, 2, 4, 4, 5, 6, 8, 8, 9, 10};
         float x[16], y[16];
         int32_t idx[16];
-        for (int i = 0; i < 16; i++) x[i] = 0.0f;
+        for (int i = 0; i < 16; i++)
+            x[i] = 0.0f;
         run_pool_kernel(&k, x, y, idx);
         assert_memory_equal(idx, want, sizeof want);
-        for (int i = 0; i < 16; i++) x[i] = -inf;
+        for (int i = 0; i < 16; i++)
+            x[i] = -inf;
         run_pool_kernel(&k, x, y, idx);
         assert_memory_equal(idx, want, sizeof want);
-        for (int i = 0; i < 16; i++) assert_true(y[i] == -inf);
+        for (int i = 0; i < 16; i++)
+            assert_true(y[i] == -inf);
     }
     { /* general path, stride 2, padding 1, NaNs inside a clipped window */
         pool_case k = {1, 1, 3, 5, 3, 2, 1};
@@ -431,8 +428,7 @@ static void test_pool_ties_and_nan(void **state) {
         int32_t idx[6], want[6] = {1, 2, 9, 6, 8, 9};
         run_pool_kernel(&k, x, y, idx);
         assert_memory_equal(idx, want, sizeof want);
-        assert_true(isnan(y[0]) && isnan(y[1]) && y[2] == 5.0f && y[3] == 2.0f && y[4] == 4.0f &&
-                    y[5] == 5.0f);
+        assert_true(isnan(y[0]) && isnan(y[1]) && y[2] == 5.0f && y[3] == 2.0f && y[4] == 4.0f && y[5] == 5.0f);
     }
 }
 
@@ -440,8 +436,7 @@ static void test_pool_ties_and_nan(void **state) {
  * no perturbation changes a window's pick. */
 static void test_pool_gradcheck(void **state) {
     (void)state;
-    static const pool_case cases[] = {
-        {2, 2, 6, 6, 2, 2, 0}, {1, 2, 5, 7, 3, 2, 1}, {1, 1, 5, 5, 3, 1, 1}};
+    static const pool_case cases[] = {{2, 2, 6, 6, 2, 2, 0}, {1, 2, 5, 7, 3, 2, 1}, {1, 1, 5, 5, 3, 1, 1}};
     for (int ci = 0; ci < 3; ci++) {
         const pool_case *k = &cases[ci];
         po_graph *g = po_graph_new();
@@ -473,8 +468,7 @@ static void test_pool_gradcheck(void **state) {
             xv[i] = saved;
             double numeric = (up - down) / (2.0 * h);
             if (fabs(numeric - analytic[i]) > 1e-3 * fmax(1.0, fabs(numeric)))
-                fail_msg("pool case %d dx[%lld]: analytic %g numeric %g", ci, (long long)i,
-                         analytic[i], numeric);
+                fail_msg("pool case %d dx[%lld]: analytic %g numeric %g", ci, (long long)i, analytic[i], numeric);
         }
         free(analytic);
         po_test_run_free(&r);
@@ -486,8 +480,7 @@ static void test_pool_gradcheck(void **state) {
 
 typedef enum { X_F32, X_I32, X_RANK3 } x_kind;
 
-static po_status try_conv(x_kind xk, int64_t c_w, int64_t kh, int64_t kw, int64_t bias_len,
-                          po_conv2d_opts o) {
+static po_status try_conv(x_kind xk, int64_t c_w, int64_t kh, int64_t kw, int64_t bias_len, po_conv2d_opts o) {
     po_graph *g = po_graph_new();
     po_node *x = xk == X_I32     ? po_input(g, "x", PO_I32, PO_SHAPE(1, 3, 5, 5))
                  : xk == X_RANK3 ? po_input(g, "x", PO_F32, PO_SHAPE(3, 5, 5))

@@ -72,11 +72,14 @@ static void gradients_accumulate_and_phases(void **st) {
     po_test_run r;
     po_test_run_new(g, 1, &r);
     float *xv = po_exec_input_data(r.exec, x);
-    for (int i = 0; i < 4; i++) xv[i] = (float)i - 1.5f;
+    for (int i = 0; i < 4; i++)
+        xv[i] = (float)i - 1.5f;
     PO_CHECK(po_exec_run(r.exec));
     float *gp = po_test_grad(&r, "p"), *gu = po_test_grad(&r, "unused");
-    for (int i = 0; i < 4; i++) assert_float_equal(gp[i], xv[i] + 3.0f, 1e-6);
-    for (int i = 0; i < 3; i++) assert_float_equal(gu[i], 0.0f, 0.0);
+    for (int i = 0; i < 4; i++)
+        assert_float_equal(gp[i], xv[i] + 3.0f, 1e-6);
+    for (int i = 0; i < 3; i++)
+        assert_float_equal(gu[i], 0.0f, 0.0);
     assert_ptr_equal(po_exec_output(r.exec, po_node_grad(p)), gp);
     /* The loss is kept; an intermediate is not readable after the run. */
     assert_non_null(po_exec_output(r.exec, loss));
@@ -120,7 +123,8 @@ static void check_plan(const po_graph *g) {
 
 static void memory_plan_never_overlaps_live_buffers(void **st) {
     (void)st;
-    const char *specs[] = {"mnist_mlp:d_in=20,hidden=16,batch=4", "tiny_gpt:vocab=32,d_model=16,layers=2,heads=2,seq=8,batch=2",
+    const char *specs[] = {"mnist_mlp:d_in=20,hidden=16,batch=4",
+                           "tiny_gpt:vocab=32,d_model=16,layers=2,heads=2,seq=8,batch=2",
                            "cifar_cnn:c1=4,c2=4,hidden=8,batch=2,image=3x8x8"};
     for (int s = 0; s < 3; s++) {
         po_model *m;

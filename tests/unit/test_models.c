@@ -13,7 +13,8 @@ static void expect_error(const char *spec, const char *needle) {
     po_model *m = NULL;
     assert_int_equal(po_model_build(spec, 0, &m), PO_ERR_INVALID_ARG);
     assert_null(m);
-    if (!strstr(po_last_error(), needle)) fail_msg("\"%s\": message \"%s\" lacks \"%s\"", spec, po_last_error(), needle);
+    if (!strstr(po_last_error(), needle))
+        fail_msg("\"%s\": message \"%s\" lacks \"%s\"", spec, po_last_error(), needle);
 }
 
 static void bad_specs(void **st) {

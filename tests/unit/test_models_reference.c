@@ -32,8 +32,8 @@ static void spec_from_config(const char *model, const char *config, char *spec, 
         } else {
             size_t i;
             json_t *e;
-            json_array_foreach(v, i, e) used += (size_t)snprintf(spec + used, size - used, i ? "x%lld" : "%lld",
-                                                                 (long long)json_integer_value(e));
+            json_array_foreach(v, i, e) used +=
+                (size_t)snprintf(spec + used, size - used, i ? "x%lld" : "%lld", (long long)json_integer_value(e));
         }
     }
     json_decref(c);
@@ -80,8 +80,10 @@ static void check_file(const char *rel, const char *model) {
         const float *mine = po_params_grads(p) + pi->offset, *after = po_params_values(p) + pi->offset;
         double ge = po_ref_err(mine, gv, pi->numel), worst = 0.0, moved = 0.0;
         for (int64_t k = 0; k < pi->numel; k++) {
-            if (fabsf(gv[k]) >= 1e-7f) worst = fmax(worst, fabs((double)after[k] - av[k]));
-            else moved = fmax(moved, fabs((double)after[k] - iv[k]));
+            if (fabsf(gv[k]) >= 1e-7f)
+                worst = fmax(worst, fabs((double)after[k] - av[k]));
+            else
+                moved = fmax(moved, fabs((double)after[k] - iv[k]));
         }
         if (ge > 1e-3 || worst > 5e-5 || moved > 1.001e-3)
             fail_msg("%s %s: gradient err %.3g, adam1 max err %.3g, zero-grad move %.3g", rel, pi->name, ge, worst,
@@ -99,12 +101,30 @@ static void check_file(const char *rel, const char *model) {
     po_st_free(f);
 }
 
-static void mnist_mlp(void **s) { (void)s; check_file("reference/mnist_mlp.safetensors", "mnist_mlp"); }
-static void cifar_cnn(void **s) { (void)s; check_file("reference/cifar_cnn.safetensors", "cifar_cnn"); }
-static void tiny_gpt(void **s) { (void)s; check_file("reference/tiny_gpt.safetensors", "tiny_gpt"); }
-static void mnist_mlp_small(void **s) { (void)s; check_file("reference_extra/mnist_mlp_small.safetensors", "mnist_mlp"); }
-static void cifar_cnn_fashion(void **s) { (void)s; check_file("reference_extra/cifar_cnn_fashion.safetensors", "cifar_cnn"); }
-static void tiny_gpt_3l6h(void **s) { (void)s; check_file("reference_extra/tiny_gpt_3l6h.safetensors", "tiny_gpt"); }
+static void mnist_mlp(void **s) {
+    (void)s;
+    check_file("reference/mnist_mlp.safetensors", "mnist_mlp");
+}
+static void cifar_cnn(void **s) {
+    (void)s;
+    check_file("reference/cifar_cnn.safetensors", "cifar_cnn");
+}
+static void tiny_gpt(void **s) {
+    (void)s;
+    check_file("reference/tiny_gpt.safetensors", "tiny_gpt");
+}
+static void mnist_mlp_small(void **s) {
+    (void)s;
+    check_file("reference_extra/mnist_mlp_small.safetensors", "mnist_mlp");
+}
+static void cifar_cnn_fashion(void **s) {
+    (void)s;
+    check_file("reference_extra/cifar_cnn_fashion.safetensors", "cifar_cnn");
+}
+static void tiny_gpt_3l6h(void **s) {
+    (void)s;
+    check_file("reference_extra/tiny_gpt_3l6h.safetensors", "tiny_gpt");
+}
 
 int main(void) {
     const struct CMUnitTest tests[] = {

@@ -25,7 +25,7 @@ static po_gradcheck_opts linear_opts(void) {
 /* ---- matmul ------------------------------------------------------------------------------ */
 
 typedef struct mm_case {
-    int nbatch;         /* leading dims of a: 0, 1 or 2 */
+    int nbatch; /* leading dims of a: 0, 1 or 2 */
     int64_t batch[2];
     int64_t M, N, K;
     bool ta, tb, shared; /* shared: b is 2-D while a is batched */
@@ -34,7 +34,8 @@ typedef struct mm_case {
 static po_shape mm_shape(const mm_case *c, bool batched, int64_t rows, int64_t cols) {
     po_shape s = po_shape_make(0, NULL);
     if (batched)
-        for (int i = 0; i < c->nbatch; i++) s.dim[s.ndim++] = c->batch[i];
+        for (int i = 0; i < c->nbatch; i++)
+            s.dim[s.ndim++] = c->batch[i];
     s.dim[s.ndim++] = rows;
     s.dim[s.ndim++] = cols;
     return s;
@@ -50,7 +51,8 @@ static po_node *mm_build(po_graph *g, const mm_case *c) {
 
 static int64_t mm_batch(const mm_case *c) {
     int64_t n = 1;
-    for (int i = 0; i < c->nbatch; i++) n *= c->batch[i];
+    for (int i = 0; i < c->nbatch; i++)
+        n *= c->batch[i];
     return n;
 }
 
@@ -83,7 +85,8 @@ static void mm_check_forward(const mm_case *c, po_gemm_provider provider) {
     po_test_run_new(g, 11, &r);
     po_shape ys = po_node_shape(y);
     assert_int_equal(ys.ndim, c->nbatch + 2);
-    for (int i = 0; i < c->nbatch; i++) assert_int_equal(ys.dim[i], c->batch[i]);
+    for (int i = 0; i < c->nbatch; i++)
+        assert_int_equal(ys.dim[i], c->batch[i]);
     assert_int_equal(ys.dim[ys.ndim - 2], c->M);
     assert_int_equal(ys.dim[ys.ndim - 1], c->N);
     int64_t n = po_shape_numel(&ys);
@@ -237,10 +240,11 @@ static void lin_check(const lin_case *c) {
 static void linear_forward_and_grad(void **st) {
     (void)st;
     const lin_case cases[] = {
-        {PO_SHAPE(4, 6), 5, true},  {PO_SHAPE(4, 6), 5, false},  {PO_SHAPE(2, 3, 6), 5, true},
-        {PO_SHAPE(2, 3, 6), 5, false}, {PO_SHAPE(7, 1), 3, true}, {PO_SHAPE(6), 5, true},
+        {PO_SHAPE(4, 6), 5, true},     {PO_SHAPE(4, 6), 5, false}, {PO_SHAPE(2, 3, 6), 5, true},
+        {PO_SHAPE(2, 3, 6), 5, false}, {PO_SHAPE(7, 1), 3, true},  {PO_SHAPE(6), 5, true},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) lin_check(&cases[i]);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        lin_check(&cases[i]);
 }
 
 static void linear_errors(void **st) {
@@ -280,10 +284,8 @@ static void linear_errors(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(matmul_all_layouts),
-        cmocka_unit_test(matmul_shared_b_transposed_a),
-        cmocka_unit_test(matmul_errors),
-        cmocka_unit_test(linear_forward_and_grad),
+        cmocka_unit_test(matmul_all_layouts), cmocka_unit_test(matmul_shared_b_transposed_a),
+        cmocka_unit_test(matmul_errors),      cmocka_unit_test(linear_forward_and_grad),
         cmocka_unit_test(linear_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -81,7 +81,8 @@ static void add_mul_same_operand(void **st) {
         PO_CHECK(po_exec_run(r.exec));
         const float *xv = po_test_param(&r, "x"), *gx = po_test_grad(&r, "x");
         double want[T_ * D_];
-        for (int i = 0; i < T_ * D_; i++) want[i] = mul ? 2.0 * xv[i] * rv[i] : 2.0 * rv[i];
+        for (int i = 0; i < T_ * D_; i++)
+            want[i] = mul ? 2.0 * xv[i] * rv[i] : 2.0 * rv[i];
         PO_ASSERT_CLOSE(mul ? "d(x*x)/dx" : "d(x+x)/dx", gx, want, NULL, T_ * D_, 1e-6, 1e-7);
         po_test_run_free(&r);
         po_graph_free(g);
@@ -136,7 +137,8 @@ static void scale_forward_and_grad(void **st) {
         po_test_run_new(g, 4, &r);
         const float *got = po_run_output(&r, y), *x = po_test_param(&r, "x");
         double want[B_ * T_ * D_];
-        for (int i = 0; i < B_ * T_ * D_; i++) want[i] = (double)x[i] * factors[k];
+        for (int i = 0; i < B_ * T_ * D_; i++)
+            want[i] = (double)x[i] * factors[k];
         PO_ASSERT_CLOSE("scale", got, want, NULL, B_ * T_ * D_, 1e-6, 1e-30);
         po_test_run_free(&r);
         po_graph_free(g);
@@ -230,7 +232,8 @@ static void relu_forward_and_backward(void **st) {
     po_test_run r;
     po_test_run_new(g, 12, &r);
     float *x = po_test_param(&r, "x");
-    for (int i = 0; i < NS; i++) x[i] = special[i];
+    for (int i = 0; i < NS; i++)
+        x[i] = special[i];
     const float *rv = po_fill_input(&r, R, -1.0f, 1.0f, 13);
     const float *got = po_run_output(&r, y), *gx = po_test_grad(&r, "x");
     for (int i = 0; i < N; i++) {
@@ -242,8 +245,8 @@ static void relu_forward_and_backward(void **st) {
         float want = x[i] > 0.0f ? x[i] : 0.0f;
         if (got[i] != want) fail_msg("relu(%g) = %g, want %g", (double)x[i], (double)got[i], (double)want);
         float want_g = x[i] > 0.0f ? rv[i] : 0.0f;
-        if (gx[i] != want_g) fail_msg("relu'(%g) * %g = %g, want %g", (double)x[i], (double)rv[i], (double)gx[i],
-                                      (double)want_g);
+        if (gx[i] != want_g)
+            fail_msg("relu'(%g) * %g = %g, want %g", (double)x[i], (double)rv[i], (double)gx[i], (double)want_g);
     }
     po_test_run_free(&r);
     po_graph_free(g);
@@ -256,7 +259,8 @@ static void relu_shift(po_exec *ex, void *ctx) {
     po_node *s = ctx;
     float *v = po_exec_input_data(ex, s);
     po_shape sh = po_node_shape(s);
-    for (int64_t i = 0; i < po_shape_numel(&sh); i++) v[i] = i % 2 ? -0.5f : 0.0f;
+    for (int64_t i = 0; i < po_shape_numel(&sh); i++)
+        v[i] = i % 2 ? -0.5f : 0.0f;
 }
 
 static void relu_gradcheck(void **st) {
@@ -293,8 +297,10 @@ static void gelu_forward_and_backward(void **st) {
     po_test_run r;
     po_test_run_new(g, 14, &r);
     float *x = po_test_param(&r, "x");
-    for (int i = 0; i < GRID; i++) x[i] = -10.0f + 20.0f * (float)i / (GRID - 1);
-    for (int i = 0; i < NE; i++) x[GRID + i] = extra[i];
+    for (int i = 0; i < GRID; i++)
+        x[i] = -10.0f + 20.0f * (float)i / (GRID - 1);
+    for (int i = 0; i < NE; i++)
+        x[GRID + i] = extra[i];
     const float *rv = po_fill_input(&r, R, -1.0f, 1.0f, 15);
     const float *got = po_run_output(&r, y), *gx = po_test_grad(&r, "x");
     static double want[N], scale[N], want_g[N], scale_g[N];

@@ -24,8 +24,10 @@ static void fill_ints(po_exec *ex, void *ctx) {
     assert_non_null(dst);
     po_shape s = po_node_shape(f->node);
     for (int64_t i = 0; i < po_shape_numel(&s); i++) {
-        if (po_node_dtype(f->node) == PO_I32) ((int32_t *)dst)[i] = (int32_t)f->values[i];
-        else ((int64_t *)dst)[i] = f->values[i];
+        if (po_node_dtype(f->node) == PO_I32)
+            ((int32_t *)dst)[i] = (int32_t)f->values[i];
+        else
+            ((int64_t *)dst)[i] = f->values[i];
     }
 }
 
@@ -35,13 +37,16 @@ static void fill_ints(po_exec *ex, void *ctx) {
  * the gradients of x, w and b. */
 static void ln_reference(const float *x, const float *w, const float *b, const float *R, int64_t rows, int64_t d,
                          double eps, double *y, double *gx, double *gw, double *gb) {
-    for (int64_t j = 0; j < d; j++) gw[j] = gb[j] = 0.0;
+    for (int64_t j = 0; j < d; j++)
+        gw[j] = gb[j] = 0.0;
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * d, *gr = R + r * d;
         double mean = 0.0, var = 0.0, s1 = 0.0, s2 = 0.0;
-        for (int64_t j = 0; j < d; j++) mean += xr[j];
+        for (int64_t j = 0; j < d; j++)
+            mean += xr[j];
         mean /= (double)d;
-        for (int64_t j = 0; j < d; j++) var += (xr[j] - mean) * (xr[j] - mean);
+        for (int64_t j = 0; j < d; j++)
+            var += (xr[j] - mean) * (xr[j] - mean);
         var /= (double)d;
         double rstd = 1.0 / sqrt(var + eps);
         for (int64_t j = 0; j < d; j++) {
@@ -77,7 +82,8 @@ static void ln_check(po_shape xs, float eps, float offset, double rtol) {
     po_test_run r;
     po_test_run_new(g, 31, &r);
     float *x = po_test_param(&r, "x");
-    for (int64_t i = 0; i < n; i++) x[i] += offset;
+    for (int64_t i = 0; i < n; i++)
+        x[i] += offset;
     const float *rv = po_fill_input(&r, R, -1.0f, 1.0f, 32);
     const float *got = po_run_output(&r, y);
     double *want = po_zeros_double(n), *gx = po_zeros_double(n);
@@ -90,7 +96,8 @@ static void ln_check(po_shape xs, float eps, float offset, double rtol) {
     PO_ASSERT_CLOSE("layer_norm dx", po_test_grad(&r, "x"), gx, NULL, n, rtol, rtol * 10);
     PO_ASSERT_CLOSE("layer_norm dw", po_test_grad(&r, "w"), gw, NULL, d, rtol, rtol * rows);
     PO_ASSERT_CLOSE("layer_norm db", po_test_grad(&r, "b"), gb, NULL, d, 1e-6, 1e-6 * rows);
-    for (int64_t i = 0; i < n; i++) assert_false(isnan(got[i]) || isnan(po_test_grad(&r, "x")[i]));
+    for (int64_t i = 0; i < n; i++)
+        assert_false(isnan(got[i]) || isnan(po_test_grad(&r, "x")[i]));
     free(want), free(gx), free(gw), free(gb);
     po_test_run_free(&r);
     po_graph_free(g);
@@ -109,7 +116,7 @@ static void layer_norm_sizes(void **st) {
     ln_check(PO_SHAPE(4, 7), 1e-5f, 0.0f, 1e-5);
     ln_check(PO_SHAPE(3, 64), 1e-5f, 0.0f, 1e-5);
     ln_check(PO_SHAPE(2, 3, 12), 1e-5f, 0.0f, 1e-5);
-    ln_check(PO_SHAPE(4, 7), 0.5f, 0.0f, 1e-5); /* eps inside the root, not added to the std */
+    ln_check(PO_SHAPE(4, 7), 0.5f, 0.0f, 1e-5);      /* eps inside the root, not added to the std */
     ln_check(PO_SHAPE(3, 64), 1e-5f, 1000.0f, 5e-4); /* a naive E[x^2] - E[x]^2 loses it all */
 }
 
@@ -124,14 +131,17 @@ static void layer_norm_constant_rows(void **st) {
     po_test_run r;
     po_test_run_new(g, 33, &r);
     float *x = po_test_param(&r, "x");
-    for (int i = 0; i < 24; i++) x[i] = (float)(i / 8) * 3.0f - 2.0f;
+    for (int i = 0; i < 24; i++)
+        x[i] = (float)(i / 8) * 3.0f - 2.0f;
     const float *rv = po_fill_input(&r, R, -1.0f, 1.0f, 34);
     const float *got = po_run_output(&r, y), *b = po_test_param(&r, "b");
     double want[24], gx[24], gw[8], gb[8];
     ln_reference(x, po_test_param(&r, "w"), b, rv, 3, 8, 1e-5, want, gx, gw, gb);
-    for (int i = 0; i < 24; i++) assert_true(got[i] == b[i % 8]);
+    for (int i = 0; i < 24; i++)
+        assert_true(got[i] == b[i % 8]);
     PO_ASSERT_CLOSE("layer_norm dx, zero variance", po_test_grad(&r, "x"), gx, NULL, 24, 1e-5, 1e-5);
-    for (int i = 0; i < 8; i++) assert_true(po_test_grad(&r, "w")[i] == 0.0f);
+    for (int i = 0; i < 8; i++)
+        assert_true(po_test_grad(&r, "w")[i] == 0.0f);
     po_test_run_free(&r);
     po_graph_free(g);
 }
@@ -176,7 +186,7 @@ static void layer_norm_errors(void **st) {
 
 /* ---- embedding ---------------------------------------------------------------------------- */
 
-#define V_ 6
+#define V_  6
 #define ED_ 5
 
 static void embedding_lookup_and_grad(void **st) {
@@ -302,19 +312,23 @@ static void softmax_rows(void **st) {
         po_test_run_new(g, 51, &r);
         float *x = po_test_param(&r, "x");
         memcpy(x + C, special, sizeof special);
-        for (int j = 0; j < C; j++) x[5 * C + j] *= 30.0f;
+        for (int j = 0; j < C; j++)
+            x[5 * C + j] *= 30.0f;
         const float *rv = po_fill_input(&r, R, -1.0f, 1.0f, 52);
         const float *got = po_run_output(&r, y), *gx = po_test_grad(&r, "x");
         double want[ROWS * C], want_g[ROWS * C];
         for (int i = 0; i < ROWS; i++) {
             double mx = -INFINITY, sum = 0.0, dot = 0.0;
-            for (int j = 0; j < C; j++) mx = fmax(mx, x[i * C + j]);
-            for (int j = 0; j < C; j++) sum += exp((double)x[i * C + j] - mx);
+            for (int j = 0; j < C; j++)
+                mx = fmax(mx, x[i * C + j]);
+            for (int j = 0; j < C; j++)
+                sum += exp((double)x[i * C + j] - mx);
             for (int j = 0; j < C; j++) {
                 want[i * C + j] = exp((double)x[i * C + j] - mx) / sum;
                 dot += want[i * C + j] * rv[i * C + j];
             }
-            for (int j = 0; j < C; j++) want_g[i * C + j] = want[i * C + j] * (rv[i * C + j] - dot);
+            for (int j = 0; j < C; j++)
+                want_g[i * C + j] = want[i * C + j] * (rv[i * C + j] - dot);
         }
         PO_ASSERT_CLOSE("softmax", got, want, NULL, ROWS * C, 1e-5, 1e-7);
         PO_ASSERT_CLOSE("softmax dx", gx, want_g, NULL, ROWS * C, 1e-5, 1e-6);
@@ -336,7 +350,8 @@ static void softmax_rows(void **st) {
     po_test_run r;
     po_test_run_new(g, 53, &r);
     const float *got = po_run_output(&r, y);
-    for (int i = 0; i < 3; i++) assert_true(got[i] == 1.0f);
+    for (int i = 0; i < 3; i++)
+        assert_true(got[i] == 1.0f);
     po_test_run_free(&r);
     po_graph_free(g);
 }
@@ -368,24 +383,28 @@ static void attn_reference(const float *qkv, const float *R, int64_t B, int64_t 
     int64_t hd = D / H, ld = 3 * D;
     double s = 1.0 / sqrt((double)hd);
     double *P = malloc(sizeof(double) * (size_t)(T * T)), *dS = malloc(sizeof(double) * (size_t)(T * T));
-    for (int64_t i = 0; i < B * T * ld; i++) dqkv[i] = 0.0;
+    for (int64_t i = 0; i < B * T * ld; i++)
+        dqkv[i] = 0.0;
     for (int64_t b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
-#define Q(t, c) ((double)qkv[(b * T + (t)) * ld + h * hd + (c)])
-#define K(t, c) ((double)qkv[(b * T + (t)) * ld + D + h * hd + (c)])
-#define VV(t, c) ((double)qkv[(b * T + (t)) * ld + 2 * D + h * hd + (c)])
-#define GO(t, c) ((double)R[(b * T + (t)) * D + h * hd + (c)])
-#define DQKV(t, part, c) dqkv[(b * T + (t)) * ld + (part) * D + h * hd + (c)]
+#define Q(t, c)          ((double)qkv[(b * T + (t)) * ld + h * hd + (c)])
+#define K(t, c)          ((double)qkv[(b * T + (t)) * ld + D + h * hd + (c)])
+#define VV(t, c)         ((double)qkv[(b * T + (t)) * ld + 2 * D + h * hd + (c)])
+#define GO(t, c)         ((double)R[(b * T + (t)) * D + h * hd + (c)])
+#define DQKV(t, part, c) dqkv[(b * T + (t)) * ld + (part)*D + h * hd + (c)]
             for (int64_t i = 0; i < T; i++) {
                 double mx = -INFINITY, sum = 0.0;
                 for (int64_t j = 0; j < T; j++) {
                     double acc = 0.0;
-                    for (int64_t c = 0; c < hd; c++) acc += Q(i, c) * K(j, c);
+                    for (int64_t c = 0; c < hd; c++)
+                        acc += Q(i, c) * K(j, c);
                     P[i * T + j] = j > i ? -INFINITY : acc * s;
                     mx = fmax(mx, P[i * T + j]);
                 }
-                for (int64_t j = 0; j < T; j++) sum += P[i * T + j] = exp(P[i * T + j] - mx);
-                for (int64_t j = 0; j < T; j++) P[i * T + j] /= sum;
+                for (int64_t j = 0; j < T; j++)
+                    sum += P[i * T + j] = exp(P[i * T + j] - mx);
+                for (int64_t j = 0; j < T; j++)
+                    P[i * T + j] /= sum;
                 for (int64_t c = 0; c < hd; c++) {
                     double acc = 0.0, abs_acc = 0.0;
                     for (int64_t j = 0; j < T; j++) {
@@ -400,11 +419,13 @@ static void attn_reference(const float *qkv, const float *R, int64_t B, int64_t 
                 double dot = 0.0;
                 for (int64_t j = 0; j < T; j++) {
                     double dp = 0.0;
-                    for (int64_t c = 0; c < hd; c++) dp += GO(i, c) * VV(j, c);
+                    for (int64_t c = 0; c < hd; c++)
+                        dp += GO(i, c) * VV(j, c);
                     dS[i * T + j] = dp;
                     dot += dp * P[i * T + j];
                 }
-                for (int64_t j = 0; j < T; j++) dS[i * T + j] = P[i * T + j] * (dS[i * T + j] - dot);
+                for (int64_t j = 0; j < T; j++)
+                    dS[i * T + j] = P[i * T + j] * (dS[i * T + j] - dot);
             }
             for (int64_t i = 0; i < T; i++)
                 for (int64_t j = 0; j < T; j++)
@@ -436,7 +457,8 @@ static void attention_case(int64_t T, int heads, uint64_t seed) {
     po_test_run r;
     po_test_run_new(g, seed, &r);
     float *qkv = po_test_param(&r, "qkv");
-    for (int64_t i = 0; i < n_in; i++) qkv[i] *= 2.0f; /* sharper attention than U(-1, 1) */
+    for (int64_t i = 0; i < n_in; i++)
+        qkv[i] *= 2.0f; /* sharper attention than U(-1, 1) */
     const float *rv = po_fill_input(&r, R, -1.0f, 1.0f, seed + 1);
     const float *got = po_run_output(&r, y);
     double *want = po_zeros_double(n_out), *want_abs = po_zeros_double(n_out), *dqkv = po_zeros_double(n_in);
@@ -445,7 +467,8 @@ static void attention_case(int64_t T, int heads, uint64_t seed) {
     snprintf(what, sizeof what, "causal_attention T=%lld heads=%d", (long long)T, heads);
     PO_ASSERT_CLOSE(what, got, want, want_abs, n_out, 2e-5, 1e-6);
     double gmax = 0.0;
-    for (int64_t i = 0; i < n_in; i++) gmax = fmax(gmax, fabs(dqkv[i]));
+    for (int64_t i = 0; i < n_in; i++)
+        gmax = fmax(gmax, fabs(dqkv[i]));
     PO_ASSERT_CLOSE("causal_attention dqkv", po_test_grad(&r, "qkv"), dqkv, NULL, n_in, 1e-4, 1e-5 * gmax);
     free(want), free(want_abs), free(dqkv);
     po_test_run_free(&r);
@@ -489,31 +512,36 @@ static void mask_case(int64_t T, int64_t p, int part) {
     memcpy(before, po_run_output(&r, y), (size_t)n_out * sizeof *before);
     float *qkv = po_test_param(&r, "qkv");
     for (int64_t b = 0; b < AB; b++)
-        for (int64_t c = 0; c < AD; c++) qkv[(b * T + p) * 3 * AD + part * AD + c] += 0.75f;
+        for (int64_t c = 0; c < AD; c++)
+            qkv[(b * T + p) * 3 * AD + part * AD + c] += 0.75f;
     const float *after = po_run_output(&r, y);
     bool same_before = true, changed_at = true;
     for (int64_t b = 0; b < AB; b++) {
         const float *x0 = before + b * T * AD, *x1 = after + b * T * AD;
         same_before &= memcmp(x0, x1, (size_t)(p * AD) * sizeof(float)) == 0;
         bool changed = false;
-        for (int64_t c = 0; c < AD; c++) changed |= x0[p * AD + c] != x1[p * AD + c];
+        for (int64_t c = 0; c < AD; c++)
+            changed |= x0[p * AD + c] != x1[p * AD + c];
         changed_at &= changed;
     }
     free(before);
     po_test_run_free(&r);
     po_graph_free(g);
-    if (!same_before) fail_msg("T=%lld: changing %s at %lld changed an earlier output", (long long)T,
-                               part == 1 ? "k" : "v", (long long)p);
-    if (!changed_at) fail_msg("T=%lld: changing %s at %lld left its own output", (long long)T,
-                              part == 1 ? "k" : "v", (long long)p);
+    if (!same_before)
+        fail_msg("T=%lld: changing %s at %lld changed an earlier output", (long long)T, part == 1 ? "k" : "v",
+                 (long long)p);
+    if (!changed_at)
+        fail_msg("T=%lld: changing %s at %lld left its own output", (long long)T, part == 1 ? "k" : "v", (long long)p);
 }
 
 static void attention_mask_hides_future(void **st) {
     (void)st;
     const int64_t long_p[] = {1, 63, 64, 65, 127, 128, 149};
     for (int part = 1; part <= 2; part++) { /* 1: keys, 2: values */
-        for (int64_t p = 1; p < AT; p++) mask_case(AT, p, part);
-        for (size_t k = 0; k < sizeof long_p / sizeof long_p[0]; k++) mask_case(150, long_p[k], part);
+        for (int64_t p = 1; p < AT; p++)
+            mask_case(AT, p, part);
+        for (size_t k = 0; k < sizeof long_p / sizeof long_p[0]; k++)
+            mask_case(150, long_p[k], part);
     }
 }
 
@@ -524,7 +552,7 @@ static void attention_errors(void **st) {
         int heads;
         const char *msg;
     } bad[] = {
-        {PO_SHAPE(AT, 3 * AD), 1, "[B, T, 3D]"},   {PO_SHAPE(1, AB, AT, 3 * AD), 1, "[B, T, 3D]"},
+        {PO_SHAPE(AT, 3 * AD), 1, "[B, T, 3D]"},         {PO_SHAPE(1, AB, AT, 3 * AD), 1, "[B, T, 3D]"},
         {PO_SHAPE(AB, AT, 3 * AD + 1), 1, "[B, T, 3D]"}, {PO_SHAPE(AB, AT, 3 * AD), 5, "do not divide"},
         {PO_SHAPE(AB, AT, 3 * AD), 0, "do not divide"},  {PO_SHAPE(AB, AT, 3 * AD), -2, "do not divide"},
         {PO_SHAPE(AB, AT, 3 * AD), 24, "do not divide"},
@@ -553,11 +581,14 @@ static double ce_reference(const float *x, const int64_t *t, int64_t rows, doubl
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * CC;
         double mx = -INFINITY, sum = 0.0;
-        for (int j = 0; j < CC; j++) mx = fmax(mx, xr[j]);
-        for (int j = 0; j < CC; j++) sum += exp((double)xr[j] - mx);
+        for (int j = 0; j < CC; j++)
+            mx = fmax(mx, xr[j]);
+        for (int j = 0; j < CC; j++)
+            sum += exp((double)xr[j] - mx);
         double lse = mx + log(sum);
         total += lse - xr[t[r]];
-        for (int j = 0; j < CC; j++) grad[r * CC + j] = (exp((double)xr[j] - lse) - (j == t[r])) / (double)rows;
+        for (int j = 0; j < CC; j++)
+            grad[r * CC + j] = (exp((double)xr[j] - lse) - (j == t[r])) / (double)rows;
     }
     return total / (double)rows;
 }
@@ -584,14 +615,17 @@ static void cross_entropy_loss_and_grad(void **st) {
             int_fill f = {tn, targets};
             fill_ints(r.exec, &f);
             float *x = po_test_param(&r, "logits");
-            for (int64_t i = 0; i < rows * CC; i++) x[i] *= 3.0f;
+            for (int64_t i = 0; i < rows * CC; i++)
+                x[i] *= 3.0f;
             if (rows > 1) /* a row of huge logits must not overflow */
-                for (int j = 0; j < CC; j++) x[CC + j] = 1000.0f + (float)j;
+                for (int j = 0; j < CC; j++)
+                    x[CC + j] = 1000.0f + (float)j;
             const float *rv = po_fill_input(&r, R, 0.5f, 2.0f, 82);
             const float *got = po_run_output(&r, y);
             double *grad = po_zeros_double(rows * CC);
             double want = ce_reference(x, targets, rows, grad);
-            for (int64_t i = 0; i < rows * CC; i++) grad[i] *= rv[0];
+            for (int64_t i = 0; i < rows * CC; i++)
+                grad[i] *= rv[0];
             PO_ASSERT_CLOSE("cross_entropy", got, &want, NULL, 1, 1e-5, 1e-6);
             const float *gl = po_test_grad(&r, "logits");
             PO_ASSERT_CLOSE("cross_entropy dlogits", gl, grad, NULL, rows * CC, 1e-5, 1e-6);
@@ -685,8 +719,7 @@ static void run_errors_keep_their_detail(void **st) {
         po_graph_free(g);
         assert_int_equal(status, PO_ERR_RANGE);
     }
-    if (!strstr(msg[0], "embedding: id 17 is outside [0, 6)"))
-        fail_msg("embedding run error reads \"%s\"", msg[0]);
+    if (!strstr(msg[0], "embedding: id 17 is outside [0, 6)")) fail_msg("embedding run error reads \"%s\"", msg[0]);
     if (!strstr(msg[1], "cross_entropy: target 17 is outside [0, 5)"))
         fail_msg("cross_entropy run error reads \"%s\"", msg[1]);
 }

@@ -32,7 +32,8 @@ static void unravel(int64_t i, const po_shape *s, int64_t *idx) {
 
 static int64_t ravel(const int64_t *idx, const po_shape *s) {
     int64_t i = 0;
-    for (int d = 0; d < s->ndim; d++) i = i * s->dim[d] + idx[d];
+    for (int d = 0; d < s->ndim; d++)
+        i = i * s->dim[d] + idx[d];
     return i;
 }
 
@@ -79,9 +80,7 @@ static po_node *build_reshape(po_graph *g, po_node *x, const void *arg) {
     return po_reshape(g, x, *(const po_shape *)arg);
 }
 
-static po_node *build_flatten(po_graph *g, po_node *x, const void *arg) {
-    return po_flatten(g, x, *(const int *)arg);
-}
+static po_node *build_flatten(po_graph *g, po_node *x, const void *arg) { return po_flatten(g, x, *(const int *)arg); }
 
 static void reshape_and_flatten(void **st) {
     (void)st;
@@ -89,9 +88,12 @@ static void reshape_and_flatten(void **st) {
     const struct {
         po_shape ask, want;
     } rs[] = {
-        {PO_SHAPE(6, 4), PO_SHAPE(6, 4)},   {PO_SHAPE(4, -1), PO_SHAPE(4, 6)},
-        {PO_SHAPE(-1), PO_SHAPE(24)},       {PO_SHAPE(2, -1, 2), PO_SHAPE(2, 6, 2)},
-        {PO_SHAPE(1, 24, 1), PO_SHAPE(1, 24, 1)}, {PO_SHAPE(-1, 1), PO_SHAPE(24, 1)},
+        {PO_SHAPE(6, 4), PO_SHAPE(6, 4)},
+        {PO_SHAPE(4, -1), PO_SHAPE(4, 6)},
+        {PO_SHAPE(-1), PO_SHAPE(24)},
+        {PO_SHAPE(2, -1, 2), PO_SHAPE(2, 6, 2)},
+        {PO_SHAPE(1, 24, 1), PO_SHAPE(1, 24, 1)},
+        {PO_SHAPE(-1, 1), PO_SHAPE(24, 1)},
     };
     for (size_t k = 0; k < sizeof rs / sizeof rs[0]; k++)
         check_view_of_param(xs, rs[k].want, build_reshape, &rs[k].ask);
@@ -101,8 +103,8 @@ static void reshape_and_flatten(void **st) {
         int start;
         po_shape want;
     } fl[] = {
-        {0, PO_SHAPE(120)}, {1, PO_SHAPE(2, 60)}, {2, PO_SHAPE(2, 3, 20)}, {3, PO_SHAPE(2, 3, 4, 5)},
-        {-1, PO_SHAPE(2, 3, 4, 5)}, {-3, PO_SHAPE(2, 60)},
+        {0, PO_SHAPE(120)},        {1, PO_SHAPE(2, 60)},       {2, PO_SHAPE(2, 3, 20)},
+        {3, PO_SHAPE(2, 3, 4, 5)}, {-1, PO_SHAPE(2, 3, 4, 5)}, {-3, PO_SHAPE(2, 60)},
     };
     for (size_t k = 0; k < sizeof fl / sizeof fl[0]; k++)
         check_view_of_param(x4, fl[k].want, build_flatten, &fl[k].start);
@@ -118,10 +120,10 @@ static void reshape_and_flatten(void **st) {
 
 static void reshape_errors(void **st) {
     (void)st;
-    const po_shape bad[] = {PO_SHAPE(5, 5), PO_SHAPE(-1, -1, 2), PO_SHAPE(5, -1), PO_SHAPE(-2, -12),
-                            PO_SHAPE(0, -1), PO_SHAPE(25)};
-    const char *msg[] = {"element counts differ", "bad extent -1", "element counts differ", "bad extent -2",
-                         "element counts differ", "element counts differ"};
+    const po_shape bad[] = {PO_SHAPE(5, 5),    PO_SHAPE(-1, -1, 2), PO_SHAPE(5, -1),
+                            PO_SHAPE(-2, -12), PO_SHAPE(0, -1),     PO_SHAPE(25)};
+    const char *msg[] = {"element counts differ", "bad extent -1",         "element counts differ",
+                         "bad extent -2",         "element counts differ", "element counts differ"};
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         po_graph *g = po_graph_new();
         assert_null(po_reshape(g, po_input(g, "x", PO_F32, PO_SHAPE(2, 3, 4)), bad[k]));
@@ -194,9 +196,11 @@ static void check_transpose(po_shape xs, int d0, int d1) {
 static void transpose_pairs(void **st) {
     (void)st;
     const int p3[][2] = {{0, 1}, {0, 2}, {1, 2}, {2, 0}, {-1, -2}, {1, 1}};
-    for (int k = 0; k < 6; k++) check_transpose(PO_SHAPE(2, 3, 4), p3[k][0], p3[k][1]);
+    for (int k = 0; k < 6; k++)
+        check_transpose(PO_SHAPE(2, 3, 4), p3[k][0], p3[k][1]);
     for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++) check_transpose(PO_SHAPE(2, 3, 4, 5), i, j);
+        for (int j = 0; j < 4; j++)
+            check_transpose(PO_SHAPE(2, 3, 4, 5), i, j);
     check_transpose(PO_SHAPE(3, 5), 0, 1);
     check_transpose(PO_SHAPE(3, 5), -1, 0);
 }
@@ -211,12 +215,14 @@ static void transpose_int64(void **st) {
     po_test_run r;
     po_test_run_new(g, 1, &r);
     int64_t *xv = po_exec_input_data(r.exec, x);
-    for (int i = 0; i < 6; i++) xv[i] = (int64_t)1 << (33 + i);
+    for (int i = 0; i < 6; i++)
+        xv[i] = (int64_t)1 << (33 + i);
     PO_CHECK(po_exec_run(r.exec));
     const int64_t *yv = po_exec_output(r.exec, y);
     assert_non_null(yv);
     for (int i = 0; i < 3; i++)
-        for (int j = 0; j < 2; j++) assert_true(yv[i * 2 + j] == xv[j * 3 + i]);
+        for (int j = 0; j < 2; j++)
+            assert_true(yv[i * 2 + j] == xv[j * 3 + i]);
     po_test_run_free(&r);
     po_graph_free(g);
 }
@@ -239,8 +245,7 @@ static void transpose_errors(void **st) {
 /* ---- slice and split ---------------------------------------------------------------------- */
 
 /* y[..., i, ...] = x[..., start + i, ...] along dim. */
-static void slice_reference(const float *x, const po_shape *xs, int dim, int64_t start, float *y,
-                            const po_shape *ys) {
+static void slice_reference(const float *x, const po_shape *xs, int dim, int64_t start, float *y, const po_shape *ys) {
     int64_t idx[PO_MAX_DIMS];
     for (int64_t i = 0; i < po_shape_numel(ys); i++) {
         unravel(i, ys, idx);
@@ -266,11 +271,11 @@ static void check_slice(po_shape xs, int dim, int64_t start, int64_t len, bool e
     float *want = malloc((size_t)n * sizeof *want);
     slice_reference(x, &xs, d, start, want, &ys);
     char what[80];
-    snprintf(what, sizeof what, "slice(dim %d, %lld, %lld) of rank %d", dim, (long long)start, (long long)len,
-             xs.ndim);
+    snprintf(what, sizeof what, "slice(dim %d, %lld, %lld) of rank %d", dim, (long long)start, (long long)len, xs.ndim);
     assert_same_values(what, got, want, n);
     int64_t inner = 1;
-    for (int k = d + 1; k < xs.ndim; k++) inner *= xs.dim[k];
+    for (int k = d + 1; k < xs.ndim; k++)
+        inner *= xs.dim[k];
     if (expect_view) /* the slice is x's storage from its first element on */
         assert_ptr_equal(got, x + start * inner);
     else /* a copy lies outside x's storage */
@@ -288,13 +293,13 @@ static void check_slice(po_shape xs, int dim, int64_t start, int64_t len, bool e
 
 static void slice_views_and_copies(void **st) {
     (void)st;
-    check_slice(PO_SHAPE(4, 3, 5), 0, 1, 2, true);   /* outermost dim: contiguous, a view */
-    check_slice(PO_SHAPE(4, 3, 5), 0, 0, 4, true);   /* the whole tensor */
-    check_slice(PO_SHAPE(4, 3, 5), 0, 3, 1, true);   /* the last row */
-    check_slice(PO_SHAPE(4, 3, 5), 1, 1, 2, false);  /* inner dims: strided, a copy */
+    check_slice(PO_SHAPE(4, 3, 5), 0, 1, 2, true);  /* outermost dim: contiguous, a view */
+    check_slice(PO_SHAPE(4, 3, 5), 0, 0, 4, true);  /* the whole tensor */
+    check_slice(PO_SHAPE(4, 3, 5), 0, 3, 1, true);  /* the last row */
+    check_slice(PO_SHAPE(4, 3, 5), 1, 1, 2, false); /* inner dims: strided, a copy */
     check_slice(PO_SHAPE(4, 3, 5), 2, 2, 3, false);
     check_slice(PO_SHAPE(4, 3, 5), -1, 0, 1, false);
-    check_slice(PO_SHAPE(1, 6, 4), 1, 2, 3, true);   /* everything outside dim is 1: a view */
+    check_slice(PO_SHAPE(1, 6, 4), 1, 2, 3, true); /* everything outside dim is 1: a view */
     check_slice(PO_SHAPE(7), 0, 2, 4, true);
 }
 
@@ -318,7 +323,8 @@ static void slice_of_views(void **st) {
     assert_ptr_equal(v2, xv + 5 * 5);
     assert_non_null(v3);
     for (int i = 0; i < 3; i++)
-        for (int j = 0; j < 3; j++) assert_true(v3[i * 3 + j] == xv[(5 + i) * 5 + 1 + j]);
+        for (int j = 0; j < 3; j++)
+            assert_true(v3[i * 3 + j] == xv[(5 + i) * 5 + 1 + j]);
     po_test_run_free(&r);
     po_graph_free(g);
 }
@@ -331,12 +337,12 @@ static void split_parts(void **st) {
         int64_t size;
         int parts;
     } cases[] = {
-        {PO_SHAPE(7, 4), 0, 3, 3},    /* 3, 3, 1 */
-        {PO_SHAPE(7, 4), 1, 3, 2},    /* 3, 1 */
+        {PO_SHAPE(7, 4), 0, 3, 3},     /* 3, 3, 1 */
+        {PO_SHAPE(7, 4), 1, 3, 2},     /* 3, 1 */
         {PO_SHAPE(2, 5, 3), -2, 2, 3}, /* 2, 2, 1 */
-        {PO_SHAPE(7, 4), 0, 7, 1},    /* one part: the whole */
-        {PO_SHAPE(7, 4), 0, 100, 1},  /* a size beyond the extent */
-        {PO_SHAPE(2, 5, 3), 2, 1, 3}, /* unit parts */
+        {PO_SHAPE(7, 4), 0, 7, 1},     /* one part: the whole */
+        {PO_SHAPE(7, 4), 0, 100, 1},   /* a size beyond the extent */
+        {PO_SHAPE(2, 5, 3), 2, 1, 3},  /* unit parts */
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         const po_shape xs = cases[k].xs;
@@ -346,7 +352,8 @@ static void split_parts(void **st) {
         int n = po_split(g, po_param(g, "x", xs, any_init()), cases[k].dim, cases[k].size, parts, 8);
         PO_CHECK(po_graph_status(g));
         assert_int_equal(n, cases[k].parts);
-        for (int p = 0; p < n; p++) po_graph_keep(g, parts[p]);
+        for (int p = 0; p < n; p++)
+            po_graph_keep(g, parts[p]);
         po_test_run r;
         po_test_run_new(g, 25, &r);
         PO_CHECK(po_exec_run(r.exec));
@@ -387,8 +394,8 @@ static void slice_split_errors(void **st) {
         po_status status;
         const char *msg;
     } bad[] = {
-        {0, -1, 2, PO_ERR_RANGE, "outside extent"}, {0, 3, 2, PO_ERR_RANGE, "outside extent"},
-        {1, 0, 0, PO_ERR_RANGE, "outside extent"},  {2, 0, -1, PO_ERR_RANGE, "outside extent"},
+        {0, -1, 2, PO_ERR_RANGE, "outside extent"},    {0, 3, 2, PO_ERR_RANGE, "outside extent"},
+        {1, 0, 0, PO_ERR_RANGE, "outside extent"},     {2, 0, -1, PO_ERR_RANGE, "outside extent"},
         {3, 0, 1, PO_ERR_INVALID_ARG, "out of range"}, {-4, 0, 1, PO_ERR_INVALID_ARG, "out of range"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
@@ -434,7 +441,8 @@ static void check_concat(po_shape base, int dim, const int64_t *ext, int n) {
     char name[16];
     po_shape ys = base;
     ys.dim[d] = 0;
-    for (int i = 0; i < n; i++) ys.dim[d] += ext[i];
+    for (int i = 0; i < n; i++)
+        ys.dim[d] += ext[i];
     for (int pass = 0; pass < 2; pass++) {
         po_graph *g = po_graph_new();
         po_node *xs[4];
@@ -462,7 +470,8 @@ static void check_concat(po_shape base, int dim, const int64_t *ext, int n) {
         for (int64_t k = 0; k < ny; k++) { /* find the input that holds position idx[d] */
             unravel(k, &ys, idx);
             int i = 0;
-            while (idx[d] >= ext[i]) idx[d] -= ext[i++];
+            while (idx[d] >= ext[i])
+                idx[d] -= ext[i++];
             po_shape s = base;
             s.dim[d] = ext[i];
             snprintf(name, sizeof name, "x%d", i);
@@ -546,18 +555,12 @@ static void concat_errors(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(reshape_and_flatten),
-        cmocka_unit_test(reshape_errors),
-        cmocka_unit_test(transpose_pairs),
-        cmocka_unit_test(transpose_int64),
-        cmocka_unit_test(transpose_errors),
-        cmocka_unit_test(slice_views_and_copies),
-        cmocka_unit_test(slice_of_views),
-        cmocka_unit_test(split_parts),
-        cmocka_unit_test(slice_split_errors),
-        cmocka_unit_test(concat_inputs_and_dims),
-        cmocka_unit_test(concat_int32),
-        cmocka_unit_test(concat_errors),
+        cmocka_unit_test(reshape_and_flatten), cmocka_unit_test(reshape_errors),
+        cmocka_unit_test(transpose_pairs),     cmocka_unit_test(transpose_int64),
+        cmocka_unit_test(transpose_errors),    cmocka_unit_test(slice_views_and_copies),
+        cmocka_unit_test(slice_of_views),      cmocka_unit_test(split_parts),
+        cmocka_unit_test(slice_split_errors),  cmocka_unit_test(concat_inputs_and_dims),
+        cmocka_unit_test(concat_int32),        cmocka_unit_test(concat_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

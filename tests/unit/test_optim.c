@@ -12,7 +12,7 @@
 
 #include "po_test.h"
 
-#define N 37
+#define N     37
 #define STEPS 6
 
 typedef struct {
@@ -31,8 +31,10 @@ static void naive_step(naive_state *s, const po_optim_opts *o, int t) {
             s->p[i] = p - o->lr * g;
             continue;
         }
-        if (o->kind == PO_OPTIM_ADAMW) p *= 1.0 - (double)o->lr * o->weight_decay;
-        else g += o->weight_decay * p;
+        if (o->kind == PO_OPTIM_ADAMW)
+            p *= 1.0 - (double)o->lr * o->weight_decay;
+        else
+            g += o->weight_decay * p;
         s->m[i] = o->beta1 * s->m[i] + (1.0 - o->beta1) * g;
         s->v[i] = o->beta2 * s->v[i] + (1.0 - o->beta2) * g * g;
         double bc1 = 1.0 - pow(o->beta1, t), bc2 = 1.0 - pow(o->beta2, t);
@@ -69,11 +71,11 @@ static void check(const po_optim_opts *o, float lr_scale) {
         assert_int_equal(po_exec_steps(ex), t);
     }
     double worst = 0.0;
-    for (int i = 0; i < N; i++) worst = fmax(worst, fabs(pv[i] - s.p[i]) / fmax(fabs(s.p[i]), 1e-2));
+    for (int i = 0; i < N; i++)
+        worst = fmax(worst, fabs(pv[i] - s.p[i]) / fmax(fabs(s.p[i]), 1e-2));
     print_message("%s: max relative error %.3g after %d steps\n", po_optim_kind_name(o->kind), worst, STEPS);
     assert_true(worst < 2e-5);
-    assert_int_equal(po_params_state_slots(params),
-                     o->kind == PO_OPTIM_SGD ? (o->momentum > 0 ? 1 : 0) : 2);
+    assert_int_equal(po_params_state_slots(params), o->kind == PO_OPTIM_SGD ? (o->momentum > 0 ? 1 : 0) : 2);
     po_exec_free(ex);
     po_params_free(params);
     po_graph_free(g);

@@ -48,7 +48,8 @@ static void layout_and_init(void **st) {
         mean += w[k] / 600.0;
     }
     assert_true(fabs(mean) < 0.1 * bound);
-    for (int k = 0; k < 400; k++) sq += (double)e[k] * e[k] / 400.0;
+    for (int k = 0; k < 400; k++)
+        sq += (double)e[k] * e[k] / 400.0;
     assert_true(sq > 0.8 && sq < 1.2); /* N(0, 1): variance near 1 */
     assert_float_equal(po_params_values(p)[po_params_info(p, 1)->offset], 0.0f, 0.0);
     assert_float_equal(po_params_values(p)[po_params_info(p, 3)->offset + 6], 1.0f, 0.0);
@@ -76,9 +77,11 @@ static int remove_path(void **st) {
 /* Writes tensors (name, shape as [n] F32 or [a, b]) to path. */
 static void write_file(int n, const char **names, const po_shape *shapes, const po_dtype *dtypes) {
     po_tensor *ts[8];
-    for (int i = 0; i < n; i++) PO_CHECK(po_tensor_new(dtypes ? dtypes[i] : PO_F32, shapes[i], &ts[i]));
+    for (int i = 0; i < n; i++)
+        PO_CHECK(po_tensor_new(dtypes ? dtypes[i] : PO_F32, shapes[i], &ts[i]));
     PO_CHECK(po_st_write(path, n, names, (const po_tensor *const *)ts, 0, NULL, NULL));
-    for (int i = 0; i < n; i++) po_tensor_free(ts[i]);
+    for (int i = 0; i < n; i++)
+        po_tensor_free(ts[i]);
 }
 
 static void save_load_round_trip_and_errors(void **st) {

@@ -20,9 +20,7 @@ static char tmp_dir[] = "/tmp/po_test_st_XXXXXX";
 
 /* ---- helpers ---- */
 
-static void path_in_tmp(char *buf, size_t size, const char *name) {
-    snprintf(buf, size, "%s/%s", tmp_dir, name);
-}
+static void path_in_tmp(char *buf, size_t size, const char *name) { snprintf(buf, size, "%s/%s", tmp_dir, name); }
 
 static void remove_tree(const char *dir) {
     DIR *d = opendir(dir);
@@ -92,9 +90,11 @@ static unsigned char *make_image(const char *json, size_t data_len, size_t *len)
     *len = 8 + h + data_len;
     unsigned char *b = malloc(*len);
     assert_non_null(b);
-    for (int i = 0; i < 8; i++) b[i] = (unsigned char)((uint64_t)h >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)((uint64_t)h >> (8 * i));
     memcpy(b + 8, json, h);
-    for (size_t i = 0; i < data_len; i++) b[8 + h + i] = (unsigned char)i;
+    for (size_t i = 0; i < data_len; i++)
+        b[8 + h + i] = (unsigned char)i;
     return b;
 }
 
@@ -110,8 +110,7 @@ static void expect_bad_bytes(const void *bytes, size_t len, po_status status, co
     po_status st = po_st_parse(bytes, len, &f);
     const char *msg = po_last_error();
     if (st != status || !strstr(msg, needle) || strncmp(msg, "<memory>: ", 10) != 0)
-        fail_msg("expected %s with \"%s\", got %s: %s", po_status_str(status), needle,
-                 po_status_str(st), msg);
+        fail_msg("expected %s with \"%s\", got %s: %s", po_status_str(status), needle, po_status_str(st), msg);
     assert_null(f);
     assert_one_line(msg);
 }
@@ -135,10 +134,10 @@ static po_st_file *parse_ok(const char *json, size_t data_len) {
 
 /* ---- malformed input: one test per check ---- */
 
-#define BAD(fn, json, data_len, status, needle) \
-    static void fn(void **state) {              \
-        (void)state;                            \
-        expect_bad(json, data_len, status, needle); \
+#define BAD(fn, json, data_len, status, needle)                                                                        \
+    static void fn(void **state) {                                                                                     \
+        (void)state;                                                                                                   \
+        expect_bad(json, data_len, status, needle);                                                                    \
     }
 
 static void test_too_short(void **state) {
@@ -171,8 +170,7 @@ static void test_header_length_absurd(void **state) {
     expect_bad_bytes(b, sizeof b, PO_ERR_FORMAT, "absurdly large");
 }
 
-BAD(test_bad_json, "{\"a\": {\"dtype\": \"F32\",", 0, PO_ERR_FORMAT,
-    "not valid JSON (line 1, column")
+BAD(test_bad_json, "{\"a\": {\"dtype\": \"F32\",", 0, PO_ERR_FORMAT, "not valid JSON (line 1, column")
 BAD(test_bad_json_trailing_garbage, "{} x", 0, PO_ERR_FORMAT, "not valid JSON")
 BAD(test_empty_header, "", 0, PO_ERR_FORMAT, "not valid JSON")
 BAD(test_duplicate_name,
@@ -181,59 +179,53 @@ BAD(test_duplicate_name,
     8, PO_ERR_FORMAT, "duplicate")
 BAD(test_not_object, "[1, 2]", 0, PO_ERR_FORMAT, "header is an array, not a JSON object")
 BAD(test_entry_not_object, "{\"w\": 5}", 0, PO_ERR_FORMAT, "tensor \"w\": entry is an integer")
-BAD(test_missing_dtype, "{\"w\":{\"shape\":[1],\"data_offsets\":[0,4]}}", 4, PO_ERR_FORMAT,
-    "\"dtype\" is missing")
-BAD(test_dtype_not_string, "{\"w\":{\"dtype\":7,\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
-    PO_ERR_FORMAT, "\"dtype\" is an integer, not a string")
-BAD(test_missing_shape, "{\"w\":{\"dtype\":\"F32\",\"data_offsets\":[0,4]}}", 4, PO_ERR_FORMAT,
-    "\"shape\" is missing")
-BAD(test_shape_not_array, "{\"w\":{\"dtype\":\"F32\",\"shape\":4,\"data_offsets\":[0,4]}}", 4,
-    PO_ERR_FORMAT, "\"shape\" is an integer, not an array")
-BAD(test_missing_offsets, "{\"w\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4, PO_ERR_FORMAT,
-    "\"data_offsets\" is missing")
-BAD(test_offsets_wrong_length, "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0]}}", 4,
-    PO_ERR_FORMAT, "\"data_offsets\" is an array of another length")
-BAD(test_offsets_not_integers,
-    "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[\"0\",4]}}", 4, PO_ERR_FORMAT,
+BAD(test_missing_dtype, "{\"w\":{\"shape\":[1],\"data_offsets\":[0,4]}}", 4, PO_ERR_FORMAT, "\"dtype\" is missing")
+BAD(test_dtype_not_string, "{\"w\":{\"dtype\":7,\"shape\":[1],\"data_offsets\":[0,4]}}", 4, PO_ERR_FORMAT,
+    "\"dtype\" is an integer, not a string")
+BAD(test_missing_shape, "{\"w\":{\"dtype\":\"F32\",\"data_offsets\":[0,4]}}", 4, PO_ERR_FORMAT, "\"shape\" is missing")
+BAD(test_shape_not_array, "{\"w\":{\"dtype\":\"F32\",\"shape\":4,\"data_offsets\":[0,4]}}", 4, PO_ERR_FORMAT,
+    "\"shape\" is an integer, not an array")
+BAD(test_missing_offsets, "{\"w\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4, PO_ERR_FORMAT, "\"data_offsets\" is missing")
+BAD(test_offsets_wrong_length, "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0]}}", 4, PO_ERR_FORMAT,
+    "\"data_offsets\" is an array of another length")
+BAD(test_offsets_not_integers, "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[\"0\",4]}}", 4, PO_ERR_FORMAT,
     "\"data_offsets\" must be two non-negative integers")
-BAD(test_offsets_real, "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4.0]}}", 4,
-    PO_ERR_FORMAT, "\"data_offsets\" must be two non-negative integers")
-BAD(test_offsets_negative, "{\"w\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[-4,-4]}}", 4,
-    PO_ERR_FORMAT, "\"data_offsets\" must be two non-negative integers")
-BAD(test_offsets_huge, "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,"
-    "99999999999999999999]}}", 4, PO_ERR_FORMAT, "not valid JSON")
+BAD(test_offsets_real, "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4.0]}}", 4, PO_ERR_FORMAT,
+    "\"data_offsets\" must be two non-negative integers")
+BAD(test_offsets_negative, "{\"w\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[-4,-4]}}", 4, PO_ERR_FORMAT,
+    "\"data_offsets\" must be two non-negative integers")
+BAD(test_offsets_huge,
+    "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,"
+    "99999999999999999999]}}",
+    4, PO_ERR_FORMAT, "not valid JSON")
 BAD(test_unsupported_dtype,
     "{\"ok\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
     "\"half\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[4,8]}}",
     8, PO_ERR_DTYPE, "tensor \"half\": dtype \"F16\" is not supported")
-BAD(test_negative_extent, "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,-1],\"data_offsets\":[0,0]}}", 0,
-    PO_ERR_FORMAT, "shape extent 1 is negative")
-BAD(test_real_extent, "{\"w\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", 4,
-    PO_ERR_FORMAT, "shape extent 0 is a real number")
-BAD(test_string_extent, "{\"w\":{\"dtype\":\"F32\",\"shape\":[\"3\"],\"data_offsets\":[0,12]}}",
-    12, PO_ERR_FORMAT, "shape extent 0 is a string")
-BAD(test_rank_too_large,
-    "{\"w\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4,
+BAD(test_negative_extent, "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,-1],\"data_offsets\":[0,0]}}", 0, PO_ERR_FORMAT,
+    "shape extent 1 is negative")
+BAD(test_real_extent, "{\"w\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", 4, PO_ERR_FORMAT,
+    "shape extent 0 is a real number")
+BAD(test_string_extent, "{\"w\":{\"dtype\":\"F32\",\"shape\":[\"3\"],\"data_offsets\":[0,12]}}", 12, PO_ERR_FORMAT,
+    "shape extent 0 is a string")
+BAD(test_rank_too_large, "{\"w\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4,
     PO_ERR_UNSUPPORTED, "shape has 9 dimensions")
-BAD(test_numel_overflow,
-    "{\"w\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,0]}}", 0,
+BAD(test_numel_overflow, "{\"w\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,0]}}", 0,
     PO_ERR_FORMAT, "too large")
-BAD(test_bytes_overflow,
-    "{\"w\":{\"dtype\":\"I64\",\"shape\":[2305843009213693952],\"data_offsets\":[0,0]}}", 0,
+BAD(test_bytes_overflow, "{\"w\":{\"dtype\":\"I64\",\"shape\":[2305843009213693952],\"data_offsets\":[0,0]}}", 0,
     PO_ERR_FORMAT, "too large")
 /* Empty, yet the extents multiplied the other way round (strides) would overflow. */
 BAD(test_overflow_hidden_by_zero,
-    "{\"w\":{\"dtype\":\"F32\",\"shape\":[0,4294967296,4294967296],\"data_offsets\":[0,0]}}", 0,
-    PO_ERR_FORMAT, "too large")
-BAD(test_offsets_disagree_with_shape,
-    "{\"l1.weight\":{\"dtype\":\"F32\",\"shape\":[5,6],\"data_offsets\":[0,100]}}", 120,
-    PO_ERR_FORMAT,
+    "{\"w\":{\"dtype\":\"F32\",\"shape\":[0,4294967296,4294967296],\"data_offsets\":[0,0]}}", 0, PO_ERR_FORMAT,
+    "too large")
+BAD(test_offsets_disagree_with_shape, "{\"l1.weight\":{\"dtype\":\"F32\",\"shape\":[5,6],\"data_offsets\":[0,100]}}",
+    120, PO_ERR_FORMAT,
     "<memory>: tensor \"l1.weight\": data_offsets [0, 100] do not match shape [5, 6] of F32 "
     "(120 bytes)")
-BAD(test_offsets_reversed, "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,4]}}", 8,
-    PO_ERR_FORMAT, "data_offsets [8, 4] end before they begin")
-BAD(test_offsets_past_data, "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8,
-    PO_ERR_FORMAT, "data_offsets [0, 16] run past the end of the data (8 bytes")
+BAD(test_offsets_reversed, "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,4]}}", 8, PO_ERR_FORMAT,
+    "data_offsets [8, 4] end before they begin")
+BAD(test_offsets_past_data, "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8, PO_ERR_FORMAT,
+    "data_offsets [0, 16] run past the end of the data (8 bytes")
 BAD(test_overlap,
     "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
     "\"b\":{\"dtype\":\"I32\",\"shape\":[4],\"data_offsets\":[12,28]}}",
@@ -258,7 +250,8 @@ static void test_message_stays_printable(void **state) {
     for (const unsigned char *p = (const unsigned char *)po_last_error(); *p; p++)
         assert_true(*p >= 0x20 && *p < 0x7F);
     char json[1200] = "{\"";
-    for (int i = 0; i < 500; i++) strcat(json, i % 2 ? "\xc3\xa9" : "n");
+    for (int i = 0; i < 500; i++)
+        strcat(json, i % 2 ? "\xc3\xa9" : "n");
     strcat(json, "\": 5}");
     expect_bad(json, 0, PO_ERR_FORMAT, "...\": entry is an integer");
     assert_true(strlen(po_last_error()) < 160);
@@ -286,18 +279,18 @@ static void test_empty_file_ok(void **state) {
  * are tolerated; unknown entry fields are ignored. */
 static void test_order_and_empty_tensors(void **state) {
     (void)state;
-    po_st_file *f = parse_ok(
-        "{\"b\":{\"dtype\":\"I32\",\"shape\":[2],\"data_offsets\":[20,28]},"
-        "\"e\":{\"dtype\":\"F32\",\"shape\":[0,4294967296],\"data_offsets\":[4,4]},"
-        "\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16],\"extra\":true},"
-        "\"s\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[32,40]}}   ",
-        48);
+    po_st_file *f = parse_ok("{\"b\":{\"dtype\":\"I32\",\"shape\":[2],\"data_offsets\":[20,28]},"
+                             "\"e\":{\"dtype\":\"F32\",\"shape\":[0,4294967296],\"data_offsets\":[4,4]},"
+                             "\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16],\"extra\":true},"
+                             "\"s\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[32,40]}}   ",
+                             48);
     assert_int_equal(po_st_count(f), 4);
     assert_string_equal(po_st_name(f, 0), "a");
     assert_string_equal(po_st_name(f, 1), "e");
     assert_string_equal(po_st_name(f, 2), "b");
     assert_string_equal(po_st_name(f, 3), "s");
-    for (int i = 0; i < 4; i++) assert_int_equal(po_st_find(f, po_st_name(f, i)), i);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(po_st_find(f, po_st_name(f, i)), i);
     assert_int_equal(po_st_find(f, "c"), -1);
     assert_int_equal(po_st_dtype(f, 2), PO_I32);
     assert_int_equal(po_st_shape(f, 3).ndim, 0);
@@ -322,20 +315,21 @@ static void test_order_and_empty_tensors(void **state) {
 
 static void test_round_trip(void **state) {
     (void)state;
-    po_tensor *f32 = NULL, *i32 = NULL, *i64 = NULL, *base = NULL, *view = NULL, *scalar = NULL,
-              *empty = NULL;
+    po_tensor *f32 = NULL, *i32 = NULL, *i64 = NULL, *base = NULL, *view = NULL, *scalar = NULL, *empty = NULL;
     assert_int_equal(po_tensor_new(PO_F32, PO_SHAPE(2, 3), &f32), PO_OK);
     assert_int_equal(po_tensor_new(PO_I32, PO_SHAPE(5), &i32), PO_OK);
     assert_int_equal(po_tensor_new(PO_I64, PO_SHAPE(2, 2), &i64), PO_OK);
     assert_int_equal(po_tensor_new(PO_F32, PO_SHAPE(3, 4), &base), PO_OK);
     assert_int_equal(po_tensor_new(PO_F32, po_shape_make(0, NULL), &scalar), PO_OK);
     assert_int_equal(po_tensor_new(PO_F32, PO_SHAPE(0, 3), &empty), PO_OK);
-    for (int i = 0; i < 6; i++) ((float *)f32->data)[i] = 0.5f * (float)i - 1.0f;
+    for (int i = 0; i < 6; i++)
+        ((float *)f32->data)[i] = 0.5f * (float)i - 1.0f;
     const int32_t iv[5] = {INT32_MIN, -1, 0, 7, INT32_MAX};
     memcpy(i32->data, iv, sizeof iv);
     const int64_t lv[4] = {INT64_MIN, -3, (int64_t)1 << 40, INT64_MAX};
     memcpy(i64->data, lv, sizeof lv);
-    for (int i = 0; i < 12; i++) ((float *)base->data)[i] = (float)i * 1.25f;
+    for (int i = 0; i < 12; i++)
+        ((float *)base->data)[i] = (float)i * 1.25f;
     assert_int_equal(po_tensor_transpose(base, 0, 1, &view), PO_OK);
     assert_false(po_tensor_is_contiguous(view));
     *(float *)scalar->data = 3.25f;
@@ -353,7 +347,8 @@ static void test_round_trip(void **state) {
     size_t len;
     unsigned char *raw = read_all(path, &len);
     uint64_t h = 0;
-    for (int i = 7; i >= 0; i--) h = h << 8 | raw[i];
+    for (int i = 7; i >= 0; i--)
+        h = h << 8 | raw[i];
     assert_int_equal(h % 8, 0);
     assert_int_equal(len, 8 + h + 6 * 4 + 5 * 4 + 4 * 8 + 12 * 4 + 4);
     assert_int_equal(raw[8], '{');
@@ -410,7 +405,8 @@ static void test_round_trip(void **state) {
     unlink(path);
 
     po_tensor *all[] = {f32, i32, i64, base, view, scalar, empty};
-    for (size_t i = 0; i < sizeof all / sizeof *all; i++) po_tensor_free(all[i]);
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        po_tensor_free(all[i]);
 }
 
 /* ---- the reference files ---- */
@@ -447,7 +443,8 @@ static void test_reference_mnist(void **state) {
     size_t len;
     unsigned char *raw = read_all(path, &len);
     uint64_t h = 0;
-    for (int i = 7; i >= 0; i--) h = h << 8 | raw[i];
+    for (int i = 7; i >= 0; i--)
+        h = h << 8 | raw[i];
     float first;
     memcpy(&first, raw + 8 + h, sizeof first);
     po_tensor *t = NULL;
@@ -496,9 +493,10 @@ static void test_truncated_reference(void **state) {
     size_t len;
     unsigned char *raw = read_all(src, &len);
     uint64_t h = 0;
-    for (int i = 7; i >= 0; i--) h = h << 8 | raw[i];
-    const size_t cuts[] = {0, 1, 7, 8, 9, 100, 8 + h / 2, 8 + h - 1, 8 + h, 8 + h + 1,
-                           8 + h + 1000, len / 2, len - 4, len - 1};
+    for (int i = 7; i >= 0; i--)
+        h = h << 8 | raw[i];
+    const size_t cuts[] = {0,       1,       7,      8, 9, 100, 8 + h / 2, 8 + h - 1, 8 + h, 8 + h + 1, 8 + h + 1000,
+                           len / 2, len - 4, len - 1};
     for (size_t k = 0; k < sizeof cuts / sizeof *cuts; k++) {
         write_all(path, raw, cuts[k]);
         po_st_file *f = (po_st_file *)1;

@@ -19,7 +19,8 @@ static po_tensor *iota3(int64_t d0, int64_t d1, int64_t d2) {
     float *v = t->data;
     for (int64_t i = 0; i < d0; i++)
         for (int64_t j = 0; j < d1; j++)
-            for (int64_t k = 0; k < d2; k++) v[(i * d1 + j) * d2 + k] = (float)(100 * i + 10 * j + k);
+            for (int64_t k = 0; k < d2; k++)
+                v[(i * d1 + j) * d2 + k] = (float)(100 * i + 10 * j + k);
     return t;
 }
 
@@ -42,11 +43,13 @@ static void new_is_zeroed_and_contiguous(void **st) {
     assert_true(po_tensor_is_contiguous(t));
     assert_strides(t, 3, (const int64_t[]){20, 5, 1});
     assert_int_equal((uintptr_t)t->data % 64, 0);
-    for (int i = 0; i < 60; i++) assert_true(((float *)t->data)[i] == 0.0f);
+    for (int i = 0; i < 60; i++)
+        assert_true(((float *)t->data)[i] == 0.0f);
     po_tensor_free(t);
 
     PO_CHECK(po_tensor_new(PO_I64, PO_SHAPE(7), &t));
-    for (int i = 0; i < 7; i++) assert_true(((int64_t *)t->data)[i] == 0);
+    for (int i = 0; i < 7; i++)
+        assert_true(((int64_t *)t->data)[i] == 0);
     po_tensor_free(t);
 
     PO_CHECK(po_tensor_new(PO_I32, po_shape_make(0, NULL), &t)); /* a scalar: one element */
@@ -255,7 +258,8 @@ static void narrow_and_split_views(void **st) {
     }
     ((float *)parts[2]->data)[0] = 1234.0f; /* parts alias the base */
     assert_true(at3(t, 0, 0, 4) == 1234.0f);
-    for (int p = 0; p < n; p++) po_tensor_free(parts[p]);
+    for (int p = 0; p < n; p++)
+        po_tensor_free(parts[p]);
     PO_CHECK(po_tensor_split(t, 0, 4, parts, 1, &n)); /* one part, the whole */
     assert_int_equal(n, 1);
     po_tensor_free(parts[0]);
@@ -295,7 +299,8 @@ static void contiguous_and_copy(void **st) {
     PO_CHECK(po_tensor_copy(dst, t));
     for (int64_t i = 0; i < 2; i++)
         for (int64_t j = 0; j < 3; j++)
-            for (int64_t k = 0; k < 4; k++) assert_true(at3(dst, i, j, k) == at3(t, i, j, k));
+            for (int64_t k = 0; k < 4; k++)
+                assert_true(at3(dst, i, j, k) == at3(t, i, j, k));
     PO_CHECK(po_tensor_new(PO_F32, PO_SHAPE(2, 3, 4), &back));
     PO_CHECK(po_tensor_copy(back, dst)); /* strided source */
     assert_memory_equal(back->data, t->data, 24 * sizeof(float));
@@ -304,7 +309,8 @@ static void contiguous_and_copy(void **st) {
     po_tensor *ia, *ib, *ibt;
     PO_CHECK(po_tensor_new(PO_I64, PO_SHAPE(2, 3), &ia));
     PO_CHECK(po_tensor_new(PO_I64, PO_SHAPE(3, 2), &ib));
-    for (int i = 0; i < 6; i++) ((int64_t *)ia->data)[i] = ((int64_t)1 << 40) + i;
+    for (int i = 0; i < 6; i++)
+        ((int64_t *)ia->data)[i] = ((int64_t)1 << 40) + i;
     PO_CHECK(po_tensor_transpose(ib, 0, 1, &ibt));
     PO_CHECK(po_tensor_copy(ibt, ia));
     for (int64_t i = 0; i < 2; i++)

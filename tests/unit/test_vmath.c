@@ -55,15 +55,15 @@ static void expf_clamps(void **st) {
     assert_true(lo > 0.0f && lo >= FLT_MIN && lo < 2e-38f);
     const float below[] = {-87.5f, -88.0f, -100.0f, -1e4f, -1e30f, -FLT_MAX, -INFINITY};
     for (size_t k = 0; k < sizeof below / sizeof below[0]; k++) {
-        if (po_expf(below[k]) != lo) fail_msg("po_expf(%g) = %g, want the clamp %g", (double)below[k],
-                                              (double)po_expf(below[k]), (double)lo);
+        if (po_expf(below[k]) != lo)
+            fail_msg("po_expf(%g) = %g, want the clamp %g", (double)below[k], (double)po_expf(below[k]), (double)lo);
     }
     float hi = po_expf(88.37f);
     assert_true(isfinite(hi) && hi > 2e38f);
     const float above[] = {88.5f, 89.0f, 100.0f, 1e30f, FLT_MAX, INFINITY};
     for (size_t k = 0; k < sizeof above / sizeof above[0]; k++) {
-        if (po_expf(above[k]) != hi) fail_msg("po_expf(%g) = %g, want the clamp %g", (double)above[k],
-                                              (double)po_expf(above[k]), (double)hi);
+        if (po_expf(above[k]) != hi)
+            fail_msg("po_expf(%g) = %g, want the clamp %g", (double)above[k], (double)po_expf(above[k]), (double)hi);
     }
     float prev = 0.0f;
     for (float x = -88.0f; x <= -86.0f; x += 1.0f / 64) {
@@ -132,9 +132,12 @@ static void erff_nan(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(expf_matches_libm), cmocka_unit_test(expf_clamps),
-        cmocka_unit_test(expf_nan),          cmocka_unit_test(erff_matches_libm),
-        cmocka_unit_test(erff_overshoot_is_bounded), cmocka_unit_test(erff_nan),
+        cmocka_unit_test(expf_matches_libm),
+        cmocka_unit_test(expf_clamps),
+        cmocka_unit_test(expf_nan),
+        cmocka_unit_test(erff_matches_libm),
+        cmocka_unit_test(erff_overshoot_is_bounded),
+        cmocka_unit_test(erff_nan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,49 +23,73 @@ typedef struct {
 } train_args;
 
 static void train_usage(FILE *f) {
-    fprintf(f,
-            "usage: paropt train [options]\n"
-            "\n"
-            "Trains a model on one CPU core and reports its loss and speed.\n"
-            "\n"
-            "  --model SPEC        NAME or NAME:key=value,... (default mnist_mlp); models and keys:\n");
-    for (const char *const *n = po_model_names(); *n; n++) fprintf(f, "                        %-10s %s\n", *n, po_model_keys(*n));
-    fprintf(f,
-            "  --data SRC          synthetic (default) or FILE.safetensors holding input.x and input.y\n"
-            "  --init FILE         load parameters by name from a safetensors file (default: random\n"
-            "                      initialisation as PyTorch's, from --seed)\n"
-            "  --steps N           training steps to time and report (default 100)\n"
-            "  --warmup N          untimed steps before them (default 0)\n"
-            "  --batch B           samples per step (default: the model's batch key)\n"
-            "  --optimizer NAME    sgd, adam (default) or adamw, with PyTorch's semantics\n"
-            "  --lr X              learning rate (default 1e-3)\n"
-            "  --momentum X        SGD momentum (default 0)\n"
-            "  --weight-decay X    weight decay (default 0; adamw 1e-2)\n"
-            "  --seed S            seed for initialisation and synthetic data (default 0)\n"
-            "  --save FILE         write the trained parameters (safetensors, PyTorch names), atomically\n"
-            "  --log-every N       progress line every N steps (default: 10 lines per run)\n"
-            "  --gemm LIB          matrix-product library: default (oneDNN on AVX-512 CPUs, else\n"
-            "                      OpenBLAS), onednn, openblas, or auto (time both per shape and keep\n"
-            "                      the faster; the last bits of results may then vary run to run)\n"
-            "  --profile           print where the time of a step goes, per op, to stderr\n"
-            "  --json              print the summary as one JSON object (the last line of stdout)\n"
-            "  -h, --help          show this help\n"
-            "\n"
-            "Progress goes to stderr, the summary to stdout.\n");
+    fprintf(f, "usage: paropt train [options]\n"
+               "\n"
+               "Trains a model on one CPU core and reports its loss and speed.\n"
+               "\n"
+               "  --model SPEC        NAME or NAME:key=value,... (default mnist_mlp); models and keys:\n");
+    for (const char *const *n = po_model_names(); *n; n++)
+        fprintf(f, "                        %-10s %s\n", *n, po_model_keys(*n));
+    fprintf(f, "  --data SRC          synthetic (default) or FILE.safetensors holding input.x and input.y\n"
+               "  --init FILE         load parameters by name from a safetensors file (default: random\n"
+               "                      initialisation as PyTorch's, from --seed)\n"
+               "  --steps N           training steps to time and report (default 100)\n"
+               "  --warmup N          untimed steps before them (default 0)\n"
+               "  --batch B           samples per step (default: the model's batch key)\n"
+               "  --optimizer NAME    sgd, adam (default) or adamw, with PyTorch's semantics\n"
+               "  --lr X              learning rate (default 1e-3)\n"
+               "  --momentum X        SGD momentum (default 0)\n"
+               "  --weight-decay X    weight decay (default 0; adamw 1e-2)\n"
+               "  --seed S            seed for initialisation and synthetic data (default 0)\n"
+               "  --save FILE         write the trained parameters (safetensors, PyTorch names), atomically\n"
+               "  --log-every N       progress line every N steps (default: 10 lines per run)\n"
+               "  --gemm LIB          matrix-product library: default (oneDNN on AVX-512 CPUs, else\n"
+               "                      OpenBLAS), onednn, openblas, or auto (time both per shape and keep\n"
+               "                      the faster; the last bits of results may then vary run to run)\n"
+               "  --profile           print where the time of a step goes, per op, to stderr\n"
+               "  --json              print the summary as one JSON object (the last line of stdout)\n"
+               "  -h, --help          show this help\n"
+               "\n"
+               "Progress goes to stderr, the summary to stdout.\n");
 }
 
 static int parse_args(int argc, char **argv, train_args *a) {
-    enum { O_MODEL = 256, O_INIT, O_DATA, O_STEPS, O_WARMUP, O_BATCH, O_OPT, O_LR, O_MOM, O_WD, O_SAVE, O_SEED, O_LOG, O_JSON, O_PROFILE, O_GEMM };
-    static const struct option opts[] = {
-        {"model", required_argument, 0, O_MODEL},      {"init", required_argument, 0, O_INIT},
-        {"data", required_argument, 0, O_DATA},        {"steps", required_argument, 0, O_STEPS},
-        {"warmup", required_argument, 0, O_WARMUP},    {"batch", required_argument, 0, O_BATCH},
-        {"optimizer", required_argument, 0, O_OPT},    {"lr", required_argument, 0, O_LR},
-        {"momentum", required_argument, 0, O_MOM},     {"weight-decay", required_argument, 0, O_WD},
-        {"save", required_argument, 0, O_SAVE},        {"seed", required_argument, 0, O_SEED},
-        {"log-every", required_argument, 0, O_LOG},    {"json", no_argument, 0, O_JSON},
-        {"profile", no_argument, 0, O_PROFILE},        {"gemm", required_argument, 0, O_GEMM},
-        {"help", no_argument, 0, 'h'},                 {0, 0, 0, 0}};
+    enum {
+        O_MODEL = 256,
+        O_INIT,
+        O_DATA,
+        O_STEPS,
+        O_WARMUP,
+        O_BATCH,
+        O_OPT,
+        O_LR,
+        O_MOM,
+        O_WD,
+        O_SAVE,
+        O_SEED,
+        O_LOG,
+        O_JSON,
+        O_PROFILE,
+        O_GEMM
+    };
+    static const struct option opts[] = {{"model", required_argument, 0, O_MODEL},
+                                         {"init", required_argument, 0, O_INIT},
+                                         {"data", required_argument, 0, O_DATA},
+                                         {"steps", required_argument, 0, O_STEPS},
+                                         {"warmup", required_argument, 0, O_WARMUP},
+                                         {"batch", required_argument, 0, O_BATCH},
+                                         {"optimizer", required_argument, 0, O_OPT},
+                                         {"lr", required_argument, 0, O_LR},
+                                         {"momentum", required_argument, 0, O_MOM},
+                                         {"weight-decay", required_argument, 0, O_WD},
+                                         {"save", required_argument, 0, O_SAVE},
+                                         {"seed", required_argument, 0, O_SEED},
+                                         {"log-every", required_argument, 0, O_LOG},
+                                         {"json", no_argument, 0, O_JSON},
+                                         {"profile", no_argument, 0, O_PROFILE},
+                                         {"gemm", required_argument, 0, O_GEMM},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     a->model = "mnist_mlp";
     a->data = "synthetic";
@@ -79,16 +103,26 @@ static int parse_args(int argc, char **argv, train_args *a) {
         case O_MODEL: a->model = optarg; break;
         case O_INIT: a->init = optarg; break;
         case O_DATA: a->data = optarg; break;
-        case O_STEPS: if (!cli_parse_i64("--steps", optarg, 1, INT64_MAX / 2, &a->steps)) return CLI_USAGE; break;
-        case O_WARMUP: if (!cli_parse_i64("--warmup", optarg, 0, INT64_MAX / 2, &a->warmup)) return CLI_USAGE; break;
-        case O_BATCH: if (!cli_parse_i64("--batch", optarg, 1, 1 << 24, &a->batch)) return CLI_USAGE; break;
+        case O_STEPS:
+            if (!cli_parse_i64("--steps", optarg, 1, INT64_MAX / 2, &a->steps)) return CLI_USAGE;
+            break;
+        case O_WARMUP:
+            if (!cli_parse_i64("--warmup", optarg, 0, INT64_MAX / 2, &a->warmup)) return CLI_USAGE;
+            break;
+        case O_BATCH:
+            if (!cli_parse_i64("--batch", optarg, 1, 1 << 24, &a->batch)) return CLI_USAGE;
+            break;
         case O_OPT: optimizer = optarg; break;
         case O_LR: lr = optarg; break;
         case O_MOM: mom = optarg; break;
         case O_WD: wd = optarg; break;
         case O_SAVE: a->save = optarg; break;
-        case O_SEED: if (!cli_parse_u64("--seed", optarg, &a->seed)) return CLI_USAGE; break;
-        case O_LOG: if (!cli_parse_i64("--log-every", optarg, 1, INT64_MAX, &a->log_every)) return CLI_USAGE; break;
+        case O_SEED:
+            if (!cli_parse_u64("--seed", optarg, &a->seed)) return CLI_USAGE;
+            break;
+        case O_LOG:
+            if (!cli_parse_i64("--log-every", optarg, 1, INT64_MAX, &a->log_every)) return CLI_USAGE;
+            break;
         case O_JSON: a->json = true; break;
         case O_PROFILE: a->profile = true; break;
         case O_GEMM:
@@ -152,8 +186,8 @@ static void print_summary(const train_args *a, const po_model *m, float loss, do
     json_object_set_new(o, "lr", json_real(a->optim.lr));
     json_object_set_new(o, "final_loss", json_real(loss));
     po_gemm_provider gemm = po_get_gemm_provider();
-    json_object_set_new(o, "gemm", json_string(po_gemm_provider_name(
-                                        gemm == PO_GEMM_DEFAULT ? po_gemm_default_provider() : gemm)));
+    json_object_set_new(
+        o, "gemm", json_string(po_gemm_provider_name(gemm == PO_GEMM_DEFAULT ? po_gemm_default_provider() : gemm)));
     json_object_set_new(o, "samples_per_s", json_real(round(sps * 10.0) / 10.0));
     json_object_set_new(o, "ms_per_step", json_real(round(ms * 1e3) / 1e3));
     char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
@@ -249,7 +283,7 @@ int cmd_train(int argc, char **argv) {
         return CLI_USAGE;
     }
     po_status st = strcmp(a.data, "synthetic") == 0 ? po_dataset_synthetic(m, 4 * m->batch, a.seed ^ 0x5eed, &data)
-                                                     : po_dataset_open_safetensors(a.data, &data);
+                                                    : po_dataset_open_safetensors(a.data, &data);
     if (!st) st = po_dataset_check(data, m);
     if (st) {
         cli_error("--data: %s", po_last_error());

@@ -27,53 +27,45 @@ po_status po__dnnl_check(dnnl_status_t s, const char *what) {
 }
 
 po_status po__dnnl_md(dnnl_memory_desc_t *md, int ndim, const int64_t *dims, bool any) {
-    static const dnnl_format_tag_t plain[] = {
-        dnnl_format_tag_undef, dnnl_a, dnnl_ab, dnnl_abc, dnnl_abcd, dnnl_abcde};
+    static const dnnl_format_tag_t plain[] = {dnnl_format_tag_undef, dnnl_a, dnnl_ab, dnnl_abc, dnnl_abcd, dnnl_abcde};
     if (ndim < 1 || ndim > 5) return po_fail(PO_ERR_UNSUPPORTED, "oneDNN tensors of rank %d", ndim);
     dnnl_dims_t d;
-    for (int i = 0; i < ndim; i++) d[i] = dims[i];
-    return po__dnnl_check(dnnl_memory_desc_init_by_tag(md, ndim, d, dnnl_f32,
-                                                       any ? dnnl_format_tag_any : plain[ndim]),
+    for (int i = 0; i < ndim; i++)
+        d[i] = dims[i];
+    return po__dnnl_check(dnnl_memory_desc_init_by_tag(md, ndim, d, dnnl_f32, any ? dnnl_format_tag_any : plain[ndim]),
                           "memory descriptor");
 }
 
-po_status po__dnnl_pd(dnnl_primitive_desc_t *pd, const void *op_desc,
-                      const_dnnl_primitive_desc_t hint) {
+po_status po__dnnl_pd(dnnl_primitive_desc_t *pd, const void *op_desc, const_dnnl_primitive_desc_t hint) {
     *pd = NULL;
     dnnl_engine_t eng;
     po_status st = po__dnnl_engine(&eng);
     if (st) return st;
     dnnl_primitive_attr_t attr;
     if ((st = po__dnnl_check(dnnl_primitive_attr_create(&attr), "attribute creation"))) return st;
-    st = po__dnnl_check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user),
-                        "scratchpad mode");
+    st = po__dnnl_check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "scratchpad mode");
     if (!st)
-        st = po__dnnl_check(dnnl_primitive_desc_create(pd, op_desc, attr, eng, hint),
-                            "primitive descriptor creation");
+        st = po__dnnl_check(dnnl_primitive_desc_create(pd, op_desc, attr, eng, hint), "primitive descriptor creation");
     dnnl_primitive_attr_destroy(attr);
     return st;
 }
 
 const char *po__dnnl_impl(const_dnnl_primitive_desc_t pd) {
     const char *impl = NULL;
-    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !impl)
-        return "?";
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !impl) return "?";
     return impl;
 }
 
 /* Binds one argument: a memory object for the caller's buffer and, where the primitive wants
  * another layout, a memory object for the intermediate buffer (its handle set at each run)
  * and the reorder between the two. */
-static po_status arg_init(po_dnnl_prim *p, po_dnnl_arg *a, const po_dnnl_arg_spec *s,
-                          const_dnnl_primitive_desc_t pd, dnnl_engine_t eng) {
+static po_status arg_init(po_dnnl_prim *p, po_dnnl_arg *a, const po_dnnl_arg_spec *s, const_dnnl_primitive_desc_t pd,
+                          dnnl_engine_t eng) {
     a->arg = s->arg;
     a->output = s->output;
-    const dnnl_memory_desc_t *want =
-        dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, s->arg);
-    if (!want || want->ndims == 0)
-        return po_fail(PO_ERR_BACKEND, "oneDNN primitive has no argument %d", s->arg);
-    po_status st = po__dnnl_check(dnnl_memory_create(&a->user, &s->plain, eng, DNNL_MEMORY_NONE),
-                                  "memory creation");
+    const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, s->arg);
+    if (!want || want->ndims == 0) return po_fail(PO_ERR_BACKEND, "oneDNN primitive has no argument %d", s->arg);
+    po_status st = po__dnnl_check(dnnl_memory_create(&a->user, &s->plain, eng, DNNL_MEMORY_NONE), "memory creation");
     if (st) return st;
     if (dnnl_memory_desc_equal(want, &s->plain)) {
         a->inner = a->user;
@@ -81,12 +73,9 @@ static po_status arg_init(po_dnnl_prim *p, po_dnnl_arg *a, const po_dnnl_arg_spe
     }
     a->offset = p->inner_bytes;
     p->inner_bytes += po_align_up(dnnl_memory_desc_get_size(want));
-    if ((st = po__dnnl_check(dnnl_memory_create(&a->inner, want, eng, DNNL_MEMORY_NONE),
-                             "memory creation")))
-        return st;
+    if ((st = po__dnnl_check(dnnl_memory_create(&a->inner, want, eng, DNNL_MEMORY_NONE), "memory creation"))) return st;
     dnnl_primitive_desc_t rpd;
-    const dnnl_memory_desc_t *from = s->output ? want : &s->plain,
-                             *to = s->output ? &s->plain : want;
+    const dnnl_memory_desc_t *from = s->output ? want : &s->plain, *to = s->output ? &s->plain : want;
     if ((st = po__dnnl_check(dnnl_reorder_primitive_desc_create(&rpd, from, eng, to, eng, NULL),
                              "reorder descriptor creation")))
         return st;
@@ -95,16 +84,13 @@ static po_status arg_init(po_dnnl_prim *p, po_dnnl_arg *a, const po_dnnl_arg_spe
     return st;
 }
 
-static po_status prim_init(po_dnnl_prim *p, const_dnnl_primitive_desc_t pd, int n_args,
-                           const po_dnnl_arg_spec *specs, size_t scratch_bytes) {
-    if (n_args > PO_DNNL_MAX_ARGS)
-        return po_fail(PO_ERR_UNSUPPORTED, "oneDNN primitive with %d arguments", n_args);
+static po_status prim_init(po_dnnl_prim *p, const_dnnl_primitive_desc_t pd, int n_args, const po_dnnl_arg_spec *specs,
+                           size_t scratch_bytes) {
+    if (n_args > PO_DNNL_MAX_ARGS) return po_fail(PO_ERR_UNSUPPORTED, "oneDNN primitive with %d arguments", n_args);
     snprintf(p->impl, sizeof p->impl, "%s", po__dnnl_impl(pd));
     dnnl_engine_t eng;
     po_status st = po__dnnl_engine(&eng);
-    if (!st)
-        st = po__dnnl_check(dnnl_stream_create(&p->stream, eng, dnnl_stream_default_flags),
-                            "stream creation");
+    if (!st) st = po__dnnl_check(dnnl_stream_create(&p->stream, eng, dnnl_stream_default_flags), "stream creation");
     if (!st) st = po__dnnl_check(dnnl_primitive_create(&p->prim, pd), "primitive creation");
     for (int i = 0; i < n_args && !st; i++) {
         p->n_args++;
@@ -118,12 +104,11 @@ static po_status prim_init(po_dnnl_prim *p, const_dnnl_primitive_desc_t pd, int 
     if (!sbytes) return PO_OK;
     if (!(p->scratchpad = po_aligned_calloc(sbytes)))
         return po_fail(PO_ERR_NO_MEMORY, "out of memory for a oneDNN scratchpad");
-    return po__dnnl_check(dnnl_memory_create(&p->scratchpad_mem, smd, eng, p->scratchpad),
-                          "memory creation");
+    return po__dnnl_check(dnnl_memory_create(&p->scratchpad_mem, smd, eng, p->scratchpad), "memory creation");
 }
 
-po_status po__dnnl_prim_init(po_dnnl_prim *p, const_dnnl_primitive_desc_t pd, int n_args,
-                             const po_dnnl_arg_spec *specs, size_t scratch_bytes) {
+po_status po__dnnl_prim_init(po_dnnl_prim *p, const_dnnl_primitive_desc_t pd, int n_args, const po_dnnl_arg_spec *specs,
+                             size_t scratch_bytes) {
     memset(p, 0, sizeof *p);
     po_status st = prim_init(p, pd, n_args, specs, scratch_bytes);
     if (st) po__dnnl_prim_free(p);
@@ -144,8 +129,7 @@ po_status po__dnnl_prim_run(po_dnnl_prim *p, void *const *bufs, void *scratch) {
     for (int i = 0; i < p->n_args && s == dnnl_success; i++) {
         po_dnnl_arg *a = &p->args[i];
         s = dnnl_memory_set_data_handle(a->user, bufs[i]);
-        if (s == dnnl_success && a->reorder)
-            s = dnnl_memory_set_data_handle(a->inner, inner + a->offset);
+        if (s == dnnl_success && a->reorder) s = dnnl_memory_set_data_handle(a->inner, inner + a->offset);
         if (s == dnnl_success && a->reorder && !a->output) s = run_reorder(p, a);
         args[n++] = (dnnl_exec_arg_t){a->arg, a->inner};
     }

@@ -38,8 +38,7 @@ po_status po__dnnl_md(dnnl_memory_desc_t *md, int ndim, const int64_t *dims, boo
 
 /* Creates the primitive descriptor for op_desc with a user-mode scratchpad. `hint` is the
  * forward descriptor for backward primitives, else NULL. Free with dnnl_primitive_desc_destroy. */
-po_status po__dnnl_pd(dnnl_primitive_desc_t *pd, const void *op_desc,
-                      const_dnnl_primitive_desc_t hint);
+po_status po__dnnl_pd(dnnl_primitive_desc_t *pd, const void *op_desc, const_dnnl_primitive_desc_t hint);
 
 /* oneDNN's implementation name for pd ("jit:avx2", "x64:gemm:jit", "ref:any", ...). */
 const char *po__dnnl_impl(const_dnnl_primitive_desc_t pd);
@@ -76,8 +75,8 @@ typedef struct po_dnnl_prim {
  * of layout spec.plain, with a reorder wherever the primitive's layout differs. scratch_bytes
  * is what the caller will pass to each run (0: none). The wrapper does not keep pd. On failure
  * everything made so far is released and *p is zeroed. */
-po_status po__dnnl_prim_init(po_dnnl_prim *p, const_dnnl_primitive_desc_t pd, int n_args,
-                             const po_dnnl_arg_spec *specs, size_t scratch_bytes);
+po_status po__dnnl_prim_init(po_dnnl_prim *p, const_dnnl_primitive_desc_t pd, int n_args, const po_dnnl_arg_spec *specs,
+                             size_t scratch_bytes);
 
 /* Runs the primitive on the caller's buffers, given in the order of specs at init; scratch
  * is scratch_bytes (as at init) of PO_ALIGN-aligned temporary space. */

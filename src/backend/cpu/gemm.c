@@ -52,12 +52,12 @@ po_gemm_provider po_gemm_default_provider(void) {
     return PO_GEMM_OPENBLAS;
 }
 
-static po_status run_onednn(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                            int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+static po_status run_onednn(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                            const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     dnnl_status_t s = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     if (s != dnnl_success)
-        return po_fail(PO_ERR_BACKEND, "oneDNN sgemm failed (status %d) for M=%lld N=%lld K=%lld", (int)s,
-                       (long long)M, (long long)N, (long long)K);
+        return po_fail(PO_ERR_BACKEND, "oneDNN sgemm failed (status %d) for M=%lld N=%lld K=%lld", (int)s, (long long)M,
+                       (long long)N, (long long)K);
     return PO_OK;
 }
 
@@ -65,8 +65,8 @@ static po_status run_openblas(bool ta, bool tb, int64_t M, int64_t N, int64_t K,
                               int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX || lda > INT32_MAX || ldb > INT32_MAX || ldc > INT32_MAX)
         return po_fail(PO_ERR_UNSUPPORTED, "matrix too large for OpenBLAS (32-bit sizes)");
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
-                (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K,
+                alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
     return PO_OK;
 }
 
@@ -77,8 +77,8 @@ static double now_s(void) {
 }
 
 /* Best of two timed runs after a warm-up, into a scratch C so the caller's C is untouched. */
-static double time_provider(po_gemm_provider p, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
-                            const float *A, int64_t lda, const float *B, int64_t ldb, float *scratch, int64_t ldc) {
+static double time_provider(po_gemm_provider p, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A,
+                            int64_t lda, const float *B, int64_t ldb, float *scratch, int64_t ldc) {
     double best = 1e30;
     for (int r = 0; r < 3; r++) {
         double t0 = now_s();
@@ -140,9 +140,8 @@ static po_gemm_provider choose(bool ta, bool tb, int64_t M, int64_t N, int64_t K
     return p;
 }
 
-po_status po__sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-                    const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
-                    int64_t ldc) {
+po_status po__sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                    int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     if (M == 0 || N == 0) return PO_OK;
     if (choose(trans_a, trans_b, M, N, K, A, lda, B, ldb, ldc) == PO_GEMM_ONEDNN)
         return run_onednn(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
