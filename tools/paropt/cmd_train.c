@@ -183,7 +183,9 @@ static void print_summary(const train_args *a, const po_model *m, float loss, do
     json_object_set_new(o, "steps", json_integer(a->steps));
     json_object_set_new(o, "batch", json_integer(m->batch));
     json_object_set_new(o, "optimizer", json_string(po_optim_kind_name(a->optim.kind)));
-    json_object_set_new(o, "lr", json_real(a->optim.lr));
+    char lr[32]; /* the float's shortest decimal form: 1e-3, not 0.00100000005 */
+    snprintf(lr, sizeof lr, "%.7g", (double)a->optim.lr);
+    json_object_set_new(o, "lr", json_real(strtod(lr, NULL)));
     json_object_set_new(o, "final_loss", json_real(loss));
     po_gemm_provider gemm = po_get_gemm_provider();
     json_object_set_new(
