@@ -27,11 +27,26 @@ typedef struct po_model {
     po_node *loss;    /* mean cross-entropy, a scalar */
     int64_t batch;
     char config[512]; /* resolved sizes as JSON, e.g. {"d_in": 784, "hidden": 1024, ...} */
+    char spec[512];   /* resolved spec "name:key=value,...": po_model_build(spec, ...) rebuilds the
+                       * same architecture, at any batch */
 } po_model;
+
+/* What a dataset provides, for a model to fit its input and output layers to it. */
+typedef struct po_data_shape {
+    po_shape sample; /* one sample: [C, H, W] images, [features], or [seq] token ids */
+    po_dtype dtype;  /* F32 samples or I64 token ids */
+    int64_t classes; /* target classes (the vocabulary, for token data) */
+} po_data_shape;
 
 /* Builds the model described by spec. batch > 0 overrides the spec's batch key. Unknown names,
  * unknown keys and bad values are PO_ERR_INVALID_ARG with a message listing what is valid. */
 po_status po_model_build(const char *spec, int64_t batch, po_model **out);
+/* Like po_model_build, but the keys spec leaves unset follow the data: mnist_mlp takes
+ * d_in = the sample's element count; cifar_cnn image = the sample's CxHxW (so on 1x28x28
+ * Fashion-MNIST conv1 takes 1 channel and the first Linear 64*7*7 inputs); tiny_gpt
+ * seq = the sample length and vocab = the class count; every model classes = the class count.
+ * Keys set in spec win (a disagreement then surfaces in po_dataset_check). */
+po_status po_model_build_for(const char *spec, int64_t batch, const po_data_shape *data, po_model **out);
 void po_model_free(po_model *m);
 
 /* NULL-terminated list of model names. */

@@ -21,8 +21,10 @@ extern "C" {
 
 typedef struct po_exec po_exec;
 
-/* Prepares g to run with parameter storage p (made from the same graph). Both must outlive
- * the executor and the graph must not change afterwards. */
+/* Prepares g to run with parameter storage p, made from g or from any graph with the same
+ * parameters (names and shapes, in order) and at least g's optimizer state: a forward-only
+ * evaluation graph can share a training graph's storage. Both must outlive the executor and
+ * the graph must not change afterwards. */
 po_status po_exec_new(const po_graph *g, po_params *p, po_exec **out);
 void po_exec_free(po_exec *ex);
 

@@ -37,6 +37,26 @@ po_tensor *po_trainer_input(po_trainer *t, int which);
 /* One training step on the current inputs; *loss gets the batch's mean loss before the update. */
 po_status po_trainer_step(po_trainer *t, float *loss);
 
+/* --- checkpoints ------------------------------------------------------------------------ */
+
+/* Where a run stands: enough, with the parameters and optimizer state, to continue it
+ * bit-identically (the data order is a pure function of data_seed and the epoch). */
+typedef struct po_train_position {
+    int64_t step;           /* optimizer steps taken */
+    int64_t epoch;          /* epoch of the next batch (0-based) */
+    int64_t batch_in_epoch; /* index of the next batch within that epoch */
+    uint64_t data_seed;     /* seed of the shuffling */
+} po_train_position;
+
+/* Writes parameters (under their names), optimizer state (as "optim.<slot>.<name>") and the
+ * position (as metadata), plus n_meta extra metadata strings, to a safetensors file
+ * atomically: path holds either its previous content or the whole checkpoint. */
+po_status po_checkpoint_save(const char *path, po_params *p, const po_train_position *pos, int n_meta,
+                             const char *const *meta_keys, const char *const *meta_values);
+/* Reads a checkpoint into p (same parameters and optimizer state layout) and *pos. The file is
+ * fully validated first: on any error p and *pos are unchanged. */
+po_status po_checkpoint_load(const char *path, po_params *p, po_train_position *pos);
+
 #ifdef __cplusplus
 }
 #endif

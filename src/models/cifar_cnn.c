@@ -30,4 +30,12 @@ static po_status build(const po_model_config *c, po_model *m) {
     return PO_OK;
 }
 
-const po_model_def po_model_cifar_cnn = {"cifar_cnn", keys, build};
+static po_status fit(po_model_config *c, const po_data_shape *data) {
+    if (data->dtype != PO_F32 || data->sample.ndim != 3)
+        return po_fail(PO_ERR_SHAPE, "model cifar_cnn takes CxHxW images");
+    po__cfg_default(c, "image", data->sample.dim);
+    po__cfg_default(c, "classes", &data->classes);
+    return PO_OK;
+}
+
+const po_model_def po_model_cifar_cnn = {"cifar_cnn", keys, build, fit};

@@ -2,6 +2,7 @@
 #ifndef PO_MODELS_CONFIG_H
 #define PO_MODELS_CONFIG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "paropt/models.h"
@@ -19,16 +20,22 @@ typedef struct po_model_config {
     int n_keys;
     const po_model_key *keys;
     int64_t values[PO_MODEL_MAX_KEYS][PO_MODEL_MAX_VALUES];
+    bool explicit_key[PO_MODEL_MAX_KEYS]; /* set by the spec rather than by default */
 } po_model_config;
 
 /* Value i of key `name` (which must be one of the model's keys). */
 int64_t po__cfg(const po_model_config *c, const char *name, int i);
+/* Sets key `name` from `values` unless the spec set it. */
+void po__cfg_default(po_model_config *c, const char *name, const int64_t *values);
 
 typedef struct po_model_def {
     const char *name;
     const po_model_key *keys; /* terminated by a NULL name */
     /* Checks the config's values and builds the graph into m (batch already resolved). */
     po_status (*build)(const po_model_config *c, po_model *m);
+    /* Fits the keys the spec left unset to the data (po__cfg_default); PO_ERR_SHAPE when the
+     * data cannot feed this model at all. */
+    po_status (*fit)(po_model_config *c, const po_data_shape *data);
 } po_model_def;
 
 extern const po_model_def po_model_mnist_mlp, po_model_cifar_cnn, po_model_tiny_gpt;

@@ -37,6 +37,12 @@ const char *po_model_keys(const char *name) {
     return buf;
 }
 
+void po__cfg_default(po_model_config *c, const char *name, const int64_t *values) {
+    for (int k = 0; k < c->n_keys; k++)
+        if (strcmp(c->keys[k].name, name) == 0 && !c->explicit_key[k])
+            memcpy(c->values[k], values, sizeof(int64_t) * (size_t)c->keys[k].n_values);
+}
+
 int64_t po__cfg(const po_model_config *c, const char *name, int i) {
     for (int k = 0; k < c->n_keys; k++)
         if (strcmp(c->keys[k].name, name) == 0) return c->values[k][i];
@@ -100,9 +106,20 @@ static po_status parse_spec(const char *spec, const po_model_def **def, po_model
                            po_model_keys((*def)->name));
         po_status st = parse_value((*def)->name, &c->keys[k], eq + 1, item - klen - 1, c->values[k]);
         if (st) return st;
+        c->explicit_key[k] = true;
         p = end ? end + 1 : NULL;
     }
     return PO_OK;
+}
+
+/* "name:key=value,..." with every key, multi-valued ones as CxHxW. */
+static void resolved_spec(const char *name, const po_model_config *c, char *buf, size_t size) {
+    size_t used = (size_t)snprintf(buf, size, "%s", name);
+    for (int k = 0; k < c->n_keys && used < size; k++) {
+        used += (size_t)snprintf(buf + used, size - used, "%c%s=", k ? ',' : ':', c->keys[k].name);
+        for (int v = 0; v < c->keys[k].n_values && used < size; v++)
+            used += (size_t)snprintf(buf + used, size - used, v ? "x%lld" : "%lld", (long long)c->values[k][v]);
+    }
 }
 
 static void config_json(const po_model_config *c, char *buf, size_t size) {
@@ -121,11 +138,16 @@ static void config_json(const po_model_config *c, char *buf, size_t size) {
 }
 
 po_status po_model_build(const char *spec, int64_t batch, po_model **out) {
+    return po_model_build_for(spec, batch, NULL, out);
+}
+
+po_status po_model_build_for(const char *spec, int64_t batch, const po_data_shape *data, po_model **out) {
     *out = NULL;
     const po_model_def *def;
     po_model_config c;
     po_status st = parse_spec(spec, &def, &c);
     if (st) return st;
+    if (data && (st = def->fit(&c, data))) return st;
     if (batch < 0) return po_fail(PO_ERR_INVALID_ARG, "batch must be positive, got %lld", (long long)batch);
     for (int k = 0; k < c.n_keys; k++)
         if (batch > 0 && strcmp(c.keys[k].name, "batch") == 0) c.values[k][0] = batch;
@@ -137,6 +159,7 @@ po_status po_model_build(const char *spec, int64_t batch, po_model **out) {
     m->name = def->name;
     m->batch = po__cfg(&c, "batch", 0);
     config_json(&c, m->config, sizeof m->config);
+    resolved_spec(def->name, &c, m->spec, sizeof m->spec);
     st = def->build(&c, m);
     if (!st && po_graph_status(m->graph))
         st = po_fail(po_graph_status(m->graph), "model %s: %s", def->name, po_graph_error(m->graph));

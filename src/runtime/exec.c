@@ -100,9 +100,16 @@ static po_status resolve_args(po_exec *ex) {
 po_status po_exec_new(const po_graph *g, po_params *p, po_exec **out) {
     *out = NULL;
     if (g->status) return po_fail(g->status, "%s", g->error);
+    /* Any graph with the same parameters may share the storage (an evaluation graph of
+     * another batch size runs on the training graph's parameters). */
     if (po_params_count(p) != g->n_params)
         return po_fail(PO_ERR_INVALID_ARG, "parameter storage was made for another graph");
-    if (g->optim_slots != po_params_state_slots(p))
+    for (int i = 0; i < g->n_params; i++) {
+        const po_param_info *pi = po_params_info(p, i);
+        if (strcmp(pi->name, g->params[i]->name) != 0 || !po_shape_equal(&pi->shape, &g->params[i]->shape))
+            return po_fail(PO_ERR_INVALID_ARG, "parameter storage was made for another graph (\"%s\")", pi->name);
+    }
+    if (g->optim_slots > po_params_state_slots(p))
         return po_fail(PO_ERR_INVALID_ARG, "parameter storage lacks this graph's optimizer state");
     po_exec *ex = calloc(1, sizeof *ex);
     if (!ex) return po_fail(PO_ERR_NO_MEMORY, "out of memory creating the executor");
