@@ -11,6 +11,9 @@ packages=(
   libopenblas-serial-dev      # OpenBLAS (single-threaded build): the other GEMM provider
   libjansson-dev              # JSON: safetensors headers, --json output
   libcmocka-dev               # unit tests
+  graphviz                    # optional: `paropt analyze --svg` renders with dot; installed so the DOT test runs
+  zlib1g-dev                  # zlib: reads gzip-compressed datasets (Fashion-MNIST ships as .gz)
+  dataset-fashion-mnist       # Fashion-MNIST in /usr/share/datasets: data for `make run` and tests
 )
 if [[ "${1:-}" == "--peer" ]]; then
   # Debian's PyTorch falls back to reference BLAS without an optimised libblas.so.3; the
