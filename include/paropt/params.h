@@ -42,6 +42,8 @@ float *po_params_grads(po_params *p);
  * second moment). NULL when the graph has no optimizer or it keeps no state. */
 float *po_params_state(po_params *p);
 int po_params_state_slots(const po_params *p);
+/* Bytes of the three buffers: values, gradients and optimizer state (alignment padding included). */
+size_t po_params_allocated_bytes(const po_params *p);
 
 /* Draws initial values as each parameter's po_init says, from a generator seeded with `seed`
  * (same seed, same values). */

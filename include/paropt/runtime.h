@@ -59,6 +59,11 @@ void po_exec_reset_profile(po_exec *ex);
 /* Bytes of the intermediate-buffer arena and of the shared kernel scratch space. */
 size_t po_exec_arena_bytes(const po_exec *ex);
 size_t po_exec_scratch_bytes(const po_exec *ex);
+/* Bytes of tensor data the executor allocated: arena + scratch + one buffer per input node (as
+ * requested, before the allocator's rounding). It allocates them all in po_exec_new and nothing
+ * while running, so this is also its high-water mark; parameters, gradients and optimizer state
+ * are po_params' (po_params_allocated_bytes). po_analysis predicts the sum of the two. */
+size_t po_exec_allocated_bytes(const po_exec *ex);
 
 /* Which library runs matrix products (process-wide). The two round differently, so a fixed
  * choice is what makes runs bit-reproducible.

@@ -42,6 +42,7 @@ static void ln_grad(po_graph *g, po_node *n, po_node *gy) {
 
 static void ln_cost(const po_node *n, po_op_cost *c) {
     po__cost_elementwise(n, c, 8.0, 1);
+    c->bytes_read += (double)(po__nbytes(n->in[1]) + po__nbytes(n->in[2])); /* w, b */
     c->bytes_written += (double)n->aux_bytes;
 }
 
@@ -89,7 +90,11 @@ static po_status ln_grad_input_infer(po_node *n) {
                : po__shape_error("gy and x differ", &n->in[0]->shape, &n->shape);
 }
 
-static void ln_grad_input_cost(const po_node *n, po_op_cost *c) { po__cost_elementwise(n, c, 10.0, 2); }
+/* Reads gy, x, w and the forward's saved row statistics. */
+static void ln_grad_input_cost(const po_node *n, po_op_cost *c) {
+    po__cost_elementwise(n, c, 10.0, 2);
+    c->bytes_read += (double)(po__nbytes(n->in[2]) + n->in[3]->aux_bytes);
+}
 
 static po_status ln_grad_input_run(const po_kargs *a) {
     const po_node *n = a->node;
@@ -128,7 +133,7 @@ static po_status ln_grad_weight_infer(po_node *n) {
 static void ln_grad_weight_cost(const po_node *n, po_op_cost *c) {
     double e = (double)po__numel(n->in[0]);
     c->flops = 3.0 * e;
-    c->bytes_read = 8.0 * e;
+    c->bytes_read = 8.0 * e + (double)n->in[2]->aux_bytes; /* gy, x, row statistics */
     c->bytes_written = (double)po__nbytes(n);
 }
 

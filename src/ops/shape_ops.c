@@ -197,8 +197,15 @@ static po_status slice_grad_run(const po_kargs *a) {
 
 const po_op_def po_op_def_slice = {
     .name = "slice", .infer = slice_infer, .grad = slice_grad, .cost = slice_cost, .cpu_run = slice_run};
+
+/* Reads the slice's gradient, writes the whole (zero-padded) input gradient. */
+static void slice_grad_cost(const po_node *n, po_op_cost *c) {
+    c->bytes_read = (double)po__nbytes(n->in[0]);
+    c->bytes_written = (double)po__nbytes(n);
+}
+
 const po_op_def po_op_def_slice_grad = {
-    .name = "slice_grad", .infer = slice_grad_infer, .cost = copy_cost, .cpu_run = slice_grad_run};
+    .name = "slice_grad", .infer = slice_grad_infer, .cost = slice_grad_cost, .cpu_run = slice_grad_run};
 
 po_node *po_slice(po_graph *g, po_node *x, int dim, int64_t start, int64_t len) {
     if (!x) return NULL;

@@ -249,3 +249,10 @@ void po_exec_reset_profile(po_exec *ex) {
 
 size_t po_exec_arena_bytes(const po_exec *ex) { return ex->plan.arena_bytes; }
 size_t po_exec_scratch_bytes(const po_exec *ex) { return ex->plan.scratch_bytes; }
+
+size_t po_exec_allocated_bytes(const po_exec *ex) {
+    size_t total = ex->plan.arena_bytes + ex->plan.scratch_bytes;
+    for (int i = 0; i < ex->g->n_nodes; i++)
+        if (ex->input_bufs[i]) total += po__nbytes(ex->g->nodes[i]);
+    return total;
+}

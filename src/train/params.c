@@ -85,6 +85,8 @@ float *po_params_grads(po_params *p) { return p->grads; }
 float *po_params_state(po_params *p) { return p->state; }
 int po_params_state_slots(const po_params *p) { return p->state_slots; }
 
+size_t po_params_allocated_bytes(const po_params *p) { return p->total * sizeof(float) * (size_t)(2 + p->state_slots); }
+
 void po_params_init(po_params *p, uint64_t seed) {
     po_rng rng;
     po_rng_seed(&rng, seed);
