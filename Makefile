@@ -18,7 +18,7 @@ build: deps
 	@cmake --build $(BUILD) -j $(JOBS)
 
 run: build
-	./$(BUILD)/paropt train --model mnist_mlp --data synthetic --steps 200
+	./$(BUILD)/paropt train --model mnist_mlp --data fashion-mnist --epochs 1
 
 test-fast: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
@@ -35,12 +35,17 @@ bench: build
 	@scripts/deps.sh --peer
 	bench/bench_train.sh
 
-# 60 s of libFuzzer on the safetensors reader (needs clang).
+# 60 s of libFuzzer on each reader: safetensors, IDX, CIFAR-10 (needs clang). Each target grows
+# its own copy of the seed corpus (libFuzzer adds what it finds to the first corpus folder).
 fuzz:
 	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DPO_FUZZ=ON -DPO_SANITIZE=ON >/dev/null
-	@cmake --build build-fuzz -j $(JOBS) --target fuzz_safetensors
+	@cmake --build build-fuzz -j $(JOBS) --target fuzz_safetensors fuzz_idx fuzz_cifar
 	mkdir -p build-fuzz/corpus && cp tests/fuzz/corpus_safetensors/* build-fuzz/corpus/
 	./build-fuzz/tests/fuzz/fuzz_safetensors -dict=tests/fuzz/safetensors.dict -max_total_time=60 build-fuzz/corpus
+	mkdir -p build-fuzz/corpus_idx && cp tests/fuzz/corpus_idx/* build-fuzz/corpus_idx/
+	./build-fuzz/tests/fuzz/fuzz_idx -max_total_time=60 build-fuzz/corpus_idx
+	mkdir -p build-fuzz/corpus_cifar && cp tests/fuzz/corpus_cifar/* build-fuzz/corpus_cifar/
+	./build-fuzz/tests/fuzz/fuzz_cifar -max_total_time=60 build-fuzz/corpus_cifar
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

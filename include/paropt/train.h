@@ -11,6 +11,7 @@
 
 #include <stdint.h>
 
+#include "paropt/data.h"
 #include "paropt/models.h"
 #include "paropt/optim.h"
 #include "paropt/params.h"
@@ -36,6 +37,20 @@ po_tensor *po_trainer_input(po_trainer *t, int which);
 
 /* One training step on the current inputs; *loss gets the batch's mean loss before the update. */
 po_status po_trainer_step(po_trainer *t, float *loss);
+
+/* --- evaluation ------------------------------------------------------------------------- */
+
+typedef struct po_eval_result {
+    double loss;     /* mean cross-entropy over every target */
+    double accuracy; /* fraction of targets whose largest logit is the target class */
+    int64_t targets; /* targets counted: samples, or samples x positions for sequences */
+} po_eval_result;
+
+/* Evaluates the current parameters on every sample of d once, in file order, `batch` samples
+ * at a time, with a forward-only copy of the model sharing the trainer's parameters (built on
+ * first use and kept for the same batch). Loss and accuracy are accumulated in double over
+ * exactly the dataset's samples. Training state is untouched. */
+po_status po_trainer_evaluate(po_trainer *t, const po_dataset *d, int64_t batch, po_eval_result *out);
 
 /* --- checkpoints ------------------------------------------------------------------------ */
 

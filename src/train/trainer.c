@@ -1,5 +1,6 @@
 #include "paropt/train.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 struct po_trainer {
@@ -7,7 +8,20 @@ struct po_trainer {
     po_params *params;
     po_exec *exec;
     po_tensor *inputs[2];
+    /* Forward-only copy for evaluation, made on first use. */
+    po_model *eval_model;
+    po_exec *eval_exec;
+    po_tensor *eval_inputs[2];
 };
+
+/* Tensors over an executor's input buffers for m's samples and targets. */
+static po_status wrap_inputs(po_model *m, po_exec *ex, po_tensor **inputs) {
+    po_node *in[2] = {m->x, m->y};
+    po_status st = PO_OK;
+    for (int i = 0; i < 2 && !st; i++)
+        st = po_tensor_wrap(po_node_dtype(in[i]), po_node_shape(in[i]), po_exec_input_data(ex, in[i]), &inputs[i]);
+    return st;
+}
 
 po_status po_trainer_new(po_model *m, const po_optim_opts *o, uint64_t seed, po_trainer **out) {
     *out = NULL;
@@ -22,10 +36,7 @@ po_status po_trainer_new(po_model *m, const po_optim_opts *o, uint64_t seed, po_
         po_params_init(t->params, seed);
         st = po_exec_new(m->graph, t->params, &t->exec);
     }
-    po_node *in[2] = {m->x, m->y};
-    for (int i = 0; i < 2 && !st; i++)
-        st = po_tensor_wrap(po_node_dtype(in[i]), po_node_shape(in[i]), po_exec_input_data(t->exec, in[i]),
-                            &t->inputs[i]);
+    if (!st) st = wrap_inputs(m, t->exec, t->inputs);
     if (st) {
         po_trainer_free(t);
         return st;
@@ -34,8 +45,19 @@ po_status po_trainer_new(po_model *m, const po_optim_opts *o, uint64_t seed, po_
     return PO_OK;
 }
 
+static void free_eval(po_trainer *t) {
+    po_tensor_free(t->eval_inputs[0]);
+    po_tensor_free(t->eval_inputs[1]);
+    po_exec_free(t->eval_exec);
+    po_model_free(t->eval_model);
+    t->eval_inputs[0] = t->eval_inputs[1] = NULL;
+    t->eval_exec = NULL;
+    t->eval_model = NULL;
+}
+
 void po_trainer_free(po_trainer *t) {
     if (!t) return;
+    free_eval(t);
     po_tensor_free(t->inputs[0]);
     po_tensor_free(t->inputs[1]);
     po_exec_free(t->exec);
@@ -51,4 +73,56 @@ po_status po_trainer_step(po_trainer *t, float *loss) {
     po_status st = po_exec_run(t->exec);
     if (!st && loss) *loss = *(const float *)po_exec_output(t->exec, t->m->loss);
     return st;
+}
+
+static po_status prepare_eval(po_trainer *t, int64_t batch) {
+    if (t->eval_model && t->eval_model->batch == batch) return PO_OK;
+    free_eval(t);
+    po_status st = po_model_build(t->m->spec, batch, &t->eval_model);
+    if (!st) st = po_exec_new(t->eval_model->graph, t->params, &t->eval_exec);
+    if (!st) st = wrap_inputs(t->eval_model, t->eval_exec, t->eval_inputs);
+    if (st) free_eval(t);
+    return st;
+}
+
+/* Adds the cross-entropy and correctness of `rows` rows of logits[.., C] to the sums. */
+static void score(const float *logits, const int64_t *targets, int64_t rows, int64_t classes, double *loss,
+                  int64_t *correct) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *l = logits + r * classes;
+        int64_t best = 0;
+        for (int64_t c = 1; c < classes; c++)
+            if (l[c] > l[best]) best = c;
+        double sum = 0.0;
+        for (int64_t c = 0; c < classes; c++) sum += exp((double)l[c] - (double)l[best]);
+        *loss += log(sum) + (double)l[best] - (double)l[targets[r]];
+        *correct += best == targets[r];
+    }
+}
+
+po_status po_trainer_evaluate(po_trainer *t, const po_dataset *d, int64_t batch, po_eval_result *out) {
+    if (batch < 1) return po_fail(PO_ERR_INVALID_ARG, "evaluation batch must be positive");
+    po_status st = po_dataset_check(d, t->m);
+    if (!st) st = prepare_eval(t, batch);
+    po_loader *l = NULL;
+    if (!st) st = po_loader_new_eval(d, batch, &l);
+    po_shape ls = po_node_shape(t->eval_model ? t->eval_model->logits : t->m->logits);
+    int64_t classes = ls.dim[ls.ndim - 1], per_sample = po_shape_numel(&ls) / (classes * batch);
+    double loss = 0.0;
+    int64_t correct = 0, count = 0;
+    for (int64_t b = 0; !st && b < po_loader_batches_per_epoch(l); b++) {
+        st = po_loader_next(l, t->eval_inputs[0], t->eval_inputs[1]);
+        if (!st) st = po_exec_run(t->eval_exec);
+        if (st) break;
+        int64_t rows = po_loader_rows(l) * per_sample;
+        score(po_exec_output(t->eval_exec, t->eval_model->logits), t->eval_inputs[1]->data, rows, classes, &loss,
+              &correct);
+        count += rows;
+    }
+    po_loader_free(l);
+    if (st) return st;
+    out->loss = loss / (double)count;
+    out->accuracy = (double)correct / (double)count;
+    out->targets = count;
+    return PO_OK;
 }

@@ -15,7 +15,7 @@ for key in model steps batch final_loss samples_per_s ms_per_step; do
   echo "$last" | grep -q "\"$key\":" || fail "JSON summary lacks $key: $last"
 done
 [ "$(wc -l <"$TMP/out")" -eq 1 ] || fail "stdout should hold only the summary"
-grep -q "^step 60/60" "$TMP/err" || fail "no progress lines on stderr"
+grep -q "step 60/60  loss" "$TMP/err" || fail "no progress lines on stderr"
 # Synthetic data repeats every 4 batches, so 60 Adam steps must fit it: the loss falls well
 # below ln(10) = 2.30 (chance level).
 loss=$(echo "$last" | sed 's/.*"final_loss":\([^,}]*\).*/\1/')

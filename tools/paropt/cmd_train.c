@@ -1,104 +1,91 @@
-/* paropt train: build a model, load or initialise its parameters, train on a dataset for a
- * number of steps, report, and save the parameters. */
+/* paropt train: options and run settings, building what a run needs, and the summary. The loop
+ * itself is train_loop.c; the run directory run_dir.c. */
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "cli.h"
-#include "paropt/paropt.h"
-
-typedef struct {
-    const char *model, *init, *data, *save;
-    int64_t steps, warmup, batch, log_every;
-    po_optim_opts optim;
-    bool momentum_set;
-    uint64_t seed;
-    bool json, profile;
-    po_gemm_provider gemm;
-} train_args;
+#include "run_dir.h"
+#include "train_cmd.h"
 
 static void train_usage(FILE *f) {
     fprintf(f, "usage: paropt train [options]\n"
+               "       paropt train --resume DIR [--save FILE] [--json]\n"
                "\n"
-               "Trains a model on one CPU core and reports its loss and speed.\n"
+               "Trains a model on one CPU core and reports its loss, speed and test accuracy.\n"
                "\n"
-               "  --model SPEC        NAME or NAME:key=value,... (default mnist_mlp); models and keys:\n");
+               "  --model SPEC        NAME or NAME:key=value,... (default mnist_mlp); keys the spec leaves\n"
+               "                      unset follow the data (input size, image shape, classes); models:\n");
     for (const char *const *n = po_model_names(); *n; n++)
         fprintf(f, "                        %-10s %s\n", *n, po_model_keys(*n));
-    fprintf(f, "  --data SRC          synthetic (default) or FILE.safetensors holding input.x and input.y\n"
-               "  --init FILE         load parameters by name from a safetensors file (default: random\n"
-               "                      initialisation as PyTorch's, from --seed)\n"
-               "  --steps N           training steps to time and report (default 100)\n"
-               "  --warmup N          untimed steps before them (default 0)\n"
-               "  --batch B           samples per step (default: the model's batch key)\n"
-               "  --optimizer NAME    sgd, adam (default) or adamw, with PyTorch's semantics\n"
-               "  --lr X              learning rate (default 1e-3)\n"
-               "  --momentum X        SGD momentum (default 0)\n"
-               "  --weight-decay X    weight decay (default 0; adamw 1e-2)\n"
-               "  --seed S            seed for initialisation and synthetic data (default 0)\n"
-               "  --save FILE         write the trained parameters (safetensors, PyTorch names), atomically\n"
-               "  --log-every N       progress line every N steps (default: 10 lines per run)\n"
-               "  --gemm LIB          matrix-product library: default (oneDNN on AVX-512 CPUs, else\n"
-               "                      OpenBLAS), onednn, openblas, or auto (time both per shape and keep\n"
-               "                      the faster; the last bits of results may then vary run to run)\n"
-               "  --profile           print where the time of a step goes, per op, to stderr\n"
-               "  --json              print the summary as one JSON object (the last line of stdout)\n"
-               "  -h, --help          show this help\n"
-               "\n"
-               "Progress goes to stderr, the summary to stdout.\n");
+    fprintf(f,
+            "  --data SRC          synthetic (default), fashion-mnist, idx:DIR, cifar10:DIR, text:FILE,\n"
+            "                      or FILE.safetensors holding input.x and input.y\n"
+            "  --epochs N          passes over the training split (default for real data: 1)\n"
+            "  --steps N           training steps instead (default for synthetic data: 100)\n"
+            "  --batch B           samples per step (default: the model's batch key)\n"
+            "  --eval-batch B      samples per evaluation batch (default: --batch)\n"
+            "  --init FILE         load parameters by name from a safetensors file (default: random\n"
+            "                      initialisation as PyTorch's, from --seed)\n"
+            "  --optimizer NAME    sgd, adam (default) or adamw, with PyTorch's semantics\n"
+            "  --lr X              learning rate (default 1e-3)\n"
+            "  --momentum X        SGD momentum (default 0)\n"
+            "  --weight-decay X    weight decay (default 0; adamw 1e-2)\n"
+            "  --seed S            seed for initialisation, shuffling and synthetic data (default 0)\n"
+            "  --out DIR           write a run directory: settings.json, metrics.jsonl, checkpoints/,\n"
+            "                      model.safetensors (a checkpoint at the start and the end)\n"
+            "  --checkpoint-every N  also checkpoint every N steps (with --out; default: each epoch)\n"
+            "  --resume DIR        continue the run in DIR from its newest checkpoint, with its settings\n"
+            "  --save FILE         write the trained parameters (safetensors, PyTorch names), atomically\n"
+            "  --warmup N          leave the first N steps out of the timing (default 0)\n"
+            "  --log-every N       progress line and metrics record every N steps (default: 10 per run)\n"
+            "  --gemm LIB          matrix-product library: default (oneDNN for small products and on\n"
+            "                      AVX-512 CPUs, else OpenBLAS), onednn, openblas, or auto (time both\n"
+            "                      per shape; the last bits of results may then vary run to run)\n"
+            "  --profile           print where the time of a step goes, per op, to stderr\n"
+            "  --json              print the summary as one JSON object (the last line of stdout)\n"
+            "  -h, --help          show this help\n"
+            "\n"
+            "Progress goes to stderr, the summary to stdout. Exit status: 0 done, 1 the run failed\n"
+            "(bad file or data), 2 bad usage.\n");
 }
 
+enum {
+    O_MODEL = 256, O_INIT, O_DATA, O_STEPS, O_EPOCHS, O_WARMUP, O_BATCH, O_EVAL_BATCH, O_OPT, O_LR, O_MOM,
+    O_WD, O_SAVE, O_OUT, O_RESUME, O_CKPT, O_SEED, O_LOG, O_JSON, O_PROFILE, O_GEMM
+};
+
+static const struct option options[] = {
+    {"model", required_argument, 0, O_MODEL},   {"init", required_argument, 0, O_INIT},
+    {"data", required_argument, 0, O_DATA},     {"steps", required_argument, 0, O_STEPS},
+    {"epochs", required_argument, 0, O_EPOCHS}, {"warmup", required_argument, 0, O_WARMUP},
+    {"batch", required_argument, 0, O_BATCH},   {"eval-batch", required_argument, 0, O_EVAL_BATCH},
+    {"optimizer", required_argument, 0, O_OPT}, {"lr", required_argument, 0, O_LR},
+    {"momentum", required_argument, 0, O_MOM},  {"weight-decay", required_argument, 0, O_WD},
+    {"save", required_argument, 0, O_SAVE},     {"out", required_argument, 0, O_OUT},
+    {"resume", required_argument, 0, O_RESUME}, {"checkpoint-every", required_argument, 0, O_CKPT},
+    {"seed", required_argument, 0, O_SEED},     {"log-every", required_argument, 0, O_LOG},
+    {"json", no_argument, 0, O_JSON},           {"profile", no_argument, 0, O_PROFILE},
+    {"gemm", required_argument, 0, O_GEMM},     {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0}};
+
+/* Options a resumed run may add to its stored settings. */
+static bool allowed_with_resume(int opt) { return opt == O_RESUME || opt == O_SAVE || opt == O_JSON; }
+
 static int parse_args(int argc, char **argv, train_args *a) {
-    enum {
-        O_MODEL = 256,
-        O_INIT,
-        O_DATA,
-        O_STEPS,
-        O_WARMUP,
-        O_BATCH,
-        O_OPT,
-        O_LR,
-        O_MOM,
-        O_WD,
-        O_SAVE,
-        O_SEED,
-        O_LOG,
-        O_JSON,
-        O_PROFILE,
-        O_GEMM
-    };
-    static const struct option opts[] = {{"model", required_argument, 0, O_MODEL},
-                                         {"init", required_argument, 0, O_INIT},
-                                         {"data", required_argument, 0, O_DATA},
-                                         {"steps", required_argument, 0, O_STEPS},
-                                         {"warmup", required_argument, 0, O_WARMUP},
-                                         {"batch", required_argument, 0, O_BATCH},
-                                         {"optimizer", required_argument, 0, O_OPT},
-                                         {"lr", required_argument, 0, O_LR},
-                                         {"momentum", required_argument, 0, O_MOM},
-                                         {"weight-decay", required_argument, 0, O_WD},
-                                         {"save", required_argument, 0, O_SAVE},
-                                         {"seed", required_argument, 0, O_SEED},
-                                         {"log-every", required_argument, 0, O_LOG},
-                                         {"json", no_argument, 0, O_JSON},
-                                         {"profile", no_argument, 0, O_PROFILE},
-                                         {"gemm", required_argument, 0, O_GEMM},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     a->model = "mnist_mlp";
     a->data = "synthetic";
-    a->steps = 100;
     const char *optimizer = "adam", *lr = NULL, *wd = NULL, *mom = NULL;
+    int other_than_resume = 0;
     opterr = 0;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+        if (c > 255 && !allowed_with_resume(c)) other_than_resume = c;
         switch (c) {
         case O_MODEL: a->model = optarg; break;
         case O_INIT: a->init = optarg; break;
@@ -106,17 +93,29 @@ static int parse_args(int argc, char **argv, train_args *a) {
         case O_STEPS:
             if (!cli_parse_i64("--steps", optarg, 1, INT64_MAX / 2, &a->steps)) return CLI_USAGE;
             break;
+        case O_EPOCHS:
+            if (!cli_parse_i64("--epochs", optarg, 1, 1000000, &a->epochs)) return CLI_USAGE;
+            break;
         case O_WARMUP:
             if (!cli_parse_i64("--warmup", optarg, 0, INT64_MAX / 2, &a->warmup)) return CLI_USAGE;
             break;
         case O_BATCH:
             if (!cli_parse_i64("--batch", optarg, 1, 1 << 24, &a->batch)) return CLI_USAGE;
             break;
+        case O_EVAL_BATCH:
+            if (!cli_parse_i64("--eval-batch", optarg, 1, 1 << 24, &a->eval_batch)) return CLI_USAGE;
+            break;
         case O_OPT: optimizer = optarg; break;
         case O_LR: lr = optarg; break;
         case O_MOM: mom = optarg; break;
         case O_WD: wd = optarg; break;
         case O_SAVE: a->save = optarg; break;
+        case O_OUT: a->out = optarg; break;
+        case O_RESUME: a->resume = optarg; break;
+        case O_CKPT:
+            if (!cli_parse_i64("--checkpoint-every", optarg, 1, INT64_MAX / 2, &a->checkpoint_every))
+                return CLI_USAGE;
+            break;
         case O_SEED:
             if (!cli_parse_u64("--seed", optarg, &a->seed)) return CLI_USAGE;
             break;
@@ -140,6 +139,18 @@ static int parse_args(int argc, char **argv, train_args *a) {
         cli_error("unexpected argument \"%s\" (see paropt train --help)", argv[optind]);
         return CLI_USAGE;
     }
+    if (a->resume) {
+        if (other_than_resume) {
+            cli_error("--resume continues a run with the settings stored in its directory; only --save and --json "
+                      "may be added");
+            return CLI_USAGE;
+        }
+        return CLI_OK;
+    }
+    if (a->steps && a->epochs) {
+        cli_error("give --epochs or --steps, not both");
+        return CLI_USAGE;
+    }
     po_optim_kind kind;
     if (po_optim_kind_parse(optimizer, &kind)) {
         cli_error("--optimizer: %s", po_last_error());
@@ -159,148 +170,286 @@ static int parse_args(int argc, char **argv, train_args *a) {
         }
         if (!cli_parse_float("--momentum", mom, 0.0, 1e30, &a->optim.momentum)) return CLI_USAGE;
     }
-    if (!a->log_every) a->log_every = a->steps >= 10 ? a->steps / 10 : 1;
-    if (a->save && !cli_check_writable("--save", a->save)) return CLI_USAGE;
+    if (a->checkpoint_every && !a->out) {
+        cli_error("--checkpoint-every needs --out DIR");
+        return CLI_USAGE;
+    }
     return CLI_OK;
 }
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+/* --- settings.json ------------------------------------------------------------------------- */
+
+static char *settings_json(const train_args *a) {
+    json_t *o = json_object(), *opt = json_object();
+    json_object_set_new(o, "paropt", json_string(PO_VERSION));
+    json_object_set_new(o, "model", json_string(a->model));
+    json_object_set_new(o, "data", json_string(a->data));
+    json_object_set_new(o, "init", a->init ? json_string(a->init) : json_null());
+    json_object_set_new(o, "batch", json_integer(a->batch));
+    json_object_set_new(o, "eval_batch", json_integer(a->eval_batch));
+    json_object_set_new(o, "steps", json_integer(a->steps));
+    json_object_set_new(o, "epochs", json_integer(a->epochs));
+    json_object_set_new(o, "seed", json_integer((json_int_t)a->seed));
+    json_object_set_new(o, "checkpoint_every", json_integer(a->checkpoint_every));
+    json_object_set_new(o, "log_every", json_integer(a->log_every));
+    json_object_set_new(o, "warmup", json_integer(a->warmup));
+    json_object_set_new(o, "gemm", json_string(po_gemm_provider_name(a->gemm)));
+    json_object_set_new(opt, "kind", json_string(po_optim_kind_name(a->optim.kind)));
+    json_object_set_new(opt, "lr", json_real(a->optim.lr));
+    json_object_set_new(opt, "weight_decay", json_real(a->optim.weight_decay));
+    json_object_set_new(opt, "momentum", json_real(a->optim.momentum));
+    json_object_set_new(opt, "dampening", json_real(a->optim.dampening));
+    json_object_set_new(opt, "nesterov", json_boolean(a->optim.nesterov));
+    json_object_set_new(opt, "beta1", json_real(a->optim.beta1));
+    json_object_set_new(opt, "beta2", json_real(a->optim.beta2));
+    json_object_set_new(opt, "eps", json_real(a->optim.eps));
+    json_object_set_new(o, "optimizer", opt);
+    /* Floats round-trip exactly through 9 significant digits. */
+    char *text = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
+    json_decref(o);
+    return text;
 }
 
-static void print_summary(const train_args *a, const po_model *m, float loss, double ms) {
-    double sps = (double)m->batch / (ms / 1e3);
+/* Fills a from a run directory's settings; keeps a->resume, a->save and a->json. */
+static bool load_settings(const char *dir, train_args *a) {
+    char *text;
+    if (run_dir_read_settings(dir, &text)) {
+        cli_error("--resume: %s", po_last_error());
+        return false;
+    }
+    json_error_t err;
+    json_t *o = json_loads(text, 0, &err), *opt = o ? json_object_get(o, "optimizer") : NULL;
+    free(text);
+    const char *kind = opt ? json_string_value(json_object_get(opt, "kind")) : NULL;
+    const char *model = json_string_value(json_object_get(o, "model"));
+    const char *data = json_string_value(json_object_get(o, "data"));
+    const char *gemm = json_string_value(json_object_get(o, "gemm"));
+    if (!o || !opt || !kind || !model || !data || !gemm || po_optim_kind_parse(kind, &a->optim.kind) ||
+        po_gemm_provider_parse(gemm, &a->gemm)) {
+        cli_error("--resume: %s/settings.json is not a paropt run's settings%s%s", dir, o ? "" : ": ", o ? "" : err.text);
+        json_decref(o);
+        return false;
+    }
+    a->owned[0] = strdup(model);
+    a->owned[1] = strdup(data);
+    a->model = a->owned[0];
+    a->data = a->owned[1];
+    a->batch = json_integer_value(json_object_get(o, "batch"));
+    a->eval_batch = json_integer_value(json_object_get(o, "eval_batch"));
+    a->steps = json_integer_value(json_object_get(o, "steps"));
+    a->epochs = json_integer_value(json_object_get(o, "epochs"));
+    a->seed = (uint64_t)json_integer_value(json_object_get(o, "seed"));
+    a->checkpoint_every = json_integer_value(json_object_get(o, "checkpoint_every"));
+    a->log_every = json_integer_value(json_object_get(o, "log_every"));
+    a->warmup = json_integer_value(json_object_get(o, "warmup"));
+    a->optim.lr = (float)json_number_value(json_object_get(opt, "lr"));
+    a->optim.weight_decay = (float)json_number_value(json_object_get(opt, "weight_decay"));
+    a->optim.momentum = (float)json_number_value(json_object_get(opt, "momentum"));
+    a->optim.dampening = (float)json_number_value(json_object_get(opt, "dampening"));
+    a->optim.nesterov = json_is_true(json_object_get(opt, "nesterov"));
+    a->optim.beta1 = (float)json_number_value(json_object_get(opt, "beta1"));
+    a->optim.beta2 = (float)json_number_value(json_object_get(opt, "beta2"));
+    a->optim.eps = (float)json_number_value(json_object_get(opt, "eps"));
+    json_decref(o);
+    a->out = a->resume;
+    if (a->batch < 1 || a->steps < 1 || a->log_every < 1 || po_optim_opts_check(&a->optim)) {
+        cli_error("--resume: %s/settings.json holds invalid settings", dir);
+        return false;
+    }
+    return true;
+}
+
+/* --- setup ----------------------------------------------------------------------------------- */
+
+static bool is_synthetic(const char *data) { return strcmp(data, "synthetic") == 0; }
+
+/* The window length text data needs: the model's seq (the spec's, or its default). */
+static int64_t model_seq(const char *spec) {
+    po_model *m;
+    if (po_model_build(spec, 1, &m)) return 128;
+    po_shape x = po_node_shape(m->x);
+    int64_t seq = po_node_dtype(m->x) == PO_I64 && x.ndim == 2 ? x.dim[1] : 128;
+    po_model_free(m);
+    return seq;
+}
+
+/* Opens data, builds the model to fit it, the trainer and the loader. Exit code. */
+static int setup(train_args *a, train_setup *s) {
+    memset(s, 0, sizeof *s);
+    po_status st;
+    if (is_synthetic(a->data)) {
+        if (po_model_build(a->model, a->batch, &s->model)) {
+            cli_error("--model: %s", po_last_error());
+            return CLI_USAGE;
+        }
+        st = po_dataset_synthetic(s->model, 4 * s->model->batch, a->seed ^ 0x5eedULL, &s->train);
+    } else {
+        int64_t seq = model_seq(a->model);
+        st = po_dataset_open(a->data, PO_SPLIT_TRAIN, seq, &s->train);
+        if (!st) st = po_dataset_open(a->data, PO_SPLIT_TEST, seq, &s->test);
+        if (st) {
+            cli_error("--data: %s", po_last_error());
+            return CLI_FAIL;
+        }
+        po_data_shape shape = {po_dataset_sample_shape(s->train), po_dataset_sample_dtype(s->train),
+                               po_dataset_classes(s->train)};
+        if (po_model_build_for(a->model, a->batch, &shape, &s->model)) {
+            cli_error("--model: %s", po_last_error());
+            return CLI_USAGE;
+        }
+    }
+    if (!st) st = po_dataset_check(s->train, s->model);
+    if (!st && s->test) st = po_dataset_check(s->test, s->model);
+    if (st) {
+        cli_error("--data: %s", po_last_error());
+        return CLI_FAIL;
+    }
+    a->model = s->model->spec; /* settings record the resolved architecture */
+    a->batch = s->model->batch;
+    if (!a->eval_batch) a->eval_batch = a->batch;
+    if (po_loader_new(s->train, a->batch, a->seed, true, &s->loader)) {
+        cli_error("--data: %s", po_last_error());
+        return CLI_FAIL;
+    }
+    int64_t bpe = po_loader_batches_per_epoch(s->loader);
+    if (a->epochs) a->steps = a->epochs * bpe;
+    if (!a->steps) {
+        a->epochs = is_synthetic(a->data) ? 0 : 1;
+        a->steps = a->epochs ? bpe : 100;
+    }
+    if (!a->log_every) a->log_every = a->steps >= 10 ? a->steps / 10 : 1;
+    if (a->out && !a->checkpoint_every) a->checkpoint_every = bpe;
+    if (po_trainer_new(s->model, &a->optim, a->seed, &s->trainer)) {
+        cli_error("%s", po_last_error());
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
+/* Loads --init, or the newest checkpoint when resuming, and opens the run directory. */
+static int prepare_run(train_args *a, train_setup *s) {
+    po_params *p = po_trainer_params(s->trainer);
+    s->start = (po_train_position){0, 0, 0, a->seed};
+    if (a->resume) {
+        char used[4096];
+        if (run_dir_resume(a->resume, p, &s->start, used, sizeof used)) {
+            cli_error("--resume: %s", po_last_error());
+            return CLI_FAIL;
+        }
+        if (s->start.data_seed != a->seed || s->start.step > a->steps ||
+            po_loader_seek(s->loader, s->start.epoch, s->start.batch_in_epoch)) {
+            cli_error("--resume: %s does not belong to this run's settings", used);
+            return CLI_FAIL;
+        }
+        po_exec_set_steps(po_trainer_exec(s->trainer), s->start.step);
+        fprintf(stderr, "resuming %s from step %lld\n", a->resume, (long long)s->start.step);
+    } else if (a->init && po_params_load(p, a->init)) {
+        cli_error("--init: %s", po_last_error());
+        return CLI_FAIL;
+    }
+    if (!a->out) return CLI_OK;
+    if (!a->resume) {
+        char *settings = settings_json(a);
+        po_status st = settings ? run_dir_create(a->out, settings) : po_fail(PO_ERR_NO_MEMORY, "out of memory");
+        free(settings);
+        /* A checkpoint at step 0 makes every run resumable, even one killed in its first step. */
+        if (!st) st = run_dir_checkpoint(a->out, p, &s->start, s->model->spec);
+        if (st) {
+            cli_error("--out: %s", po_last_error());
+            return CLI_FAIL;
+        }
+    }
+    if (run_dir_open_metrics(a->out, a->resume ? s->start.step : -1, &s->metrics)) {
+        cli_error("--out: %s", po_last_error());
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
+static int finish(const train_args *a, train_setup *s) {
+    po_params *p = po_trainer_params(s->trainer);
+    const char *keys[] = {"model", "config"}, *vals[] = {s->model->name, s->model->config};
+    if (a->out) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/model.safetensors", a->out);
+        if (po_params_save(p, path, 2, keys, vals)) {
+            cli_error("--out: %s", po_last_error());
+            return CLI_FAIL;
+        }
+    }
+    if (a->save && po_params_save(p, a->save, 2, keys, vals)) {
+        cli_error("--save: %s", po_last_error());
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
+static json_t *real_or_null(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+
+static void print_summary(const train_args *a, const train_setup *s, const train_result *r) {
+    const po_model *m = s->model;
+    po_gemm_provider gemm = po_get_gemm_provider();
     if (!a->json) {
-        printf("%s: %lld steps of batch %lld, final loss %.6g, %.3f ms/step, %.1f samples/s\n", m->name,
-               (long long)a->steps, (long long)m->batch, loss, ms, sps);
+        printf("%s: %lld steps of batch %lld, final loss %.6g, %.3f ms/step, %.1f samples/s", m->name,
+               (long long)a->steps, (long long)m->batch, r->final_loss, r->ms_per_step, r->samples_per_s);
+        if (r->evaluated) printf(", test accuracy %.4f, test loss %.4f", r->eval.accuracy, r->eval.loss);
+        printf("\n");
         return;
     }
     json_t *o = json_object();
-    json_object_set_new(o, "model", json_string(m->name));
-    json_object_set_new(o, "config", json_loads(m->config, 0, NULL));
-    json_object_set_new(o, "steps", json_integer(a->steps));
-    json_object_set_new(o, "batch", json_integer(m->batch));
-    json_object_set_new(o, "optimizer", json_string(po_optim_kind_name(a->optim.kind)));
     char lr[32]; /* the float's shortest decimal form: 1e-3, not 0.00100000005 */
     snprintf(lr, sizeof lr, "%.7g", (double)a->optim.lr);
+    json_object_set_new(o, "model", json_string(m->name));
+    json_object_set_new(o, "config", json_loads(m->config, 0, NULL));
+    json_object_set_new(o, "data", json_string(a->data));
+    json_object_set_new(o, "steps", json_integer(a->steps));
+    json_object_set_new(o, "epochs", json_integer(a->epochs));
+    json_object_set_new(o, "batch", json_integer(m->batch));
+    json_object_set_new(o, "optimizer", json_string(po_optim_kind_name(a->optim.kind)));
     json_object_set_new(o, "lr", json_real(strtod(lr, NULL)));
-    json_object_set_new(o, "final_loss", json_real(loss));
-    po_gemm_provider gemm = po_get_gemm_provider();
-    json_object_set_new(
-        o, "gemm", json_string(po_gemm_provider_name(gemm == PO_GEMM_DEFAULT ? po_gemm_default_provider() : gemm)));
-    json_object_set_new(o, "samples_per_s", json_real(round(sps * 10.0) / 10.0));
-    json_object_set_new(o, "ms_per_step", json_real(round(ms * 1e3) / 1e3));
-    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
-    printf("%s\n", s);
-    free(s);
+    json_object_set_new(o, "final_loss", real_or_null(r->final_loss));
+    json_object_set_new(o, "gemm", json_string(po_gemm_provider_name(
+                                        gemm == PO_GEMM_DEFAULT ? po_gemm_default_provider() : gemm)));
+    json_object_set_new(o, "samples_per_s", json_real(round(r->samples_per_s * 10.0) / 10.0));
+    json_object_set_new(o, "ms_per_step", json_real(round(r->ms_per_step * 1e3) / 1e3));
+    if (r->evaluated) {
+        json_object_set_new(o, "test_loss", json_real(r->eval.loss));
+        json_object_set_new(o, "test_accuracy", json_real(r->eval.accuracy));
+    }
+    if (a->out) json_object_set_new(o, "out", json_string(a->out));
+    char *text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    printf("%s\n", text);
+    free(text);
     json_decref(o);
 }
 
-/* Per-op-type totals of a profiled run, largest first. */
-static void print_profile(const po_graph *g, const po_exec *ex, double step_ms) {
-    double ms[PO_OP_COUNT] = {0}, flops[PO_OP_COUNT] = {0};
-    int calls[PO_OP_COUNT] = {0};
-    double runs = (double)po_exec_profiled_runs(ex), total = 0.0;
-    if (runs == 0) return;
-    for (int i = 0; i < po_graph_size(g); i++) {
-        const po_node *n = po_graph_node(g, i);
-        double s = po_exec_node_seconds(ex, n);
-        po_op op = po_node_op(n);
-        ms[op] += s * 1e3 / runs;
-        flops[op] += po_node_cost(n).flops;
-        calls[op] += s > 0.0;
-        total += s * 1e3 / runs;
-    }
-    fprintf(stderr, "%-24s %6s %10s %6s %9s\n", "op", "nodes", "ms/step", "%", "GFLOP/s");
-    for (;;) {
-        int best = -1;
-        for (int op = 0; op < PO_OP_COUNT; op++)
-            if (calls[op] && (best < 0 || ms[op] > ms[best])) best = op;
-        if (best < 0) break;
-        double gf = ms[best] > 0.0 ? flops[best] / (ms[best] * 1e6) : 0.0;
-        fprintf(stderr, "%-24s %6d %10.3f %5.1f%% %9.1f\n", po_op_name((po_op)best), calls[best], ms[best],
-                100.0 * ms[best] / total, gf);
-        calls[best] = 0;
-    }
-    fprintf(stderr, "%-24s %6s %10.3f (step %.3f ms; the rest is data loading and the loop)\n", "total", "", total,
-            step_ms);
-}
-
-/* Trains; returns an exit code. */
-static int run(const train_args *a, po_model *m, po_trainer *t, po_dataset *data) {
-    float loss = NAN;
-    int64_t total = a->warmup + a->steps;
-    double t0 = 0.0, last_log = now_s();
-    bool tty = isatty(STDERR_FILENO);
-    for (int64_t s = 0; s < total; s++) {
-        if (s == a->warmup) {
-            t0 = now_s();
-            po_exec_set_profiling(po_trainer_exec(t), a->profile);
-        }
-        po_status st = po_dataset_batch(data, s, po_trainer_input(t, 0), po_trainer_input(t, 1));
-        if (!st) st = po_trainer_step(t, &loss);
-        if (st) {
-            cli_error("step %lld: %s", (long long)s + 1, po_last_error());
-            return CLI_FAIL;
-        }
-        if (!isfinite(loss)) {
-            cli_error("step %lld: the loss is %g; lower --lr or check the data", (long long)s + 1, loss);
-            return CLI_FAIL;
-        }
-        double now = now_s();
-        bool log = tty ? now - last_log > 0.2 || s + 1 == total : (s + 1) % a->log_every == 0;
-        if (log) {
-            double ms = s >= a->warmup ? (now - t0) * 1e3 / (double)(s + 1 - a->warmup) : 0.0;
-            fprintf(stderr, "%sstep %lld/%lld  loss %.4f  %.2f ms/step%s", tty ? "\r" : "", (long long)s + 1,
-                    (long long)total, loss, ms, tty ? "   " : "\n");
-            last_log = now;
-        }
-    }
-    if (tty) fputc('\n', stderr);
-    double ms = (now_s() - t0) * 1e3 / (double)a->steps;
-    if (a->profile) print_profile(m->graph, po_trainer_exec(t), ms);
-    if (a->save) {
-        const char *keys[] = {"model", "config"}, *vals[] = {m->name, m->config};
-        if (po_params_save(po_trainer_params(t), a->save, 2, keys, vals)) {
-            cli_error("--save: %s", po_last_error());
-            return CLI_FAIL;
-        }
-    }
-    print_summary(a, m, loss, ms);
-    return CLI_OK;
+static void teardown(train_args *a, train_setup *s) {
+    if (s->metrics) fclose(s->metrics);
+    po_loader_free(s->loader);
+    po_trainer_free(s->trainer);
+    po_dataset_free(s->train);
+    po_dataset_free(s->test);
+    po_model_free(s->model);
+    for (size_t i = 0; i < sizeof a->owned / sizeof *a->owned; i++) free(a->owned[i]);
 }
 
 int cmd_train(int argc, char **argv) {
     train_args a;
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc < 0 ? CLI_OK : rc;
-    po_model *m = NULL;
-    po_dataset *data = NULL;
-    po_trainer *t = NULL;
+    if (a.resume && !load_settings(a.resume, &a)) {
+        teardown(&a, &(train_setup){0});
+        return CLI_FAIL;
+    }
+    if (a.save && !cli_check_writable("--save", a.save)) return CLI_USAGE;
     po_set_gemm_provider(a.gemm);
-    if (po_model_build(a.model, a.batch, &m)) {
-        cli_error("--model: %s", po_last_error());
-        return CLI_USAGE;
-    }
-    po_status st = strcmp(a.data, "synthetic") == 0 ? po_dataset_synthetic(m, 4 * m->batch, a.seed ^ 0x5eed, &data)
-                                                    : po_dataset_open_safetensors(a.data, &data);
-    if (!st) st = po_dataset_check(data, m);
-    if (st) {
-        cli_error("--data: %s", po_last_error());
-        rc = CLI_FAIL;
-    } else if (po_trainer_new(m, &a.optim, a.seed, &t)) {
-        cli_error("%s", po_last_error());
-        rc = CLI_FAIL;
-    } else if (a.init && po_params_load(po_trainer_params(t), a.init)) {
-        cli_error("--init: %s", po_last_error());
-        rc = CLI_FAIL;
-    } else {
-        rc = run(&a, m, t, data);
-    }
-    po_trainer_free(t);
-    po_dataset_free(data);
-    po_model_free(m);
+    train_setup s;
+    train_result r = {NAN, 0.0, 0.0, false, {0.0, 0.0, 0}};
+    rc = setup(&a, &s);
+    if (!rc) rc = prepare_run(&a, &s);
+    if (!rc) rc = train_loop(&a, &s, &r);
+    if (!rc) rc = finish(&a, &s);
+    if (!rc) print_summary(&a, &s, &r);
+    teardown(&a, &s);
     return rc;
 }

@@ -1,0 +1,47 @@
+/* paropt train: shared between the argument/settings side (cmd_train.c) and the training loop
+ * (train_loop.c). */
+#ifndef PO_CLI_TRAIN_CMD_H
+#define PO_CLI_TRAIN_CMD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "paropt/paropt.h"
+
+typedef struct train_args {
+    const char *model, *data, *init, *save, *out, *resume;
+    int64_t steps;            /* total steps of the run (resolved from --epochs when given) */
+    int64_t epochs;           /* 0 when the run is measured in steps */
+    int64_t warmup;           /* first steps left out of the timing */
+    int64_t batch, eval_batch;
+    int64_t log_every, checkpoint_every;
+    po_optim_opts optim;
+    uint64_t seed;
+    po_gemm_provider gemm;
+    bool json, profile;
+    bool momentum_set;
+    char *owned[8]; /* strings loaded from a run's settings.json */
+} train_args;
+
+/* Everything a run trains with, built by cmd_train.c. */
+typedef struct train_setup {
+    po_model *model;
+    po_trainer *trainer;
+    po_dataset *train, *test; /* test is NULL without a test split (synthetic data) */
+    po_loader *loader;
+    po_train_position start; /* where training begins (a checkpoint's position when resuming) */
+    FILE *metrics;           /* run directory's metrics.jsonl, or NULL */
+} train_setup;
+
+typedef struct train_result {
+    float final_loss;
+    double ms_per_step, samples_per_s;
+    bool evaluated;
+    po_eval_result eval;
+} train_result;
+
+/* Runs steps start.step .. args->steps; returns a CLI exit code. */
+int train_loop(const train_args *args, train_setup *s, train_result *r);
+
+#endif
