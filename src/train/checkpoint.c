@@ -54,8 +54,10 @@ po_status po_checkpoint_save(const char *path, po_params *p, const po_train_posi
         }
         st = po_st_write(path, k, names, (const po_tensor *const *)ts, POS_KEYS + n_meta, keys, vals);
     }
-    for (int i = 0; i < total && ts; i++) po_tensor_free(ts[i]);
-    for (int i = 0; i < total && owned; i++) free(owned[i]);
+    for (int i = 0; i < total && ts; i++)
+        po_tensor_free(ts[i]);
+    for (int i = 0; i < total && owned; i++)
+        free(owned[i]);
     free(names);
     free(owned);
     free(ts);
@@ -80,18 +82,22 @@ po_status po_checkpoint_load(const char *path, po_params *p, po_train_position *
     po_status st = po_st_read(path, &f);
     if (st) return st;
     uint64_t v[POS_KEYS];
-    for (int i = 0; i < POS_KEYS && !st; i++) st = parse_u64(path, f, pos_keys[i], &v[i]);
+    for (int i = 0; i < POS_KEYS && !st; i++)
+        st = parse_u64(path, f, pos_keys[i], &v[i]);
     int n = po_params_count(p), slots = po_params_state_slots(p);
     /* Validate every tensor before copying any. */
     for (int i = 0; i < n && !st; i++) {
         const po_param_info *pi = po_params_info(p, i);
         for (int s = -1; s < slots && !st; s++) {
             char name[600];
-            if (s < 0) snprintf(name, sizeof name, "%s", pi->name);
-            else snprintf(name, sizeof name, "optim.%d.%s", s, pi->name);
+            if (s < 0)
+                snprintf(name, sizeof name, "%s", pi->name);
+            else
+                snprintf(name, sizeof name, "optim.%d.%s", s, pi->name);
             int k = po_st_find(f, name);
             po_shape sh = k >= 0 ? po_st_shape(f, k) : pi->shape;
-            if (k < 0) st = po_fail(PO_ERR_FORMAT, "%s: checkpoint lacks \"%s\"", path, name);
+            if (k < 0)
+                st = po_fail(PO_ERR_FORMAT, "%s: checkpoint lacks \"%s\"", path, name);
             else if (po_st_dtype(f, k) != PO_F32 || !po_shape_equal(&sh, &pi->shape))
                 st = po_fail(PO_ERR_SHAPE, "%s: \"%s\" does not match this model", path, name);
         }
@@ -102,8 +108,10 @@ po_status po_checkpoint_load(const char *path, po_params *p, po_train_position *
         const po_param_info *pi = po_params_info(p, i);
         for (int s = -1; s < slots && !st; s++, k++) {
             char name[600];
-            if (s < 0) snprintf(name, sizeof name, "%s", pi->name);
-            else snprintf(name, sizeof name, "optim.%d.%s", s, pi->name);
+            if (s < 0)
+                snprintf(name, sizeof name, "%s", pi->name);
+            else
+                snprintf(name, sizeof name, "optim.%d.%s", s, pi->name);
             st = po_st_get(f, name, &ts[k]);
         }
     }
@@ -115,7 +123,8 @@ po_status po_checkpoint_load(const char *path, po_params *p, po_train_position *
             memcpy(po_params_state(p) + (size_t)slots * pi->offset + (size_t)s * (size_t)pi->numel, ts[k]->data, bytes);
     }
     if (!st) *pos = (po_train_position){(int64_t)v[0], (int64_t)v[1], (int64_t)v[2], v[3]};
-    for (int i = 0; ts && i < n * (1 + slots); i++) po_tensor_free(ts[i]);
+    for (int i = 0; ts && i < n * (1 + slots); i++)
+        po_tensor_free(ts[i]);
     free(ts);
     po_st_free(f);
     return st;

@@ -94,7 +94,8 @@ static void score(const float *logits, const int64_t *targets, int64_t rows, int
         for (int64_t c = 1; c < classes; c++)
             if (l[c] > l[best]) best = c;
         double sum = 0.0;
-        for (int64_t c = 0; c < classes; c++) sum += exp((double)l[c] - (double)l[best]);
+        for (int64_t c = 0; c < classes; c++)
+            sum += exp((double)l[c] - (double)l[best]);
         *loss += log(sum) + (double)l[best] - (double)l[targets[r]];
         *correct += best == targets[r];
     }

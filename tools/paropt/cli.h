@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "paropt/optim.h"
+
 /* Exit codes: 0 success, 1 the work failed (bad file, bad data), 2 bad usage. */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
@@ -16,6 +18,12 @@ bool cli_parse_i64(const char *flag, const char *text, int64_t min, int64_t max,
 bool cli_parse_u64(const char *flag, const char *text, uint64_t *out);
 /* A finite float in [min, max]. */
 bool cli_parse_float(const char *flag, const char *text, double min, double max, float *out);
+
+/* Optimizer settings from the optimizer-related flags (NULL when not given): --optimizer
+ * sgd|adam|adamw (default adam), --lr, --weight-decay, --momentum (SGD only). Prints the
+ * problem and returns false on a bad value. */
+bool cli_optim_opts(const char *optimizer, const char *lr, const char *weight_decay, const char *momentum,
+                    po_optim_opts *out);
 
 /* Fails (printing why) when the file at path could not be created: its directory is missing or
  * not writable. Checked before long work starts so a typo does not cost a training run. */

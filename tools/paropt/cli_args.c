@@ -101,3 +101,27 @@ bool cli_check_writable(const char *flag, const char *path) {
     }
     return true;
 }
+
+bool cli_optim_opts(const char *optimizer, const char *lr, const char *weight_decay, const char *momentum,
+                    po_optim_opts *out) {
+    po_optim_kind kind;
+    if (po_optim_kind_parse(optimizer ? optimizer : "adam", &kind)) {
+        cli_error("--optimizer: %s", po_last_error());
+        return false;
+    }
+    *out = po_optim_opts_default(kind);
+    if (lr && !cli_parse_float("--lr", lr, 0.0, 1e30, &out->lr)) return false;
+    if (!(out->lr > 0.0f)) {
+        cli_error("--lr: must be positive, got %s", lr);
+        return false;
+    }
+    if (weight_decay && !cli_parse_float("--weight-decay", weight_decay, 0.0, 1e30, &out->weight_decay)) return false;
+    if (momentum) {
+        if (kind != PO_OPTIM_SGD) {
+            cli_error("--momentum applies to --optimizer sgd only");
+            return false;
+        }
+        if (!cli_parse_float("--momentum", momentum, 0.0, 1e30, &out->momentum)) return false;
+    }
+    return true;
+}

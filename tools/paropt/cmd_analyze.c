@@ -108,19 +108,7 @@ static int parse_args(int argc, char **argv, analyze_args *a) {
         cli_error("unexpected argument \"%s\" (see paropt analyze --help)", argv[optind]);
         return CLI_USAGE;
     }
-    po_optim_kind kind;
-    if (po_optim_kind_parse(optimizer, &kind)) {
-        cli_error("--optimizer: %s", po_last_error());
-        return CLI_USAGE;
-    }
-    a->optim = po_optim_opts_default(kind);
-    if (mom) {
-        if (kind != PO_OPTIM_SGD) {
-            cli_error("--momentum applies to --optimizer sgd only");
-            return CLI_USAGE;
-        }
-        if (!cli_parse_float("--momentum", mom, 0.0, 1e30, &a->optim.momentum)) return CLI_USAGE;
-    }
+    if (!cli_optim_opts(optimizer, NULL, NULL, mom, &a->optim)) return CLI_USAGE;
     if (a->dot && !cli_check_writable("--dot", a->dot)) return CLI_USAGE;
     if (a->svg && !cli_check_writable("--svg", a->svg)) return CLI_USAGE;
     if (a->svg && !have_program("dot")) {

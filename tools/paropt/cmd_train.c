@@ -21,56 +21,84 @@ static void train_usage(FILE *f) {
                "                      unset follow the data (input size, image shape, classes); models:\n");
     for (const char *const *n = po_model_names(); *n; n++)
         fprintf(f, "                        %-10s %s\n", *n, po_model_keys(*n));
-    fprintf(f,
-            "  --data SRC          synthetic (default), fashion-mnist, idx:DIR, cifar10:DIR, text:FILE,\n"
-            "                      or FILE.safetensors holding input.x and input.y\n"
-            "  --epochs N          passes over the training split (default for real data: 1)\n"
-            "  --steps N           training steps instead (default for synthetic data: 100)\n"
-            "  --batch B           samples per step (default: the model's batch key)\n"
-            "  --eval-batch B      samples per evaluation batch (default: --batch)\n"
-            "  --init FILE         load parameters by name from a safetensors file (default: random\n"
-            "                      initialisation as PyTorch's, from --seed)\n"
-            "  --optimizer NAME    sgd, adam (default) or adamw, with PyTorch's semantics\n"
-            "  --lr X              learning rate (default 1e-3)\n"
-            "  --momentum X        SGD momentum (default 0)\n"
-            "  --weight-decay X    weight decay (default 0; adamw 1e-2)\n"
-            "  --seed S            seed for initialisation, shuffling and synthetic data (default 0)\n"
-            "  --out DIR           write a run directory: settings.json, metrics.jsonl, checkpoints/,\n"
-            "                      model.safetensors (a checkpoint at the start and the end)\n"
-            "  --checkpoint-every N  also checkpoint every N steps (with --out; default: each epoch)\n"
-            "  --resume DIR        continue the run in DIR from its newest checkpoint, with its settings\n"
-            "  --save FILE         write the trained parameters (safetensors, PyTorch names), atomically\n"
-            "  --warmup N          leave the first N steps out of the timing (default 0)\n"
-            "  --log-every N       progress line and metrics record every N steps (default: 10 per run)\n"
-            "  --gemm LIB          matrix-product library: default (oneDNN for small products and on\n"
-            "                      AVX-512 CPUs, else OpenBLAS), onednn, openblas, or auto (time both\n"
-            "                      per shape; the last bits of results may then vary run to run)\n"
-            "  --profile           print where the time of a step goes, per op, to stderr\n"
-            "  --json              print the summary as one JSON object (the last line of stdout)\n"
-            "  -h, --help          show this help\n"
-            "\n"
-            "Progress goes to stderr, the summary to stdout. Exit status: 0 done, 1 the run failed\n"
-            "(bad file or data), 2 bad usage.\n");
+    fprintf(f, "  --data SRC          synthetic (default), fashion-mnist, idx:DIR, cifar10:DIR, text:FILE,\n"
+               "                      or FILE.safetensors holding input.x and input.y\n"
+               "  --epochs N          passes over the training split (default for real data: 1)\n"
+               "  --steps N           training steps instead (default for synthetic data: 100)\n"
+               "  --batch B           samples per step (default: the model's batch key)\n"
+               "  --eval-batch B      samples per evaluation batch (default: --batch)\n"
+               "  --init FILE         load parameters by name from a safetensors file (default: random\n"
+               "                      initialisation as PyTorch's, from --seed)\n"
+               "  --optimizer NAME    sgd, adam (default) or adamw, with PyTorch's semantics\n"
+               "  --lr X              learning rate (default 1e-3)\n"
+               "  --momentum X        SGD momentum (default 0)\n"
+               "  --weight-decay X    weight decay (default 0; adamw 1e-2)\n"
+               "  --seed S            seed for initialisation, shuffling and synthetic data (default 0)\n"
+               "  --out DIR           write a run directory: settings.json, metrics.jsonl, checkpoints/,\n"
+               "                      model.safetensors (a checkpoint at the start and the end)\n"
+               "  --checkpoint-every N  also checkpoint every N steps (with --out; default: each epoch)\n"
+               "  --resume DIR        continue the run in DIR from its newest checkpoint, with its settings\n"
+               "  --save FILE         write the trained parameters (safetensors, PyTorch names), atomically\n"
+               "  --warmup N          leave the first N steps out of the timing (default 0)\n"
+               "  --log-every N       progress line and metrics record every N steps (default: 10 per run)\n"
+               "  --gemm LIB          matrix-product library: default (oneDNN for small products and on\n"
+               "                      AVX-512 CPUs, else OpenBLAS), onednn, openblas, or auto (time both\n"
+               "                      per shape; the last bits of results may then vary run to run)\n"
+               "  --profile           print where the time of a step goes, per op, to stderr\n"
+               "  --json              print the summary as one JSON object (the last line of stdout)\n"
+               "  -h, --help          show this help\n"
+               "\n"
+               "Progress goes to stderr, the summary to stdout. Exit status: 0 done, 1 the run failed\n"
+               "(bad file or data), 2 bad usage.\n");
 }
 
 enum {
-    O_MODEL = 256, O_INIT, O_DATA, O_STEPS, O_EPOCHS, O_WARMUP, O_BATCH, O_EVAL_BATCH, O_OPT, O_LR, O_MOM,
-    O_WD, O_SAVE, O_OUT, O_RESUME, O_CKPT, O_SEED, O_LOG, O_JSON, O_PROFILE, O_GEMM
+    O_MODEL = 256,
+    O_INIT,
+    O_DATA,
+    O_STEPS,
+    O_EPOCHS,
+    O_WARMUP,
+    O_BATCH,
+    O_EVAL_BATCH,
+    O_OPT,
+    O_LR,
+    O_MOM,
+    O_WD,
+    O_SAVE,
+    O_OUT,
+    O_RESUME,
+    O_CKPT,
+    O_SEED,
+    O_LOG,
+    O_JSON,
+    O_PROFILE,
+    O_GEMM
 };
 
-static const struct option options[] = {
-    {"model", required_argument, 0, O_MODEL},   {"init", required_argument, 0, O_INIT},
-    {"data", required_argument, 0, O_DATA},     {"steps", required_argument, 0, O_STEPS},
-    {"epochs", required_argument, 0, O_EPOCHS}, {"warmup", required_argument, 0, O_WARMUP},
-    {"batch", required_argument, 0, O_BATCH},   {"eval-batch", required_argument, 0, O_EVAL_BATCH},
-    {"optimizer", required_argument, 0, O_OPT}, {"lr", required_argument, 0, O_LR},
-    {"momentum", required_argument, 0, O_MOM},  {"weight-decay", required_argument, 0, O_WD},
-    {"save", required_argument, 0, O_SAVE},     {"out", required_argument, 0, O_OUT},
-    {"resume", required_argument, 0, O_RESUME}, {"checkpoint-every", required_argument, 0, O_CKPT},
-    {"seed", required_argument, 0, O_SEED},     {"log-every", required_argument, 0, O_LOG},
-    {"json", no_argument, 0, O_JSON},           {"profile", no_argument, 0, O_PROFILE},
-    {"gemm", required_argument, 0, O_GEMM},     {"help", no_argument, 0, 'h'},
-    {0, 0, 0, 0}};
+static const struct option options[] = {{"model", required_argument, 0, O_MODEL},
+                                        {"init", required_argument, 0, O_INIT},
+                                        {"data", required_argument, 0, O_DATA},
+                                        {"steps", required_argument, 0, O_STEPS},
+                                        {"epochs", required_argument, 0, O_EPOCHS},
+                                        {"warmup", required_argument, 0, O_WARMUP},
+                                        {"batch", required_argument, 0, O_BATCH},
+                                        {"eval-batch", required_argument, 0, O_EVAL_BATCH},
+                                        {"optimizer", required_argument, 0, O_OPT},
+                                        {"lr", required_argument, 0, O_LR},
+                                        {"momentum", required_argument, 0, O_MOM},
+                                        {"weight-decay", required_argument, 0, O_WD},
+                                        {"save", required_argument, 0, O_SAVE},
+                                        {"out", required_argument, 0, O_OUT},
+                                        {"resume", required_argument, 0, O_RESUME},
+                                        {"checkpoint-every", required_argument, 0, O_CKPT},
+                                        {"seed", required_argument, 0, O_SEED},
+                                        {"log-every", required_argument, 0, O_LOG},
+                                        {"json", no_argument, 0, O_JSON},
+                                        {"profile", no_argument, 0, O_PROFILE},
+                                        {"gemm", required_argument, 0, O_GEMM},
+                                        {"help", no_argument, 0, 'h'},
+                                        {0, 0, 0, 0}};
 
 /* Options a resumed run may add to its stored settings. */
 static bool allowed_with_resume(int opt) { return opt == O_RESUME || opt == O_SAVE || opt == O_JSON; }
@@ -113,8 +141,7 @@ static int parse_args(int argc, char **argv, train_args *a) {
         case O_OUT: a->out = optarg; break;
         case O_RESUME: a->resume = optarg; break;
         case O_CKPT:
-            if (!cli_parse_i64("--checkpoint-every", optarg, 1, INT64_MAX / 2, &a->checkpoint_every))
-                return CLI_USAGE;
+            if (!cli_parse_i64("--checkpoint-every", optarg, 1, INT64_MAX / 2, &a->checkpoint_every)) return CLI_USAGE;
             break;
         case O_SEED:
             if (!cli_parse_u64("--seed", optarg, &a->seed)) return CLI_USAGE;
@@ -151,25 +178,7 @@ static int parse_args(int argc, char **argv, train_args *a) {
         cli_error("give --epochs or --steps, not both");
         return CLI_USAGE;
     }
-    po_optim_kind kind;
-    if (po_optim_kind_parse(optimizer, &kind)) {
-        cli_error("--optimizer: %s", po_last_error());
-        return CLI_USAGE;
-    }
-    a->optim = po_optim_opts_default(kind);
-    if (lr && !cli_parse_float("--lr", lr, 0.0, 1e30, &a->optim.lr)) return CLI_USAGE;
-    if (!(a->optim.lr > 0.0f)) {
-        cli_error("--lr: must be positive, got %s", lr);
-        return CLI_USAGE;
-    }
-    if (wd && !cli_parse_float("--weight-decay", wd, 0.0, 1e30, &a->optim.weight_decay)) return CLI_USAGE;
-    if (mom) {
-        if (kind != PO_OPTIM_SGD) {
-            cli_error("--momentum applies to --optimizer sgd only");
-            return CLI_USAGE;
-        }
-        if (!cli_parse_float("--momentum", mom, 0.0, 1e30, &a->optim.momentum)) return CLI_USAGE;
-    }
+    if (!cli_optim_opts(optimizer, lr, wd, mom, &a->optim)) return CLI_USAGE;
     if (a->checkpoint_every && !a->out) {
         cli_error("--checkpoint-every needs --out DIR");
         return CLI_USAGE;
@@ -226,7 +235,8 @@ static bool load_settings(const char *dir, train_args *a) {
     const char *gemm = json_string_value(json_object_get(o, "gemm"));
     if (!o || !opt || !kind || !model || !data || !gemm || po_optim_kind_parse(kind, &a->optim.kind) ||
         po_gemm_provider_parse(gemm, &a->gemm)) {
-        cli_error("--resume: %s/settings.json is not a paropt run's settings%s%s", dir, o ? "" : ": ", o ? "" : err.text);
+        cli_error("--resume: %s/settings.json is not a paropt run's settings%s%s", dir, o ? "" : ": ",
+                  o ? "" : err.text);
         json_decref(o);
         return false;
     }
@@ -408,8 +418,8 @@ static void print_summary(const train_args *a, const train_setup *s, const train
     json_object_set_new(o, "optimizer", json_string(po_optim_kind_name(a->optim.kind)));
     json_object_set_new(o, "lr", json_real(strtod(lr, NULL)));
     json_object_set_new(o, "final_loss", real_or_null(r->final_loss));
-    json_object_set_new(o, "gemm", json_string(po_gemm_provider_name(
-                                        gemm == PO_GEMM_DEFAULT ? po_gemm_default_provider() : gemm)));
+    json_object_set_new(
+        o, "gemm", json_string(po_gemm_provider_name(gemm == PO_GEMM_DEFAULT ? po_gemm_default_provider() : gemm)));
     json_object_set_new(o, "samples_per_s", json_real(round(r->samples_per_s * 10.0) / 10.0));
     json_object_set_new(o, "ms_per_step", json_real(round(r->ms_per_step * 1e3) / 1e3));
     if (r->evaluated) {
@@ -430,7 +440,8 @@ static void teardown(train_args *a, train_setup *s) {
     po_dataset_free(s->train);
     po_dataset_free(s->test);
     po_model_free(s->model);
-    for (size_t i = 0; i < sizeof a->owned / sizeof *a->owned; i++) free(a->owned[i]);
+    for (size_t i = 0; i < sizeof a->owned / sizeof *a->owned; i++)
+        free(a->owned[i]);
 }
 
 int cmd_train(int argc, char **argv) {

@@ -42,8 +42,8 @@ po_status run_dir_create(const char *dir, const char *settings_json) {
     if (st) return st;
     join(path, sizeof path, dir, "settings.json");
     if (access(path, F_OK) == 0)
-        return po_fail(PO_ERR_INVALID_ARG, "%s already holds a run; continue it with --resume %s or choose another --out",
-                       dir, dir);
+        return po_fail(PO_ERR_INVALID_ARG,
+                       "%s already holds a run; continue it with --resume %s or choose another --out", dir, dir);
     join(path, sizeof path, dir, "checkpoints");
     if ((st = make_dir(path))) return st;
     join(path, sizeof path, dir, "settings.json");

@@ -11,9 +11,9 @@
 
 typedef struct train_args {
     const char *model, *data, *init, *save, *out, *resume;
-    int64_t steps;            /* total steps of the run (resolved from --epochs when given) */
-    int64_t epochs;           /* 0 when the run is measured in steps */
-    int64_t warmup;           /* first steps left out of the timing */
+    int64_t steps;  /* total steps of the run (resolved from --epochs when given) */
+    int64_t epochs; /* 0 when the run is measured in steps */
+    int64_t warmup; /* first steps left out of the timing */
     int64_t batch, eval_batch;
     int64_t log_every, checkpoint_every;
     po_optim_opts optim;

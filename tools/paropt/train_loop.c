@@ -26,8 +26,10 @@ static void log_json(FILE *metrics, json_t *o) {
 /* "1:02:03" or "2:03". */
 static void format_duration(double s, char *buf, size_t size) {
     long t = s > 0 && isfinite(s) ? (long)(s + 0.5) : 0;
-    if (t >= 3600) snprintf(buf, size, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
-    else snprintf(buf, size, "%ld:%02ld", t / 60, t % 60);
+    if (t >= 3600)
+        snprintf(buf, size, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else
+        snprintf(buf, size, "%ld:%02ld", t / 60, t % 60);
 }
 
 /* Per-op-type totals of a profiled run, largest first. */
