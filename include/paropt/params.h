@@ -28,6 +28,9 @@ typedef struct po_params po_params;
  * nothing here: names are copied. */
 po_status po_params_new(const po_graph *g, po_params **out);
 void po_params_free(po_params *p);
+/* Storage that shares base's values and optimizer state but has gradients of its own: what a
+ * data-parallel worker computes its share's gradients into. base must outlive it. */
+po_status po_params_new_replica(const po_params *base, po_params **out);
 
 int po_params_count(const po_params *p);
 const po_param_info *po_params_info(const po_params *p, int i);

@@ -38,6 +38,14 @@ void *po_exec_input_data(po_exec *ex, const po_node *input);
  * step counter advances. Fails (and stops) on bad data, e.g. a target out of range. */
 po_status po_exec_run(po_exec *ex);
 
+/* Runs only the nodes of the given phases (a mask of 1u << PO_PHASE_...), in graph order.
+ * Unlike po_exec_run it does not advance the optimizer step counter (po_exec_set_steps). */
+po_status po_exec_run_phases(po_exec *ex, unsigned phases);
+/* Runs nodes ids[0..n) in that order, without advancing the step counter. Several threads may
+ * run disjoint node lists of one executor at once when those nodes share no buffer they write
+ * (the updates of different parameters, for instance) and have no scratch space. */
+po_status po_exec_run_nodes(po_exec *ex, const int *ids, int n);
+
 /* A node's output after a run: kept nodes (po_graph_keep, the loss), inputs, parameters and
  * gradients; NULL for intermediates whose buffer has been reused. Contiguous, node's shape. */
 const void *po_exec_output(const po_exec *ex, const po_node *n);

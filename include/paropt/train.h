@@ -26,6 +26,26 @@ typedef struct po_trainer po_trainer;
 /* Adds the backward pass and the optimizer to m's graph, allocates parameters initialised from
  * `seed` (PyTorch's default distributions), and prepares the executor. m must outlive t. */
 po_status po_trainer_new(po_model *m, const po_optim_opts *o, uint64_t seed, po_trainer **out);
+
+/* One worker of a data-parallel trainer: a thread pinned to cores first_core ..
+ * first_core + n_cores - 1 that takes `share` of every batch. (A worker runs one thread for
+ * now, whatever its core count.) */
+typedef struct po_worker_spec {
+    int first_core, n_cores;
+    double share; /* fraction of each batch; all 0 = even shares; otherwise normalised */
+} po_worker_spec;
+
+typedef struct po_trainer_opts {
+    int n_workers;                  /* 0 or 1: train on the calling thread */
+    const po_worker_spec *workers;  /* n_workers entries */
+} po_trainer_opts;
+
+/* po_trainer_new spreading each step over workers (data parallel): every worker computes its
+ * share's gradients with a copy of the model, the gradients are averaged by share (the same
+ * gradient as the whole batch's, up to rounding), and the optimizer runs once on one shared
+ * copy of the parameters. m's graph is left as built (each worker builds its own copy). */
+po_status po_trainer_new_ex(po_model *m, const po_optim_opts *o, uint64_t seed, const po_trainer_opts *opts,
+                            po_trainer **out);
 void po_trainer_free(po_trainer *t);
 
 po_params *po_trainer_params(po_trainer *t);

@@ -116,6 +116,7 @@ po_status po_exec_new(const po_graph *g, po_params *p, po_exec **out) {
     ex->g = g;
     ex->p = p;
     ex->step.lr_scale = 1.0f;
+    ex->step.t = 1;
     int n = g->n_nodes ? g->n_nodes : 1;
     po_status st = po_memplan_build(g, &ex->plan);
     if (!st) {
@@ -206,20 +207,44 @@ po_status po_exec_set_input(po_exec *ex, const po_node *input, const po_tensor *
     return st;
 }
 
+static po_status run_node(po_exec *ex, int i) {
+    const po_op_def *def = po__op_def(ex->g->nodes[i]->op);
+    if (!def->cpu_run) return PO_OK;
+    double t0 = ex->profiling ? now_s() : 0.0;
+    po_status st = def->cpu_run(&ex->args[i]);
+    if (st) return st; /* the kernel recorded the detail */
+    if (ex->profiling) ex->node_seconds[i] += now_s() - t0;
+    return PO_OK;
+}
+
 po_status po_exec_run(po_exec *ex) {
     omp_set_num_threads(1);
-    ex->step.t = ex->steps_done + 1;
-    const po_graph *g = ex->g;
-    for (int i = 0; i < g->n_nodes; i++) {
-        const po_op_def *def = po__op_def(g->nodes[i]->op);
-        if (!def->cpu_run) continue;
-        double t0 = ex->profiling ? now_s() : 0.0;
-        po_status st = def->cpu_run(&ex->args[i]);
-        if (st) return st; /* the kernel recorded the detail */
-        if (ex->profiling) ex->node_seconds[i] += now_s() - t0;
+    for (int i = 0; i < ex->g->n_nodes; i++) {
+        po_status st = run_node(ex, i);
+        if (st) return st;
     }
     if (ex->profiling) ex->profiled_runs++;
-    if (ex->has_optimizer) ex->steps_done++;
+    if (ex->has_optimizer) po_exec_set_steps(ex, ex->steps_done + 1);
+    return PO_OK;
+}
+
+po_status po_exec_run_phases(po_exec *ex, unsigned phases) {
+    omp_set_num_threads(1);
+    for (int i = 0; i < ex->g->n_nodes; i++) {
+        if (!(phases & (1u << ex->g->nodes[i]->phase))) continue;
+        po_status st = run_node(ex, i);
+        if (st) return st;
+    }
+    return PO_OK;
+}
+
+po_status po_exec_run_nodes(po_exec *ex, const int *ids, int n) {
+    omp_set_num_threads(1);
+    for (int k = 0; k < n; k++) {
+        if (ids[k] < 0 || ids[k] >= ex->g->n_nodes) return po_fail(PO_ERR_INVALID_ARG, "run_nodes: no node %d", ids[k]);
+        po_status st = run_node(ex, ids[k]);
+        if (st) return st;
+    }
     return PO_OK;
 }
 
@@ -231,7 +256,12 @@ const void *po_exec_output(const po_exec *ex, const po_node *n) {
 }
 
 int64_t po_exec_steps(const po_exec *ex) { return ex->steps_done; }
-void po_exec_set_steps(po_exec *ex, int64_t steps) { ex->steps_done = steps; }
+/* The kernels' step number always follows the counter, so runs of single nodes (from several
+ * threads at once) read it without writing it. */
+void po_exec_set_steps(po_exec *ex, int64_t steps) {
+    ex->steps_done = steps;
+    ex->step.t = steps + 1;
+}
 void po_exec_set_lr_scale(po_exec *ex, float scale) { ex->step.lr_scale = scale; }
 void po_exec_set_profiling(po_exec *ex, bool on) { ex->profiling = on; }
 

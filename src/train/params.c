@@ -14,6 +14,7 @@ struct po_params {
     size_t total;
     float *values, *grads, *state;
     int state_slots;
+    bool replica; /* values and state belong to another po_params */
 };
 
 /* Offsets are rounded to 16 floats so each parameter starts on a cache line: kernels and a
@@ -64,10 +65,40 @@ void po_params_free(po_params *p) {
     for (int i = 0; i < p->n; i++)
         free((char *)p->info[i].name);
     free(p->info);
-    po_aligned_free(p->values);
+    if (!p->replica) {
+        po_aligned_free(p->values);
+        po_aligned_free(p->state);
+    }
     po_aligned_free(p->grads);
-    po_aligned_free(p->state);
     free(p);
+}
+
+po_status po_params_new_replica(const po_params *base, po_params **out) {
+    *out = NULL;
+    po_params *p = calloc(1, sizeof *p);
+    po_param_info *info = calloc((size_t)(base->n ? base->n : 1), sizeof *info);
+    float *grads = po_aligned_calloc(base->total * sizeof(float));
+    if (!p || !info || !grads) {
+        free(p);
+        free(info);
+        po_aligned_free(grads);
+        return po_fail(PO_ERR_NO_MEMORY, "out of memory for a parameter replica");
+    }
+    *p = *base;
+    p->info = info;
+    p->grads = grads;
+    p->replica = true;
+    for (int i = 0; i < p->n; i++) {
+        info[i] = base->info[i];
+        info[i].name = strdup(base->info[i].name);
+        if (!info[i].name) {
+            p->n = i;
+            po_params_free(p);
+            return po_fail(PO_ERR_NO_MEMORY, "out of memory for a parameter replica");
+        }
+    }
+    *out = p;
+    return PO_OK;
 }
 
 int po_params_count(const po_params *p) { return p->n; }
@@ -85,7 +116,9 @@ float *po_params_grads(po_params *p) { return p->grads; }
 float *po_params_state(po_params *p) { return p->state; }
 int po_params_state_slots(const po_params *p) { return p->state_slots; }
 
-size_t po_params_allocated_bytes(const po_params *p) { return p->total * sizeof(float) * (size_t)(2 + p->state_slots); }
+size_t po_params_allocated_bytes(const po_params *p) {
+    return p->total * sizeof(float) * (p->replica ? 1 : (size_t)(2 + p->state_slots));
+}
 
 void po_params_init(po_params *p, uint64_t seed) {
     po_rng rng;

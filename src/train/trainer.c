@@ -3,6 +3,8 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "runtime/dp.h"
+
 struct po_trainer {
     po_model *m;
     po_params *params;
@@ -12,6 +14,7 @@ struct po_trainer {
     po_model *eval_model;
     po_exec *eval_exec;
     po_tensor *eval_inputs[2];
+    po_dp *dp; /* data parallel: workers own the graphs; params and exec are worker 0's */
 };
 
 /* Tensors over an executor's input buffers for m's samples and targets. */
@@ -60,9 +63,38 @@ void po_trainer_free(po_trainer *t) {
     free_eval(t);
     po_tensor_free(t->inputs[0]);
     po_tensor_free(t->inputs[1]);
-    po_exec_free(t->exec);
-    po_params_free(t->params);
+    if (t->dp) {
+        po__dp_free(t->dp);
+    } else {
+        po_exec_free(t->exec);
+        po_params_free(t->params);
+    }
     free(t);
+}
+
+po_status po_trainer_new_ex(po_model *m, const po_optim_opts *o, uint64_t seed, const po_trainer_opts *opts,
+                            po_trainer **out) {
+    if (!opts || opts->n_workers <= 1) return po_trainer_new(m, o, seed, out);
+    *out = NULL;
+    po_status st = po_optim_opts_check(o);
+    if (st) return st;
+    po_trainer *t = calloc(1, sizeof *t);
+    if (!t) return po_fail(PO_ERR_NO_MEMORY, "out of memory creating a trainer");
+    t->m = m;
+    st = po__dp_new(m->spec, m->batch, o, seed, opts, &t->dp);
+    if (!st) {
+        t->params = po__dp_params(t->dp);
+        t->exec = po__dp_exec(t->dp);
+        /* The whole batch is staged here and each worker copies its rows. */
+        st = po_tensor_new(po_node_dtype(m->x), po_node_shape(m->x), &t->inputs[0]);
+        if (!st) st = po_tensor_new(po_node_dtype(m->y), po_node_shape(m->y), &t->inputs[1]);
+    }
+    if (st) {
+        po_trainer_free(t);
+        return st;
+    }
+    *out = t;
+    return PO_OK;
 }
 
 po_params *po_trainer_params(po_trainer *t) { return t->params; }
@@ -70,6 +102,7 @@ po_exec *po_trainer_exec(po_trainer *t) { return t->exec; }
 po_tensor *po_trainer_input(po_trainer *t, int which) { return which == 0 || which == 1 ? t->inputs[which] : NULL; }
 
 po_status po_trainer_step(po_trainer *t, float *loss) {
+    if (t->dp) return po__dp_step(t->dp, t->inputs[0], t->inputs[1], loss);
     po_status st = po_exec_run(t->exec);
     if (!st && loss) *loss = *(const float *)po_exec_output(t->exec, t->m->loss);
     return st;

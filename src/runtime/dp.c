@@ -1,0 +1,284 @@
+#define _GNU_SOURCE /* pthread_setaffinity_np */
+#include "runtime/dp.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct worker {
+    struct po_dp *dp;
+    int index;
+    po_model *model;
+    po_params *params; /* worker 0: the shared storage; others: replicas */
+    po_exec *exec;
+    int64_t rows, first_row;
+    double weight;               /* rows / batch */
+    int *opt_ids, n_opt;         /* worker 0's optimizer nodes this worker applies */
+    size_t grad_begin, grad_end; /* its slice of the gradient buffer, in floats */
+    int first_core, n_cores;
+    pthread_t thread;
+    bool started;
+    float loss;
+    po_status status;
+    char error[512];
+} worker;
+
+struct po_dp {
+    int k;
+    worker *w;
+    int64_t batch;
+    pthread_mutex_t lock;
+    pthread_cond_t go, done;
+    uint64_t generation; /* bumped for each step */
+    int finished;        /* workers done with the current step */
+    bool quit;
+    pthread_barrier_t barrier;
+    const po_tensor *x, *y; /* the current batch */
+};
+
+static po_status fail_worker(worker *w, po_status st) {
+    w->status = st;
+    snprintf(w->error, sizeof w->error, "worker %d: %s", w->index, po_last_error());
+    return st;
+}
+
+static void copy_rows(const po_tensor *src, int64_t first, int64_t rows, po_node *input, po_exec *ex) {
+    size_t row = (size_t)(po_tensor_numel(src) / src->shape.dim[0]) * po_dtype_size(src->dtype);
+    memcpy(po_exec_input_data(ex, input), (const char *)src->data + (size_t)first * row, (size_t)rows * row);
+}
+
+/* Gradients into worker 0's buffer: g0 = sum_i weight_i g_i over this worker's slice, always in
+ * worker order, so every run sums the same way. */
+static void reduce_slice(po_dp *dp, worker *self) {
+    float *g0 = po_params_grads(dp->w[0].params);
+    float w0 = (float)dp->w[0].weight;
+    for (size_t e = self->grad_begin; e < self->grad_end; e++)
+        g0[e] *= w0;
+    for (int i = 1; i < dp->k; i++) {
+        const float *gi = po_params_grads(dp->w[i].params);
+        float wi = (float)dp->w[i].weight;
+#pragma omp simd
+        for (size_t e = self->grad_begin; e < self->grad_end; e++)
+            g0[e] += wi * gi[e];
+    }
+}
+
+static void step_worker(worker *w) {
+    po_dp *dp = w->dp;
+    po_status st = PO_OK;
+    copy_rows(dp->x, w->first_row, w->rows, w->model->x, w->exec);
+    copy_rows(dp->y, w->first_row, w->rows, w->model->y, w->exec);
+    st = po_exec_run_phases(w->exec, 1u << PO_PHASE_FORWARD | 1u << PO_PHASE_BACKWARD);
+    if (!st)
+        w->loss = *(const float *)po_exec_output(w->exec, w->model->loss);
+    else
+        fail_worker(w, st);
+    pthread_barrier_wait(&dp->barrier);
+    /* Every worker goes through both barriers even after an error, so none is left waiting. */
+    bool ok = true;
+    for (int i = 0; i < dp->k; i++)
+        ok = ok && dp->w[i].status == PO_OK;
+    if (ok) reduce_slice(dp, w);
+    pthread_barrier_wait(&dp->barrier);
+    if (ok && (st = po_exec_run_nodes(dp->w[0].exec, w->opt_ids, w->n_opt))) fail_worker(w, st);
+}
+
+static void *worker_main(void *arg) {
+    worker *w = arg;
+    po_dp *dp = w->dp;
+    uint64_t seen = 0;
+    for (;;) {
+        pthread_mutex_lock(&dp->lock);
+        while (!dp->quit && dp->generation == seen)
+            pthread_cond_wait(&dp->go, &dp->lock);
+        if (dp->quit) {
+            pthread_mutex_unlock(&dp->lock);
+            return NULL;
+        }
+        seen = dp->generation;
+        pthread_mutex_unlock(&dp->lock);
+        step_worker(w);
+        pthread_mutex_lock(&dp->lock);
+        if (++dp->finished == dp->k) pthread_cond_signal(&dp->done);
+        pthread_mutex_unlock(&dp->lock);
+    }
+}
+
+static po_status pin(worker *w) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int c = w->first_core; c < w->first_core + w->n_cores; c++)
+        CPU_SET(c, &set);
+    if (pthread_setaffinity_np(w->thread, sizeof set, &set) != 0)
+        return po_fail(PO_ERR_INVALID_ARG, "cannot pin worker %d to cores %d-%d", w->index, w->first_core,
+                       w->first_core + w->n_cores - 1);
+    return PO_OK;
+}
+
+/* Rows per worker from the shares (even when all are 0): rounded so they add up to the batch,
+ * each at least one. */
+static po_status split_rows(po_dp *dp, const po_trainer_opts *opts) {
+    double total = 0.0;
+    for (int i = 0; i < dp->k; i++)
+        total += opts->workers[i].share;
+    int64_t given = 0;
+    for (int i = 0; i < dp->k; i++) {
+        double share = total > 0.0 ? opts->workers[i].share / total : 1.0 / dp->k;
+        dp->w[i].rows = (int64_t)llround(share * (double)dp->batch);
+        given += dp->w[i].rows;
+    }
+    dp->w[dp->k - 1].rows += dp->batch - given; /* rounding leftovers to the last worker */
+    int64_t first = 0;
+    for (int i = 0; i < dp->k; i++) {
+        if (dp->w[i].rows < 1)
+            return po_fail(PO_ERR_INVALID_ARG, "batch %lld is too small to give each of %d workers a sample",
+                           (long long)dp->batch, dp->k);
+        dp->w[i].first_row = first;
+        dp->w[i].weight = (double)dp->w[i].rows / (double)dp->batch;
+        first += dp->w[i].rows;
+    }
+    return PO_OK;
+}
+
+/* Worker 0's optimizer nodes dealt out so each worker updates about as many floats. */
+static po_status deal_optimizer(po_dp *dp) {
+    const po_graph *g = dp->w[0].model->graph;
+    double *load = calloc((size_t)dp->k, sizeof *load);
+    for (int i = 0; i < dp->k; i++)
+        dp->w[i].opt_ids = calloc((size_t)po_graph_size(g) + 1, sizeof(int));
+    for (int i = 0; i < dp->k; i++)
+        if (!dp->w[i].opt_ids || !load) {
+            free(load);
+            return po_fail(PO_ERR_NO_MEMORY, "out of memory");
+        }
+    /* Largest parameters first, each to the least loaded worker. */
+    int n = po_graph_size(g);
+    bool *taken = calloc((size_t)n, sizeof *taken);
+    for (;;) {
+        int best = -1;
+        for (int i = 0; i < n; i++) {
+            const po_node *node = po_graph_node(g, i);
+            if (taken[i] || po_node_phase(node) != PO_PHASE_OPTIMIZER) continue;
+            po_shape s = po_node_shape(node);
+            po_shape b = best >= 0 ? po_node_shape(po_graph_node(g, best)) : s;
+            if (best < 0 || po_shape_numel(&s) > po_shape_numel(&b)) best = i;
+        }
+        if (best < 0) break;
+        taken[best] = true;
+        int least = 0;
+        for (int i = 1; i < dp->k; i++)
+            if (load[i] < load[least]) least = i;
+        po_shape s = po_node_shape(po_graph_node(g, best));
+        load[least] += (double)po_shape_numel(&s);
+        dp->w[least].opt_ids[dp->w[least].n_opt++] = best;
+    }
+    free(taken);
+    free(load);
+    return PO_OK;
+}
+
+po_status po__dp_new(const char *spec, int64_t batch, const po_optim_opts *o, uint64_t seed,
+                     const po_trainer_opts *opts, po_dp **out) {
+    *out = NULL;
+    po_dp *dp = calloc(1, sizeof *dp);
+    if (!dp) return po_fail(PO_ERR_NO_MEMORY, "out of memory");
+    dp->k = opts->n_workers;
+    dp->batch = batch;
+    dp->w = calloc((size_t)dp->k, sizeof *dp->w);
+    pthread_mutex_init(&dp->lock, NULL);
+    pthread_cond_init(&dp->go, NULL);
+    pthread_cond_init(&dp->done, NULL);
+    pthread_barrier_init(&dp->barrier, NULL, (unsigned)dp->k);
+    po_status st = dp->w ? split_rows(dp, opts) : po_fail(PO_ERR_NO_MEMORY, "out of memory");
+    for (int i = 0; i < dp->k && !st; i++) {
+        worker *w = &dp->w[i];
+        w->dp = dp;
+        w->index = i;
+        w->first_core = opts->workers[i].first_core;
+        w->n_cores = opts->workers[i].n_cores > 0 ? opts->workers[i].n_cores : 1;
+        st = po_model_build(spec, w->rows, &w->model);
+        if (!st) st = po_graph_backward(w->model->graph, w->model->loss);
+        if (!st && i == 0) st = po_graph_add_optimizer(w->model->graph, o);
+        if (st) break;
+        if (i == 0) {
+            st = po_params_new(w->model->graph, &w->params);
+            if (!st) po_params_init(w->params, seed);
+        } else {
+            st = po_params_new_replica(dp->w[0].params, &w->params);
+        }
+        if (!st) st = po_exec_new(w->model->graph, w->params, &w->exec);
+    }
+    if (!st) st = deal_optimizer(dp);
+    size_t total = st ? 0 : po_params_total(dp->w[0].params);
+    for (int i = 0; i < dp->k && !st; i++) {
+        dp->w[i].grad_begin = total * (size_t)i / (size_t)dp->k;
+        dp->w[i].grad_end = total * (size_t)(i + 1) / (size_t)dp->k;
+    }
+    for (int i = 0; i < dp->k && !st; i++) {
+        if (pthread_create(&dp->w[i].thread, NULL, worker_main, &dp->w[i]) != 0) {
+            st = po_fail(PO_ERR_NO_MEMORY, "cannot start worker thread %d", i);
+            break;
+        }
+        dp->w[i].started = true;
+        st = pin(&dp->w[i]);
+    }
+    if (st) {
+        po__dp_free(dp);
+        return st;
+    }
+    *out = dp;
+    return PO_OK;
+}
+
+void po__dp_free(po_dp *dp) {
+    if (!dp) return;
+    pthread_mutex_lock(&dp->lock);
+    dp->quit = true;
+    pthread_cond_broadcast(&dp->go);
+    pthread_mutex_unlock(&dp->lock);
+    for (int i = 0; dp->w && i < dp->k; i++)
+        if (dp->w[i].started) pthread_join(dp->w[i].thread, NULL);
+    /* Replicas and their executors go before the shared storage they point into. */
+    for (int i = dp->k - 1; dp->w && i >= 0; i--) {
+        po_exec_free(dp->w[i].exec);
+        po_params_free(dp->w[i].params);
+        po_model_free(dp->w[i].model);
+        free(dp->w[i].opt_ids);
+    }
+    pthread_barrier_destroy(&dp->barrier);
+    pthread_cond_destroy(&dp->go);
+    pthread_cond_destroy(&dp->done);
+    pthread_mutex_destroy(&dp->lock);
+    free(dp->w);
+    free(dp);
+}
+
+po_status po__dp_step(po_dp *dp, const po_tensor *x, const po_tensor *y, float *loss) {
+    pthread_mutex_lock(&dp->lock);
+    dp->x = x;
+    dp->y = y;
+    dp->finished = 0;
+    for (int i = 0; i < dp->k; i++)
+        dp->w[i].status = PO_OK;
+    dp->generation++;
+    pthread_cond_broadcast(&dp->go);
+    while (dp->finished < dp->k)
+        pthread_cond_wait(&dp->done, &dp->lock);
+    pthread_mutex_unlock(&dp->lock);
+    double total = 0.0;
+    for (int i = 0; i < dp->k; i++) {
+        if (dp->w[i].status) return po_fail(dp->w[i].status, "%s", dp->w[i].error);
+        total += dp->w[i].weight * (double)dp->w[i].loss;
+    }
+    po_exec *ex0 = dp->w[0].exec;
+    po_exec_set_steps(ex0, po_exec_steps(ex0) + 1);
+    if (loss) *loss = (float)total;
+    return PO_OK;
+}
+
+po_params *po__dp_params(po_dp *dp) { return dp->w[0].params; }
+po_exec *po__dp_exec(po_dp *dp) { return dp->w[0].exec; }
+int64_t po__dp_rows(const po_dp *dp, int i) { return i >= 0 && i < dp->k ? dp->w[i].rows : 0; }
