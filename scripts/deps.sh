@@ -10,6 +10,7 @@ packages=(
   libdnnl-dev                 # oneDNN: convolution primitives and one of the two GEMM providers
   libopenblas-serial-dev      # OpenBLAS (single-threaded build): the other GEMM provider
   libjansson-dev              # JSON: safetensors headers, --json output
+  libhwloc-dev                # hwloc: CPU topology (cores, caches, NUMA) for paropt devices
   libcmocka-dev               # unit tests
   graphviz                    # optional: `paropt analyze --svg` renders with dot; installed so the DOT test runs
   zlib1g-dev                  # zlib: reads gzip-compressed datasets (Fashion-MNIST ships as .gz)

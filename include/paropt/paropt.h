@@ -11,6 +11,8 @@
 #include "paropt/runtime.h"
 #include "paropt/io.h"
 #include "paropt/analyze.h"
+#include "paropt/hw.h"
+#include "paropt/energy.h"
 #include "paropt/models.h"
 #include "paropt/data.h"
 #include "paropt/train.h"

@@ -32,5 +32,6 @@ bool cli_check_writable(const char *flag, const char *path);
 /* Subcommands: argc/argv start at the subcommand name. */
 int cmd_train(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
+int cmd_devices(int argc, char **argv);
 
 #endif

@@ -1,0 +1,109 @@
+/* Transfers between two core groups through shared memory: bandwidth is a buffer written on a
+ * thread pinned to the first group and copied by a thread pinned to the second (what a pipeline
+ * stage handing activations to the next does), latency half the round trip of a ping-pong on
+ * one cache line (what a synchronisation costs). One thread on each side, on the group's
+ * first core. */
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hw/hw_internal.h"
+
+typedef struct {
+    size_t bytes;
+    char *src, *dst; /* malloc'd untouched: first touch by the writer (src) and reader (dst) */
+    int rounds, pingpongs;
+    double budget_s; /* for the ping-pong */
+    _Alignas(64) atomic_int turn;
+    _Alignas(64) atomic_int ball;
+    _Alignas(64) double best_gbs;
+    double latency_us;
+    volatile char sink;
+} link_job;
+
+static void spin_until(atomic_int *v, int want) {
+    while (atomic_load_explicit(v, memory_order_acquire) != want) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+}
+
+static void link_thread(int t, void *arg) {
+    link_job *j = arg;
+    /* Round 0 is a warm-up: page faults on both buffers. */
+    for (int r = 0; r <= j->rounds; r++) {
+        if (t == 0) {
+            memset(j->src, r & 0xff, j->bytes);
+            atomic_store_explicit(&j->turn, 2 * r + 1, memory_order_release);
+            spin_until(&j->turn, 2 * r + 2);
+        } else {
+            spin_until(&j->turn, 2 * r + 1);
+            double t0 = po__hw_now();
+            memcpy(j->dst, j->src, j->bytes);
+            double dt = po__hw_now() - t0;
+            j->sink = j->dst[j->bytes / 2];
+            if (r > 0 && dt > 0 && j->bytes / dt * 1e-9 > j->best_gbs) j->best_gbs = j->bytes / dt * 1e-9;
+            atomic_store_explicit(&j->turn, 2 * r + 2, memory_order_release);
+        }
+    }
+    /* Ping-pong until the count or the time budget runs out (on a loaded machine each handoff can
+     * wait for a scheduler time slice); the writer ends it by sending -1. */
+    int warm = j->pingpongs / 10 + 1;
+    double t0 = 0;
+    for (int i = 0;; i++) {
+        if (t == 0) {
+            if (i == warm) t0 = po__hw_now();
+            if (i > warm && (i == warm + j->pingpongs || ((i & 63) == 0 && po__hw_now() - t0 > j->budget_s))) {
+                j->latency_us = (po__hw_now() - t0) / (i - warm) / 2 * 1e6;
+                atomic_store_explicit(&j->ball, -1, memory_order_release);
+                break;
+            }
+            atomic_store_explicit(&j->ball, 2 * i + 1, memory_order_release);
+            spin_until(&j->ball, 2 * i + 2);
+        } else {
+            int v;
+            while ((v = atomic_load_explicit(&j->ball, memory_order_acquire)) != 2 * i + 1 && v != -1) {
+#if defined(__x86_64__) || defined(__i386__)
+                __builtin_ia32_pause();
+#endif
+            }
+            if (v == -1) break;
+            atomic_store_explicit(&j->ball, 2 * i + 2, memory_order_release);
+        }
+    }
+}
+
+po_status po__measure_cpu_link(const po_machine *m, const po_device *from, const po_device *to,
+                               const po__measure_cfg *c, po_link_perf *l) {
+    link_job *j = calloc(1, sizeof *j);
+    if (!j) return po_fail(PO_ERR_NO_MEMORY, "out of memory");
+    j->bytes = c->link_bytes > 0 ? (size_t)c->link_bytes : (16u << 20);
+    j->rounds = c->level == PO_BENCH_FULL ? 10 : 4;
+    /* A round trip costs well under a microsecond between cores: thousands fit in a few ms. */
+    j->pingpongs = c->level == PO_BENCH_FULL ? 20000 : 2000;
+    if (c->link_bytes > 0 && c->link_bytes < (1 << 20)) j->pingpongs = 200;
+    j->budget_s = c->point_seconds;
+    atomic_init(&j->turn, 0);
+    atomic_init(&j->ball, 0);
+    j->src = malloc(j->bytes);
+    j->dst = malloc(j->bytes);
+    po_status st =
+        j->src && j->dst ? PO_OK : po_fail(PO_ERR_NO_MEMORY, "out of memory for a %zu-byte link buffer", j->bytes);
+    po__progress(c, "link %s -> %s: bandwidth (%zu MiB) and latency", from->id, to->id, j->bytes >> 20);
+    int cores[2] = {from->first_core, to->first_core};
+    if (!st) st = po__run_pinned(m, cores, 2, link_thread, j);
+    if (!st) {
+        snprintf(l->from, sizeof l->from, "%s", from->id);
+        snprintf(l->to, sizeof l->to, "%s", to->id);
+        l->bandwidth_gbs = j->best_gbs;
+        l->latency_us = j->latency_us;
+        l->measured = true;
+    }
+    free(j->src);
+    free(j->dst);
+    free(j);
+    return st;
+}
