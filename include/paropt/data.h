@@ -85,6 +85,9 @@ int64_t po_dataset_classes(const po_dataset *d);
 /* The spec the dataset was opened with ("fashion-mnist", "idx:DIR", the safetensors path;
  * "synthetic" for synthetic data): for messages and to record a run's settings. Owned by d. */
 const char *po_dataset_name(const po_dataset *d);
+/* Whether po_dataset_classes is the dataset's fixed class count (IDX, CIFAR, text, synthetic)
+ * rather than one more than the largest target present (safetensors). */
+bool po_dataset_classes_known(const po_dataset *d);
 
 /* Checks that d fits model m: sample dtype; sample shape (equal to the model's input after the
  * batch dim, or, for a model taking [B, F] features, F = the sample's element count, so

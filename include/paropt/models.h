@@ -35,7 +35,7 @@ typedef struct po_model {
 typedef struct po_data_shape {
     po_shape sample; /* one sample: [C, H, W] images, [features], or [seq] token ids */
     po_dtype dtype;  /* F32 samples or I64 token ids */
-    int64_t classes; /* target classes (the vocabulary, for token data) */
+    int64_t classes; /* target classes (the vocabulary, for token data); 0 = unknown: keep the model's */
 } po_data_shape;
 
 /* Builds the model described by spec. batch > 0 overrides the spec's batch key. Unknown names,

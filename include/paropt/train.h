@@ -49,6 +49,8 @@ po_status po_trainer_new_ex(po_model *m, const po_optim_opts *o, uint64_t seed, 
 void po_trainer_free(po_trainer *t);
 
 po_params *po_trainer_params(po_trainer *t);
+/* Rows of each batch worker i takes (0 for a single-threaded trainer). */
+int64_t po_trainer_worker_rows(const po_trainer *t, int i);
 po_exec *po_trainer_exec(po_trainer *t);
 
 /* Batch buffers to fill before a step, as tensors over the executor's input memory:

@@ -58,6 +58,7 @@ po_status po__cifar_open(const char *dir, po_data_split split, const char *name,
     d->target.ndim = 0;
     d->dtype = PO_F32;
     d->classes = 10;
+    d->classes_known = true;
     for (int f = 0; f < nfiles && !st; f++) {
         if ((st = po__path_join(path, sizeof path, base, files[f]))) break;
         uint8_t *buf;

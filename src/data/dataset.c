@@ -72,6 +72,7 @@ po_status po_dataset_synthetic(const po_model *m, int64_t samples, uint64_t seed
     d->n = samples;
     d->dtype = po_node_dtype(m->x);
     d->classes = classes;
+    d->classes_known = true;
     d->sample.ndim = xs.ndim - 1;
     for (int i = 1; i < xs.ndim; i++)
         d->sample.dim[i - 1] = xs.dim[i];
@@ -106,6 +107,7 @@ po_shape po_dataset_sample_shape(const po_dataset *d) { return d->sample; }
 po_shape po_dataset_target_shape(const po_dataset *d) { return d->target; }
 po_dtype po_dataset_sample_dtype(const po_dataset *d) { return d->dtype; }
 int64_t po_dataset_classes(const po_dataset *d) { return d->classes; }
+bool po_dataset_classes_known(const po_dataset *d) { return d->classes_known; }
 const char *po_dataset_name(const po_dataset *d) { return d->name; }
 
 void po__dataset_fill(const po_dataset *d, const int64_t *idx, int64_t rows, void *x, int64_t *y) {

@@ -70,6 +70,7 @@ po_status po__idx_dataset(const void *images, size_t images_len, const char *ima
     d->target.ndim = 0;
     d->dtype = PO_F32;
     d->classes = 10;
+    d->classes_known = true;
     d->pixels = malloc(im.bytes);
     d->labels = malloc(lb.bytes);
     if (!d->pixels || !d->labels) {

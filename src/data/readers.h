@@ -21,6 +21,7 @@ struct po_dataset {
     po_shape target;  /* one sample's targets: [] or [seq] */
     po_dtype dtype;   /* batched sample dtype (F32 or I64) */
     int64_t classes;  /* see po_dataset_classes */
+    bool classes_known; /* a fixed class count (IDX, CIFAR, text), not the largest label seen */
     po_tensor *x, *y; /* PO__DS_TENSOR: contiguous [N, ...]; y is I64 */
     uint8_t *pixels;  /* PO__DS_IMAGE: N * numel(sample) bytes, sample-major */
     uint8_t *labels;  /* PO__DS_IMAGE: N labels, each < classes */

@@ -50,6 +50,7 @@ po_status po__text_open(const char *path, po_data_split split, int64_t seq, cons
         d->target = PO_SHAPE(seq);
         d->dtype = PO_I64;
         d->classes = 256;
+        d->classes_known = true;
         d->text = malloc(bytes);
         if (!d->text)
             st = po_fail(PO_ERR_NO_MEMORY, "%s: out of memory for %zu bytes", path, bytes);

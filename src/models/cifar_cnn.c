@@ -34,7 +34,7 @@ static po_status fit(po_model_config *c, const po_data_shape *data) {
     if (data->dtype != PO_F32 || data->sample.ndim != 3)
         return po_fail(PO_ERR_SHAPE, "model cifar_cnn takes CxHxW images");
     po__cfg_default(c, "image", data->sample.dim);
-    po__cfg_default(c, "classes", &data->classes);
+    if (data->classes > 0) po__cfg_default(c, "classes", &data->classes);
     return PO_OK;
 }
 

@@ -26,7 +26,7 @@ static po_status fit(po_model_config *c, const po_data_shape *data) {
         return po_fail(PO_ERR_SHAPE, "model mnist_mlp takes feature vectors or images, not token ids");
     int64_t d_in = po_shape_numel(&data->sample);
     po__cfg_default(c, "d_in", &d_in);
-    po__cfg_default(c, "classes", &data->classes);
+    if (data->classes > 0) po__cfg_default(c, "classes", &data->classes);
     return PO_OK;
 }
 

@@ -47,7 +47,7 @@ static po_status fit(po_model_config *c, const po_data_shape *data) {
     if (data->dtype != PO_I64 || data->sample.ndim != 1)
         return po_fail(PO_ERR_SHAPE, "model tiny_gpt takes sequences of token ids");
     po__cfg_default(c, "seq", data->sample.dim);
-    po__cfg_default(c, "vocab", &data->classes);
+    if (data->classes > 0) po__cfg_default(c, "vocab", &data->classes);
     return PO_OK;
 }
 

@@ -98,6 +98,7 @@ po_status po_trainer_new_ex(po_model *m, const po_optim_opts *o, uint64_t seed, 
 }
 
 po_params *po_trainer_params(po_trainer *t) { return t->params; }
+int64_t po_trainer_worker_rows(const po_trainer *t, int i) { return t->dp ? po__dp_rows(t->dp, i) : 0; }
 po_exec *po_trainer_exec(po_trainer *t) { return t->exec; }
 po_tensor *po_trainer_input(po_trainer *t, int which) { return which == 0 || which == 1 ? t->inputs[which] : NULL; }
 

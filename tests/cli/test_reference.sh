@@ -3,18 +3,19 @@
 # reference's adam1.* tensors, and one SGD step with lr 1000 must give back its gradients.
 source "$(dirname "$0")/lib.sh"
 
-check() { # FILE SPEC BATCH
+check() { # FILE SPEC BATCH [EXTRA FLAGS...]
   local file=$1 spec=$2 batch=$3
-  "$PO_BIN" train --model "$spec" --init "$file" --data "$file" --steps 1 --batch "$batch" \
+  shift 3
+  "$PO_BIN" train --model "$spec" --init "$file" --data "$file" --steps 1 --batch "$batch" "$@" \
       --optimizer adam --lr 1e-3 --save "$TMP/adam.safetensors" --json >"$TMP/json" 2>/dev/null \
     || { fail "train (adam) failed for $spec"; return; }
   tail -n 1 "$TMP/json" | grep -q '"final_loss"' || fail "no JSON summary for $spec"
   "$PO_ST_COMPARE" adam "$TMP/adam.safetensors" "$file" >"$TMP/cmp" || { fail "adam1 mismatch for $spec"; cat "$TMP/cmp"; }
-  "$PO_BIN" train --model "$spec" --init "$file" --data "$file" --steps 1 --batch "$batch" \
+  "$PO_BIN" train --model "$spec" --init "$file" --data "$file" --steps 1 --batch "$batch" "$@" \
       --optimizer sgd --lr 1000 --save "$TMP/sgd.safetensors" >/dev/null 2>&1 \
     || { fail "train (sgd) failed for $spec"; return; }
   "$PO_ST_COMPARE" sgd-grad "$TMP/sgd.safetensors" "$file" 1000 >"$TMP/cmp" || { fail "gradient mismatch for $spec"; cat "$TMP/cmp"; }
-  echo "ok: $spec"
+  echo "ok: $spec $*"
 }
 
 check "$REF/mnist_mlp.safetensors" "mnist_mlp:d_in=784,hidden=64,classes=10" 16
@@ -23,4 +24,13 @@ check "$REF/tiny_gpt.safetensors" "tiny_gpt:vocab=64,d_model=64,layers=2,heads=4
 check "$EXTRA/mnist_mlp_small.safetensors" "mnist_mlp:d_in=30,hidden=20,classes=7" 5
 check "$EXTRA/cifar_cnn_fashion.safetensors" "cifar_cnn:c1=4,c2=6,hidden=12,classes=5,image=1x28x28" 3
 check "$EXTRA/tiny_gpt_3l6h.safetensors" "tiny_gpt:vocab=50,d_model=48,layers=3,heads=6,seq=12" 3
+# Every plan gives the same numbers: data parallel over two cores, even and uneven shares.
+if [ "$(nproc)" -ge 2 ]; then
+  check "$REF/mnist_mlp.safetensors" "mnist_mlp:d_in=784,hidden=64,classes=10" 16 --devices cpu:0,cpu:1
+  check "$REF/tiny_gpt.safetensors" "tiny_gpt:vocab=64,d_model=64,layers=2,heads=4,seq=32" 2 --devices cpu:0,cpu:1
+  check "$REF/cifar_cnn.safetensors" "cifar_cnn:c1=8,c2=16,hidden=32,classes=10,image=3x32x32" 4 \
+    --devices cpu:0,cpu:1 --shares 3,1
+else
+  echo "data-parallel checks skipped: one core"
+fi
 finish

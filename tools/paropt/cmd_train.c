@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "paropt/hw.h"
 #include "run_dir.h"
 #include "train_cmd.h"
 
@@ -41,6 +42,11 @@ static void train_usage(FILE *f) {
                "  --save FILE         write the trained parameters (safetensors, PyTorch names), atomically\n"
                "  --warmup N          leave the first N steps out of the timing (default 0)\n"
                "  --log-every N       progress line and metrics record every N steps (default: 10 per run)\n"
+               "  --devices LIST      CPU devices to train on: cpu:N (a core), cpu:N-M (a core group), comma-\n"
+               "                      separated, or auto (every core); default: the calling thread alone\n"
+               "  --plan NAME         single (the first device) or dp (data parallel over all; the default\n"
+               "                      with several devices): each device takes a share of every batch\n"
+               "  --shares LIST       batch shares per device for dp, e.g. 2,1 (default: even)\n"
                "  --gemm LIB          matrix-product library: default (oneDNN for small products and on\n"
                "                      AVX-512 CPUs, else OpenBLAS), onednn, openblas, or auto (time both\n"
                "                      per shape; the last bits of results may then vary run to run)\n"
@@ -73,7 +79,10 @@ enum {
     O_LOG,
     O_JSON,
     O_PROFILE,
-    O_GEMM
+    O_GEMM,
+    O_DEVICES,
+    O_PLAN,
+    O_SHARES
 };
 
 static const struct option options[] = {{"model", required_argument, 0, O_MODEL},
@@ -97,6 +106,9 @@ static const struct option options[] = {{"model", required_argument, 0, O_MODEL}
                                         {"json", no_argument, 0, O_JSON},
                                         {"profile", no_argument, 0, O_PROFILE},
                                         {"gemm", required_argument, 0, O_GEMM},
+                                        {"devices", required_argument, 0, O_DEVICES},
+                                        {"plan", required_argument, 0, O_PLAN},
+                                        {"shares", required_argument, 0, O_SHARES},
                                         {"help", no_argument, 0, 'h'},
                                         {0, 0, 0, 0}};
 
@@ -151,6 +163,9 @@ static int parse_args(int argc, char **argv, train_args *a) {
             break;
         case O_JSON: a->json = true; break;
         case O_PROFILE: a->profile = true; break;
+        case O_DEVICES: a->devices = optarg; break;
+        case O_PLAN: a->plan = optarg; break;
+        case O_SHARES: a->shares = optarg; break;
         case O_GEMM:
             if (po_gemm_provider_parse(optarg, &a->gemm)) {
                 cli_error("--gemm: %s", po_last_error());
@@ -203,6 +218,9 @@ static char *settings_json(const train_args *a) {
     json_object_set_new(o, "log_every", json_integer(a->log_every));
     json_object_set_new(o, "warmup", json_integer(a->warmup));
     json_object_set_new(o, "gemm", json_string(po_gemm_provider_name(a->gemm)));
+    json_object_set_new(o, "devices", a->devices ? json_string(a->devices) : json_null());
+    json_object_set_new(o, "plan", a->plan ? json_string(a->plan) : json_null());
+    json_object_set_new(o, "shares", a->shares ? json_string(a->shares) : json_null());
     json_object_set_new(opt, "kind", json_string(po_optim_kind_name(a->optim.kind)));
     json_object_set_new(opt, "lr", json_real(a->optim.lr));
     json_object_set_new(opt, "weight_decay", json_real(a->optim.weight_decay));
@@ -244,6 +262,13 @@ static bool load_settings(const char *dir, train_args *a) {
     a->owned[1] = strdup(data);
     a->model = a->owned[0];
     a->data = a->owned[1];
+    const char *optional[3] = {"devices", "plan", "shares"};
+    const char **fields[3] = {&a->devices, &a->plan, &a->shares};
+    for (int i = 0; i < 3; i++) {
+        const char *v = json_string_value(json_object_get(o, optional[i]));
+        a->owned[2 + i] = v ? strdup(v) : NULL;
+        *fields[i] = a->owned[2 + i];
+    }
     a->batch = json_integer_value(json_object_get(o, "batch"));
     a->eval_batch = json_integer_value(json_object_get(o, "eval_batch"));
     a->steps = json_integer_value(json_object_get(o, "steps"));
@@ -283,9 +308,77 @@ static int64_t model_seq(const char *spec) {
     return seq;
 }
 
+/* Resolves --devices / --plan / --shares into worker specs. Exit code. */
+static int resolve_devices(const train_args *a, train_setup *s) {
+    s->n_workers = 0;
+    if (!a->devices) {
+        if (a->plan && strcmp(a->plan, "single") != 0) {
+            cli_error("--plan %s needs --devices", a->plan);
+            return CLI_USAGE;
+        }
+        if (a->shares) {
+            cli_error("--shares needs --devices");
+            return CLI_USAGE;
+        }
+        return CLI_OK;
+    }
+    po_machine *mach;
+    po_device_list list = {0, NULL};
+    if (po_machine_discover(NULL, &mach)) {
+        cli_error("--devices: %s", po_last_error());
+        return CLI_FAIL;
+    }
+    po_status st = po_devices_parse(mach, a->devices, &list);
+    po_machine_free(mach);
+    if (st) {
+        cli_error("--devices: %s", po_last_error());
+        return CLI_USAGE;
+    }
+    int rc = CLI_OK;
+    bool dp = list.n > 1 && !(a->plan && strcmp(a->plan, "single") == 0);
+    if (a->plan && strcmp(a->plan, "single") != 0 && strcmp(a->plan, "dp") != 0) {
+        cli_error("--plan: \"%s\" is not available yet (single or dp)", a->plan);
+        rc = CLI_USAGE;
+    }
+    for (int i = 0; i < list.n && !rc; i++)
+        if (list.dev[i].kind != PO_DEVICE_CPU) {
+            cli_error("--devices: %s: the runtime trains on CPU devices only so far", list.dev[i].id);
+            rc = CLI_USAGE;
+        }
+    if (!rc && list.n > (int)(sizeof s->workers / sizeof *s->workers)) {
+        cli_error("--devices: at most %d devices", (int)(sizeof s->workers / sizeof *s->workers));
+        rc = CLI_USAGE;
+    }
+    int n = dp ? list.n : 1;
+    for (int i = 0; i < n && !rc; i++)
+        s->workers[i] = (po_worker_spec){list.dev[i].first_core, list.dev[i].n_cores, 0.0};
+    if (!rc && a->shares) {
+        const char *p = a->shares;
+        int k = 0;
+        while (*p && k < n && !rc) {
+            char *end;
+            double v = strtod(p, &end);
+            if (end == p || !(v > 0.0) || !isfinite(v) || (*end && *end != ','))
+                rc = CLI_USAGE;
+            else
+                s->workers[k++].share = v;
+            p = *end ? end + 1 : end;
+        }
+        if (rc || k != n || *p) {
+            cli_error("--shares: expected %d positive numbers separated by commas, got \"%s\"", n, a->shares);
+            rc = CLI_USAGE;
+        }
+    }
+    s->n_workers = rc ? 0 : n;
+    po_device_list_free(&list);
+    return rc;
+}
+
 /* Opens data, builds the model to fit it, the trainer and the loader. Exit code. */
 static int setup(train_args *a, train_setup *s) {
     memset(s, 0, sizeof *s);
+    int rc = resolve_devices(a, s);
+    if (rc) return rc;
     po_status st;
     if (is_synthetic(a->data)) {
         if (po_model_build(a->model, a->batch, &s->model)) {
@@ -301,8 +394,9 @@ static int setup(train_args *a, train_setup *s) {
             cli_error("--data: %s", po_last_error());
             return CLI_FAIL;
         }
+        /* A file's largest label is no class count: then the model keeps its own. */
         po_data_shape shape = {po_dataset_sample_shape(s->train), po_dataset_sample_dtype(s->train),
-                               po_dataset_classes(s->train)};
+                               po_dataset_classes_known(s->train) ? po_dataset_classes(s->train) : 0};
         if (po_model_build_for(a->model, a->batch, &shape, &s->model)) {
             cli_error("--model: %s", po_last_error());
             return CLI_USAGE;
@@ -329,7 +423,8 @@ static int setup(train_args *a, train_setup *s) {
     }
     if (!a->log_every) a->log_every = a->steps >= 10 ? a->steps / 10 : 1;
     if (a->out && !a->checkpoint_every) a->checkpoint_every = bpe;
-    if (po_trainer_new(s->model, &a->optim, a->seed, &s->trainer)) {
+    po_trainer_opts topts = {s->n_workers, s->workers};
+    if (po_trainer_new_ex(s->model, &a->optim, a->seed, &topts, &s->trainer)) {
         cli_error("%s", po_last_error());
         return CLI_FAIL;
     }
@@ -427,6 +522,21 @@ static void print_summary(const train_args *a, const train_setup *s, const train
         json_object_set_new(o, "test_accuracy", json_real(r->eval.accuracy));
     }
     if (a->out) json_object_set_new(o, "out", json_string(a->out));
+    json_t *devs = json_array();
+    for (int i = 0; i < s->n_workers; i++) {
+        json_t *w = json_object();
+        char id[32];
+        const po_worker_spec *ws = &s->workers[i];
+        if (ws->n_cores > 1)
+            snprintf(id, sizeof id, "cpu:%d-%d", ws->first_core, ws->first_core + ws->n_cores - 1);
+        else
+            snprintf(id, sizeof id, "cpu:%d", ws->first_core);
+        json_object_set_new(w, "device", json_string(id));
+        json_object_set_new(w, "rows", json_integer(po_trainer_worker_rows(s->trainer, i)));
+        json_array_append_new(devs, w);
+    }
+    json_object_set_new(o, "plan", json_string(s->n_workers > 1 ? "dp" : "single"));
+    json_object_set_new(o, "workers", devs);
     char *text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
     printf("%s\n", text);
     free(text);

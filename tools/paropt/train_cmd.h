@@ -19,6 +19,9 @@ typedef struct train_args {
     po_optim_opts optim;
     uint64_t seed;
     po_gemm_provider gemm;
+    const char *devices; /* device list (hw.h syntax); NULL: one worker, the calling thread */
+    const char *plan;    /* "single" or "dp" (the default with several devices) */
+    const char *shares;  /* comma-separated batch shares per device, or NULL for even */
     bool json, profile;
     bool momentum_set;
     char *owned[8]; /* strings loaded from a run's settings.json */
@@ -32,6 +35,8 @@ typedef struct train_setup {
     po_loader *loader;
     po_train_position start; /* where training begins (a checkpoint's position when resuming) */
     FILE *metrics;           /* run directory's metrics.jsonl, or NULL */
+    int n_workers;           /* devices the steps run on */
+    po_worker_spec workers[64];
 } train_setup;
 
 typedef struct train_result {
