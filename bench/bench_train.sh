@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# One-core training throughput: paropt against PyTorch (Debian's python3-torch, one thread),
-# the three reference workloads at benchmark size, alternated in rounds on the same pinned core
-# so both see the same machine state. Prints per-round figures, medians and the ratio.
+# Training throughput: paropt against PyTorch (Debian's python3-torch), the three reference
+# workloads at benchmark size, alternated in rounds so all see the same machine state.
+#   one core:  paropt on one pinned core against PyTorch with one thread on the same core;
+#   all cores: paropt data parallel over every core (--devices auto) against PyTorch's best of
+#              one thread and one thread per core (its threaded OpenBLAS/OpenMP).
+# Prints medians and ratios (and per-round ratios for one core).
 #
 #   bench/bench_train.sh [--rounds N] [--steps N] [--core C] [--workloads "a b"] [--out FILE]
 #
@@ -28,6 +31,7 @@ python=/usr/bin/python3
 [ -f "$peer" ] || { echo "bench_train: no peer script at $peer" >&2; exit 1; }
 "$python" -c "import torch" 2>/dev/null || { echo "bench_train: PyTorch missing (scripts/deps.sh --peer)" >&2; exit 1; }
 
+cores=$(nproc)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), core $core; $(date -u +%FT%TZ)"
@@ -39,18 +43,35 @@ for r in $(seq 1 "$rounds"); do
   done
   OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 taskset -c "$core" "$python" "$peer" 1 "$steps" \
     2>/dev/null | grep "^{" | sed "s/^{/{\"round\":$r,\"who\":\"pytorch\",/" >>"$tmp/results.jsonl"
+  if [ "$cores" -ge 2 ]; then
+    for w in $workloads; do
+      "$bin" train --model "$w" --steps "$steps" --warmup 3 --devices auto --json 2>/dev/null \
+        | tail -n 1 | sed "s/^{/{\"round\":$r,\"who\":\"paropt-all\",/" >>"$tmp/results.jsonl"
+    done
+    OMP_NUM_THREADS=$cores OPENBLAS_NUM_THREADS=$cores "$python" "$peer" "$cores" "$steps" 2>/dev/null | grep "^{" \
+      | sed "s/^{/{\"round\":$r,\"who\":\"pytorch-all\",/" >>"$tmp/results.jsonl"
+  fi
   echo "round $r/$rounds done" >&2
 done
 [ -n "$out" ] && cp "$tmp/results.jsonl" "$out"
 "$python" - "$tmp/results.jsonl" "$workloads" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-print(f"{'workload':<10} {'paropt ms/step':>15} {'PyTorch ms/step':>16} {'speedup':>8}   per-round speedups")
+def ms(who, w):
+    return [r["ms_per_step"] for r in rows if r["who"] == who and r.get("model", r.get("workload")) == w]
+print(f"one core: {'workload':<10} {'paropt ms/step':>15} {'PyTorch ms/step':>16} {'speedup':>8}   per-round")
 for w in sys.argv[2].split():
-    p = [r["ms_per_step"] for r in rows if r["who"] == "paropt" and r.get("model", r.get("workload")) == w]
-    t = [r["ms_per_step"] for r in rows if r["who"] == "pytorch" and r.get("workload") == w]
+    p, t = ms("paropt", w), ms("pytorch", w)
     if not p or not t: continue
     per = [b / a for a, b in zip(p, t)]
-    print(f"{w:<10} {statistics.median(p):>15.2f} {statistics.median(t):>16.2f} {statistics.median(t) / statistics.median(p):>7.2f}x   "
-          + " ".join(f"{x:.2f}" for x in per))
+    print(f"          {w:<10} {statistics.median(p):>15.2f} {statistics.median(t):>16.2f} "
+          f"{statistics.median(t) / statistics.median(p):>7.2f}x   " + " ".join(f"{x:.2f}" for x in per))
+if any(r["who"] == "paropt-all" for r in rows):
+    print(f"all cores: {'workload':<9} {'paropt dp':>10} {'1 core':>8} {'PyTorch 1 thr':>14} {'PyTorch n thr':>14} "
+          f"{'vs own 1 core':>14} {'vs PyTorch best':>16}")
+    for w in sys.argv[2].split():
+        d, p, t1, tn = ms("paropt-all", w), ms("paropt", w), ms("pytorch", w), ms("pytorch-all", w)
+        if not d or not p or not t1 or not tn: continue
+        md, mp, m1, mn = (statistics.median(x) for x in (d, p, t1, tn))
+        print(f"           {w:<9} {md:>10.2f} {mp:>8.2f} {m1:>14.2f} {mn:>14.2f} {mp / md:>13.2f}x {min(m1, mn) / md:>15.2f}x")
 PY
