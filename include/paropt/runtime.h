@@ -27,6 +27,8 @@ typedef struct po_exec po_exec;
  * the graph must not change afterwards. */
 po_status po_exec_new(const po_graph *g, po_params *p, po_exec **out);
 void po_exec_free(po_exec *ex);
+/* The graph the executor runs. */
+const po_graph *po_exec_graph(const po_exec *ex);
 
 /* Copies `value` into input node `input` for the next runs. Shapes must match exactly; integer
  * inputs accept I32 or I64 values (converted); float inputs need F32. */
@@ -63,6 +65,12 @@ void po_exec_set_profiling(po_exec *ex, bool on);
 double po_exec_node_seconds(const po_exec *ex, const po_node *n);
 int64_t po_exec_profiled_runs(const po_exec *ex);
 void po_exec_reset_profile(po_exec *ex);
+
+/* Emulated heterogeneity, for tests and demonstrations on machines whose cores are all alike:
+ * with factor F > 1 every kernel is followed by (F - 1) times its duration of idling, so the
+ * executor runs F times slower while its core is free. 1 turns it off. An emulation only: the
+ * numbers computed are unchanged. */
+po_status po_exec_set_slowdown(po_exec *ex, float factor);
 
 /* Bytes of the intermediate-buffer arena and of the shared kernel scratch space. */
 size_t po_exec_arena_bytes(const po_exec *ex);

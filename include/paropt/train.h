@@ -36,8 +36,12 @@ typedef struct po_worker_spec {
 } po_worker_spec;
 
 typedef struct po_trainer_opts {
-    int n_workers;                  /* 0 or 1: train on the calling thread */
-    const po_worker_spec *workers;  /* n_workers entries */
+    int n_workers;                 /* 0 or 1: train on the calling thread */
+    const po_worker_spec *workers; /* n_workers entries */
+    /* Re-split the batch when the workers' measured finish times drift more than 10% apart for
+     * 3 steps: rows follow measured speed, without restarting. Results then depend on timing
+     * (the split changes the summation order), so leave it off for bit-reproducible runs. */
+    bool rebalance;
 } po_trainer_opts;
 
 /* po_trainer_new spreading each step over workers (data parallel): every worker computes its
@@ -51,6 +55,19 @@ void po_trainer_free(po_trainer *t);
 po_params *po_trainer_params(po_trainer *t);
 /* Rows of each batch worker i takes (0 for a single-threaded trainer). */
 int64_t po_trainer_worker_rows(const po_trainer *t, int i);
+
+typedef struct po_worker_stats {
+    int64_t rows;     /* rows of each batch it takes */
+    double compute_s; /* its forward + backward time in the last step */
+    double share;     /* rows / batch */
+} po_worker_stats;
+int po_trainer_n_workers(const po_trainer *t); /* 1 for a single-threaded trainer */
+/* Statistics of worker i of a data-parallel trainer; PO_ERR_INVALID_ARG otherwise. */
+po_status po_trainer_worker_stats(const po_trainer *t, int i, po_worker_stats *out);
+/* How often the batch was re-split (po_trainer_opts.rebalance). */
+int64_t po_trainer_rebalances(const po_trainer *t);
+/* Emulated slowdown of worker i (po_exec_set_slowdown), from the next step on. */
+po_status po_trainer_set_slowdown(po_trainer *t, int worker, float factor);
 po_exec *po_trainer_exec(po_trainer *t);
 
 /* Batch buffers to fill before a step, as tensors over the executor's input memory:

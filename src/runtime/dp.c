@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct worker {
     struct po_dp *dp;
@@ -19,6 +20,9 @@ typedef struct worker {
     int *opt_ids, n_opt;         /* worker 0's optimizer nodes this worker applies */
     size_t grad_begin, grad_end; /* its slice of the gradient buffer, in floats */
     int first_core, n_cores;
+    float slowdown;   /* emulation factor applied to its executor */
+    double compute_s; /* its forward + backward time in the last step */
+    double window_s;  /* compute time summed over the current rebalancing window */
     pthread_t thread;
     bool started;
     float loss;
@@ -37,7 +41,19 @@ struct po_dp {
     bool quit;
     pthread_barrier_t barrier;
     const po_tensor *x, *y; /* the current batch */
+    /* Rebalancing: shares follow measured speed when finish times drift apart. */
+    const po_optim_opts *optim;
+    po_optim_opts optim_copy;
+    char spec[512];
+    bool rebalance;
+    int window;         /* steps summed in the workers' window_s */
+    int64_t rebalances; /* how often shares were re-solved */
+    int settle;         /* steps to skip measuring after a rebuild */
 };
+
+/* Mean finish times over 4 steps more than 10% apart trigger a re-split. */
+#define IMBALANCE 1.10
+#define PATIENCE  4
 
 static po_status fail_worker(worker *w, po_status st) {
     w->status = st;
@@ -71,7 +87,11 @@ static void step_worker(worker *w) {
     po_status st = PO_OK;
     copy_rows(dp->x, w->first_row, w->rows, w->model->x, w->exec);
     copy_rows(dp->y, w->first_row, w->rows, w->model->y, w->exec);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     st = po_exec_run_phases(w->exec, 1u << PO_PHASE_FORWARD | 1u << PO_PHASE_BACKWARD);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    w->compute_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
     if (!st)
         w->loss = *(const float *)po_exec_output(w->exec, w->model->loss);
     else
@@ -180,6 +200,21 @@ static po_status deal_optimizer(po_dp *dp) {
     return PO_OK;
 }
 
+/* Builds worker w's model for its rows and its executor (worker 0: also the optimizer and,
+ * when it has none yet, the shared parameter storage initialised from seed). */
+static po_status build_worker(po_dp *dp, worker *w, uint64_t seed) {
+    po_status st = po_model_build(dp->spec, w->rows, &w->model);
+    if (!st) st = po_graph_backward(w->model->graph, w->model->loss);
+    if (!st && w->index == 0) st = po_graph_add_optimizer(w->model->graph, dp->optim);
+    if (!st && !w->params) {
+        st = po_params_new(w->model->graph, &w->params);
+        if (!st) po_params_init(w->params, seed);
+    }
+    if (!st) st = po_exec_new(w->model->graph, w->params, &w->exec);
+    if (!st) st = po_exec_set_slowdown(w->exec, w->slowdown);
+    return st;
+}
+
 po_status po__dp_new(const char *spec, int64_t batch, const po_optim_opts *o, uint64_t seed,
                      const po_trainer_opts *opts, po_dp **out) {
     *out = NULL;
@@ -187,29 +222,32 @@ po_status po__dp_new(const char *spec, int64_t batch, const po_optim_opts *o, ui
     if (!dp) return po_fail(PO_ERR_NO_MEMORY, "out of memory");
     dp->k = opts->n_workers;
     dp->batch = batch;
+    dp->optim_copy = *o;
+    dp->optim = &dp->optim_copy;
+    dp->rebalance = opts->rebalance;
+    snprintf(dp->spec, sizeof dp->spec, "%s", spec);
     dp->w = calloc((size_t)dp->k, sizeof *dp->w);
     pthread_mutex_init(&dp->lock, NULL);
     pthread_cond_init(&dp->go, NULL);
     pthread_cond_init(&dp->done, NULL);
     pthread_barrier_init(&dp->barrier, NULL, (unsigned)dp->k);
-    po_status st = dp->w ? split_rows(dp, opts) : po_fail(PO_ERR_NO_MEMORY, "out of memory");
+    po_status st = !dp->w                       ? po_fail(PO_ERR_NO_MEMORY, "out of memory")
+                   : dp->k > PO__DP_MAX_WORKERS ? po_fail(PO_ERR_INVALID_ARG, "at most %d workers", PO__DP_MAX_WORKERS)
+                                                : split_rows(dp, opts);
     for (int i = 0; i < dp->k && !st; i++) {
         worker *w = &dp->w[i];
         w->dp = dp;
         w->index = i;
         w->first_core = opts->workers[i].first_core;
         w->n_cores = opts->workers[i].n_cores > 0 ? opts->workers[i].n_cores : 1;
-        st = po_model_build(spec, w->rows, &w->model);
-        if (!st) st = po_graph_backward(w->model->graph, w->model->loss);
-        if (!st && i == 0) st = po_graph_add_optimizer(w->model->graph, o);
-        if (st) break;
+        w->slowdown = 1.0f;
         if (i == 0) {
-            st = po_params_new(w->model->graph, &w->params);
-            if (!st) po_params_init(w->params, seed);
+            /* Worker 0's graph carries the optimizer, so its storage is made from it. */
+            st = build_worker(dp, w, seed);
         } else {
             st = po_params_new_replica(dp->w[0].params, &w->params);
+            if (!st) st = build_worker(dp, w, seed);
         }
-        if (!st) st = po_exec_new(w->model->graph, w->params, &w->exec);
     }
     if (!st) st = deal_optimizer(dp);
     size_t total = st ? 0 : po_params_total(dp->w[0].params);
@@ -256,6 +294,93 @@ void po__dp_free(po_dp *dp) {
     free(dp);
 }
 
+/* Re-splits the batch toward equal finish times: each worker's target rows are proportional to
+ * its measured speed (rows per second of forward + backward), and the split moves halfway
+ * there. Iterating this converges to the split where the workers finish together even when
+ * time is not proportional to rows (fixed per-step costs), and the halfway step keeps timing
+ * noise from making it oscillate. Rebuilds the workers' graphs for their new row counts; the
+ * parameters, optimizer state and step count carry over. */
+static po_status resplit(po_dp *dp, const double *mean_s) {
+    double speed_total = 0.0;
+    for (int i = 0; i < dp->k; i++)
+        speed_total += (double)dp->w[i].rows / mean_s[i];
+    int64_t given = 0, moved = 0;
+    int64_t rows[PO__DP_MAX_WORKERS];
+    for (int i = 0; i < dp->k; i++) {
+        double target = (double)dp->batch * ((double)dp->w[i].rows / mean_s[i]) / speed_total;
+        rows[i] = llround(0.5 * ((double)dp->w[i].rows + target));
+        if (rows[i] < 1) rows[i] = 1;
+        given += rows[i];
+    }
+    int biggest = 0;
+    for (int i = 1; i < dp->k; i++)
+        if (rows[i] > rows[biggest]) biggest = i;
+    rows[biggest] += dp->batch - given;
+    for (int i = 0; i < dp->k; i++)
+        moved += llabs(rows[i] - dp->w[i].rows);
+    /* Moving a row or two is within the noise: not worth rebuilding the graphs. */
+    if (moved <= 2 || rows[biggest] < 1) return PO_OK;
+    int64_t steps = po_exec_steps(dp->w[0].exec), first = 0;
+    po_status st = PO_OK;
+    for (int i = 0; i < dp->k && !st; i++) {
+        worker *w = &dp->w[i];
+        po_exec_free(w->exec);
+        po_model_free(w->model);
+        w->exec = NULL;
+        w->model = NULL;
+        w->rows = rows[i];
+        w->first_row = first;
+        w->weight = (double)rows[i] / (double)dp->batch;
+        first += rows[i];
+        st = build_worker(dp, w, 0);
+        free(w->opt_ids);
+        w->opt_ids = NULL;
+        w->n_opt = 0;
+    }
+    if (!st) st = deal_optimizer(dp);
+    if (st) return po_fail(st, "re-splitting the batch: %s", po_last_error());
+    po_exec_set_steps(dp->w[0].exec, steps);
+    dp->rebalances++;
+    dp->settle = 1;
+    return PO_OK;
+}
+
+/* Averages each worker's compute time over PATIENCE steps; re-splits when the slowest is more
+ * than IMBALANCE times the fastest. */
+static po_status maybe_rebalance(po_dp *dp) {
+    if (dp->settle > 0) { /* the first step on new graphs pays for page faults */
+        dp->settle--;
+        return PO_OK;
+    }
+    for (int i = 0; i < dp->k; i++)
+        dp->w[i].window_s += dp->w[i].compute_s;
+    if (++dp->window < PATIENCE) return PO_OK;
+    double mean_s[PO__DP_MAX_WORKERS], fastest = 1e300, slowest = 0.0;
+    for (int i = 0; i < dp->k; i++) {
+        mean_s[i] = dp->w[i].window_s / dp->window;
+        dp->w[i].window_s = 0.0;
+        fastest = fmin(fastest, mean_s[i]);
+        slowest = fmax(slowest, mean_s[i]);
+    }
+    dp->window = 0;
+    return slowest > IMBALANCE * fastest ? resplit(dp, mean_s) : PO_OK;
+}
+
+po_status po__dp_set_slowdown(po_dp *dp, int i, float factor) {
+    if (i < 0 || i >= dp->k) return po_fail(PO_ERR_INVALID_ARG, "no worker %d", i);
+    po_status st = po_exec_set_slowdown(dp->w[i].exec, factor);
+    if (!st) dp->w[i].slowdown = factor;
+    return st;
+}
+
+void po__dp_stats(const po_dp *dp, int i, po_worker_stats *out) {
+    const worker *w = &dp->w[i];
+    *out = (po_worker_stats){w->rows, w->compute_s, w->weight};
+}
+
+int64_t po__dp_rebalances(const po_dp *dp) { return dp->rebalances; }
+int po__dp_workers(const po_dp *dp) { return dp->k; }
+
 po_status po__dp_step(po_dp *dp, const po_tensor *x, const po_tensor *y, float *loss) {
     pthread_mutex_lock(&dp->lock);
     dp->x = x;
@@ -276,7 +401,7 @@ po_status po__dp_step(po_dp *dp, const po_tensor *x, const po_tensor *y, float *
     po_exec *ex0 = dp->w[0].exec;
     po_exec_set_steps(ex0, po_exec_steps(ex0) + 1);
     if (loss) *loss = (float)total;
-    return PO_OK;
+    return dp->rebalance ? maybe_rebalance(dp) : PO_OK;
 }
 
 po_params *po__dp_params(po_dp *dp) { return dp->w[0].params; }

@@ -13,6 +13,9 @@
 
 typedef struct po_dp po_dp;
 
+/* Workers per data-parallel group. */
+#define PO__DP_MAX_WORKERS 64
+
 /* Builds workers for model spec `spec` at full batch `batch` split by opts->workers' shares,
  * with optimizer o; parameters are initialised from seed. */
 po_status po__dp_new(const char *spec, int64_t batch, const po_optim_opts *o, uint64_t seed,
@@ -26,5 +29,9 @@ po_params *po__dp_params(po_dp *dp); /* the shared parameters (worker 0's storag
 po_exec *po__dp_exec(po_dp *dp);     /* worker 0's executor: it holds the optimizer step count */
 /* Rows of the batch worker i takes. */
 int64_t po__dp_rows(const po_dp *dp, int i);
+int po__dp_workers(const po_dp *dp);
+po_status po__dp_set_slowdown(po_dp *dp, int i, float factor);
+void po__dp_stats(const po_dp *dp, int i, po_worker_stats *out);
+int64_t po__dp_rebalances(const po_dp *dp);
 
 #endif

@@ -26,6 +26,7 @@ struct po_exec {
     int64_t steps_done;
     bool has_optimizer;
     bool profiling;
+    float slowdown;       /* emulation factor, 1 = off */
     double *node_seconds; /* per node, when profiling */
     int64_t profiled_runs;
 };
@@ -117,6 +118,7 @@ po_status po_exec_new(const po_graph *g, po_params *p, po_exec **out) {
     ex->p = p;
     ex->step.lr_scale = 1.0f;
     ex->step.t = 1;
+    ex->slowdown = 1.0f;
     int n = g->n_nodes ? g->n_nodes : 1;
     po_status st = po_memplan_build(g, &ex->plan);
     if (!st) {
@@ -207,13 +209,27 @@ po_status po_exec_set_input(po_exec *ex, const po_node *input, const po_tensor *
     return st;
 }
 
+/* Emulated slowness: idle (F - 1) times the kernel's duration after it, so the device looks F
+ * times slower to anything that measures it while its core is really free. */
+static void idle_after(double kernel_s, float factor) {
+    double idle = kernel_s * (double)(factor - 1.0f);
+    struct timespec ts = {(time_t)idle, (long)((idle - (double)(time_t)idle) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
 static po_status run_node(po_exec *ex, int i) {
     const po_op_def *def = po__op_def(ex->g->nodes[i]->op);
     if (!def->cpu_run) return PO_OK;
-    double t0 = ex->profiling ? now_s() : 0.0;
+    bool timed = ex->profiling || ex->slowdown > 1.0f;
+    double t0 = timed ? now_s() : 0.0;
     po_status st = def->cpu_run(&ex->args[i]);
     if (st) return st; /* the kernel recorded the detail */
-    if (ex->profiling) ex->node_seconds[i] += now_s() - t0;
+    if (timed) {
+        double dt = now_s() - t0;
+        if (ex->slowdown > 1.0f) idle_after(dt, ex->slowdown);
+        if (ex->profiling) ex->node_seconds[i] += now_s() - t0;
+    }
     return PO_OK;
 }
 
@@ -235,6 +251,7 @@ po_status po_exec_run_phases(po_exec *ex, unsigned phases) {
         po_status st = run_node(ex, i);
         if (st) return st;
     }
+    if (ex->profiling && (phases & (1u << PO_PHASE_FORWARD))) ex->profiled_runs++; /* one step's worth */
     return PO_OK;
 }
 
@@ -255,6 +272,8 @@ const void *po_exec_output(const po_exec *ex, const po_node *n) {
     return ex->out[n->id];
 }
 
+const po_graph *po_exec_graph(const po_exec *ex) { return ex->g; }
+
 int64_t po_exec_steps(const po_exec *ex) { return ex->steps_done; }
 /* The kernels' step number always follows the counter, so runs of single nodes (from several
  * threads at once) read it without writing it. */
@@ -264,6 +283,13 @@ void po_exec_set_steps(po_exec *ex, int64_t steps) {
 }
 void po_exec_set_lr_scale(po_exec *ex, float scale) { ex->step.lr_scale = scale; }
 void po_exec_set_profiling(po_exec *ex, bool on) { ex->profiling = on; }
+
+po_status po_exec_set_slowdown(po_exec *ex, float factor) {
+    if (!(factor >= 1.0f) || factor > 1000.0f)
+        return po_fail(PO_ERR_INVALID_ARG, "slowdown must be between 1 and 1000, got %g", factor);
+    ex->slowdown = factor;
+    return PO_OK;
+}
 
 double po_exec_node_seconds(const po_exec *ex, const po_node *n) {
     if (!n || n->id >= ex->g->n_nodes || ex->g->nodes[n->id] != n) return 0.0;

@@ -84,7 +84,6 @@ po_status po_trainer_new_ex(po_model *m, const po_optim_opts *o, uint64_t seed, 
     st = po__dp_new(m->spec, m->batch, o, seed, opts, &t->dp);
     if (!st) {
         t->params = po__dp_params(t->dp);
-        t->exec = po__dp_exec(t->dp);
         /* The whole batch is staged here and each worker copies its rows. */
         st = po_tensor_new(po_node_dtype(m->x), po_node_shape(m->x), &t->inputs[0]);
         if (!st) st = po_tensor_new(po_node_dtype(m->y), po_node_shape(m->y), &t->inputs[1]);
@@ -99,7 +98,23 @@ po_status po_trainer_new_ex(po_model *m, const po_optim_opts *o, uint64_t seed, 
 
 po_params *po_trainer_params(po_trainer *t) { return t->params; }
 int64_t po_trainer_worker_rows(const po_trainer *t, int i) { return t->dp ? po__dp_rows(t->dp, i) : 0; }
-po_exec *po_trainer_exec(po_trainer *t) { return t->exec; }
+int po_trainer_n_workers(const po_trainer *t) { return t->dp ? po__dp_workers(t->dp) : 1; }
+int64_t po_trainer_rebalances(const po_trainer *t) { return t->dp ? po__dp_rebalances(t->dp) : 0; }
+
+po_status po_trainer_worker_stats(const po_trainer *t, int i, po_worker_stats *out) {
+    if (!t->dp || i < 0 || i >= po__dp_workers(t->dp)) return po_fail(PO_ERR_INVALID_ARG, "no worker %d", i);
+    po__dp_stats(t->dp, i, out);
+    return PO_OK;
+}
+
+po_status po_trainer_set_slowdown(po_trainer *t, int worker, float factor) {
+    if (!t->dp)
+        return worker == 0 ? po_exec_set_slowdown(t->exec, factor)
+                           : po_fail(PO_ERR_INVALID_ARG, "no worker %d", worker);
+    return po__dp_set_slowdown(t->dp, worker, factor);
+}
+/* A data-parallel trainer rebuilds its workers' executors when it re-splits the batch. */
+po_exec *po_trainer_exec(po_trainer *t) { return t->dp ? po__dp_exec(t->dp) : t->exec; }
 po_tensor *po_trainer_input(po_trainer *t, int which) { return which == 0 || which == 1 ? t->inputs[which] : NULL; }
 
 po_status po_trainer_step(po_trainer *t, float *loss) {

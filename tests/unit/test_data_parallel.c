@@ -23,7 +23,7 @@ static po_trainer_opts opts_for(int k, const double *shares) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     for (int i = 0; i < k; i++)
         workers[i] = (po_worker_spec){(int)(i % (cores > 0 ? cores : 1)), 1, shares[i]};
-    return (po_trainer_opts){k, workers};
+    return (po_trainer_opts){k, workers, false};
 }
 
 static void adam_step_matches_reference(const char *rel, const char *spec, int k, const double *shares) {
@@ -141,6 +141,49 @@ static void too_many_workers_for_the_batch(void **st) {
     po_model_free(m);
 }
 
+/* A worker made 3x slower (emulated) gets fewer rows after a few steps, and training still
+ * computes the whole batch's gradient: the loss keeps matching a single-worker run. */
+static void rebalances_toward_the_faster_worker(void **st) {
+    (void)st;
+    const char *spec = "mnist_mlp:d_in=256,hidden=512,batch=64";
+    po_model *m, *m1;
+    PO_CHECK(po_model_build(spec, 0, &m));
+    PO_CHECK(po_model_build(spec, 0, &m1));
+    po_optim_opts o = po_optim_opts_default(PO_OPTIM_SGD);
+    o.lr = 0.01f;
+    double even[2] = {0, 0};
+    po_trainer_opts opts = opts_for(2, even);
+    opts.rebalance = true;
+    po_trainer *t, *single;
+    PO_CHECK(po_trainer_new_ex(m, &o, 3, &opts, &t));
+    PO_CHECK(po_trainer_new(m1, &o, 3, &single));
+    PO_CHECK(po_trainer_set_slowdown(t, 1, 3.0f));
+    po_dataset *d;
+    PO_CHECK(po_dataset_synthetic(m, 256, 5, &d));
+    for (int s = 0; s < 30; s++) {
+        float l, l1;
+        PO_CHECK(po_dataset_batch(d, s, po_trainer_input(t, 0), po_trainer_input(t, 1)));
+        PO_CHECK(po_dataset_batch(d, s, po_trainer_input(single, 0), po_trainer_input(single, 1)));
+        PO_CHECK(po_trainer_step(t, &l));
+        PO_CHECK(po_trainer_step(single, &l1));
+        assert_true(fabsf(l - l1) <= 1e-4f * fmaxf(1.0f, fabsf(l1)));
+    }
+    po_worker_stats w0, w1;
+    PO_CHECK(po_trainer_worker_stats(t, 0, &w0));
+    PO_CHECK(po_trainer_worker_stats(t, 1, &w1));
+    print_message("after %lld re-splits: %lld and %lld rows\n", (long long)po_trainer_rebalances(t), (long long)w0.rows,
+                  (long long)w1.rows);
+    assert_true(po_trainer_rebalances(t) >= 1);
+    assert_true(w1.rows < w0.rows);
+    assert_int_equal(w0.rows + w1.rows, 64);
+    assert_int_equal(po_exec_steps(po_trainer_exec(t)), 30);
+    po_dataset_free(d);
+    po_trainer_free(t);
+    po_trainer_free(single);
+    po_model_free(m);
+    po_model_free(m1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(mlp_even),
@@ -148,6 +191,7 @@ int main(void) {
         cmocka_unit_test(cnn_uneven),
         cmocka_unit_test(many_steps_track_single),
         cmocka_unit_test(too_many_workers_for_the_batch),
+        cmocka_unit_test(rebalances_toward_the_faster_worker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -46,7 +46,10 @@ static void train_usage(FILE *f) {
                "                      separated, or auto (every core); default: the calling thread alone\n"
                "  --plan NAME         single (the first device) or dp (data parallel over all; the default\n"
                "                      with several devices): each device takes a share of every batch\n"
-               "  --shares LIST       batch shares per device for dp, e.g. 2,1 (default: even)\n"
+               "  --shares LIST       fixed batch shares per device for dp, e.g. 2,1 (default: even at\n"
+               "                      first, then following each device's measured speed)\n"
+               "  --slowdown-at STEP:DEVICE:F  from step STEP on, DEVICE runs F times slower (an\n"
+               "                      emulation for tests; also the device option cpu:1:slowdown=F)\n"
                "  --gemm LIB          matrix-product library: default (oneDNN for small products and on\n"
                "                      AVX-512 CPUs, else OpenBLAS), onednn, openblas, or auto (time both\n"
                "                      per shape; the last bits of results may then vary run to run)\n"
@@ -82,7 +85,8 @@ enum {
     O_GEMM,
     O_DEVICES,
     O_PLAN,
-    O_SHARES
+    O_SHARES,
+    O_SLOWDOWN_AT
 };
 
 static const struct option options[] = {{"model", required_argument, 0, O_MODEL},
@@ -109,6 +113,7 @@ static const struct option options[] = {{"model", required_argument, 0, O_MODEL}
                                         {"devices", required_argument, 0, O_DEVICES},
                                         {"plan", required_argument, 0, O_PLAN},
                                         {"shares", required_argument, 0, O_SHARES},
+                                        {"slowdown-at", required_argument, 0, O_SLOWDOWN_AT},
                                         {"help", no_argument, 0, 'h'},
                                         {0, 0, 0, 0}};
 
@@ -166,6 +171,7 @@ static int parse_args(int argc, char **argv, train_args *a) {
         case O_DEVICES: a->devices = optarg; break;
         case O_PLAN: a->plan = optarg; break;
         case O_SHARES: a->shares = optarg; break;
+        case O_SLOWDOWN_AT: a->slowdown_at = optarg; break;
         case O_GEMM:
             if (po_gemm_provider_parse(optarg, &a->gemm)) {
                 cli_error("--gemm: %s", po_last_error());
@@ -221,6 +227,7 @@ static char *settings_json(const train_args *a) {
     json_object_set_new(o, "devices", a->devices ? json_string(a->devices) : json_null());
     json_object_set_new(o, "plan", a->plan ? json_string(a->plan) : json_null());
     json_object_set_new(o, "shares", a->shares ? json_string(a->shares) : json_null());
+    json_object_set_new(o, "slowdown_at", a->slowdown_at ? json_string(a->slowdown_at) : json_null());
     json_object_set_new(opt, "kind", json_string(po_optim_kind_name(a->optim.kind)));
     json_object_set_new(opt, "lr", json_real(a->optim.lr));
     json_object_set_new(opt, "weight_decay", json_real(a->optim.weight_decay));
@@ -262,9 +269,9 @@ static bool load_settings(const char *dir, train_args *a) {
     a->owned[1] = strdup(data);
     a->model = a->owned[0];
     a->data = a->owned[1];
-    const char *optional[3] = {"devices", "plan", "shares"};
-    const char **fields[3] = {&a->devices, &a->plan, &a->shares};
-    for (int i = 0; i < 3; i++) {
+    const char *optional[4] = {"devices", "plan", "shares", "slowdown_at"};
+    const char **fields[4] = {&a->devices, &a->plan, &a->shares, &a->slowdown_at};
+    for (int i = 0; i < 4; i++) {
         const char *v = json_string_value(json_object_get(o, optional[i]));
         a->owned[2 + i] = v ? strdup(v) : NULL;
         *fields[i] = a->owned[2 + i];
@@ -308,6 +315,35 @@ static int64_t model_seq(const char *spec) {
     return seq;
 }
 
+/* --slowdown-at STEP:DEVICE:F[,STEP:DEVICE:F...] against the resolved workers. Exit code. */
+static int parse_slowdown_at(const char *text, train_setup *s) {
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", text);
+    for (char *save = NULL, *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        char *c1 = strchr(item, ':'), *c3 = strrchr(item, ':');
+        if (!c1 || c1 == c3 || s->n_slow_events == (int)(sizeof s->slow_events / sizeof *s->slow_events)) {
+            cli_error("--slowdown-at: expected STEP:DEVICE:F, got \"%s\"", item);
+            return CLI_USAGE;
+        }
+        *c1 = *c3 = 0;
+        char *end;
+        long long step = strtoll(item, &end, 10);
+        float f = strtof(c3 + 1, NULL);
+        int w = -1;
+        for (int i = 0; i < s->n_workers; i++)
+            if (strcmp(s->device_id[i], c1 + 1) == 0) w = i;
+        if (*end || step < 1 || !(f >= 1.0f) || f > 1000.0f || w < 0) {
+            cli_error("--slowdown-at: \"%s:%s:%s\" needs a step >= 1, one of the --devices and a factor in [1, 1000]",
+                      item, c1 + 1, c3 + 1);
+            return CLI_USAGE;
+        }
+        s->slow_events[s->n_slow_events].step = step;
+        s->slow_events[s->n_slow_events].worker = w;
+        s->slow_events[s->n_slow_events++].factor = f;
+    }
+    return CLI_OK;
+}
+
 /* Resolves --devices / --plan / --shares into worker specs. Exit code. */
 static int resolve_devices(const train_args *a, train_setup *s) {
     s->n_workers = 0;
@@ -324,6 +360,7 @@ static int resolve_devices(const train_args *a, train_setup *s) {
     }
     po_machine *mach;
     po_device_list list = {0, NULL};
+    po_device_register_option("slowdown", "emulate a device F times slower (F >= 1), for tests and demonstrations");
     if (po_machine_discover(NULL, &mach)) {
         cli_error("--devices: %s", po_last_error());
         return CLI_FAIL;
@@ -350,8 +387,17 @@ static int resolve_devices(const train_args *a, train_setup *s) {
         rc = CLI_USAGE;
     }
     int n = dp ? list.n : 1;
-    for (int i = 0; i < n && !rc; i++)
+    for (int i = 0; i < n && !rc; i++) {
         s->workers[i] = (po_worker_spec){list.dev[i].first_core, list.dev[i].n_cores, 0.0};
+        snprintf(s->device_id[i], sizeof s->device_id[i], "%s", list.dev[i].id);
+        const char *f = po_device_opt_get(&list.dev[i], "slowdown");
+        char *end = NULL;
+        s->slowdown[i] = f ? strtof(f, &end) : 1.0f;
+        if (f && (*end || !(s->slowdown[i] >= 1.0f) || s->slowdown[i] > 1000.0f)) {
+            cli_error("--devices: %s: slowdown must be a number between 1 and 1000, got \"%s\"", list.dev[i].id, f);
+            rc = CLI_USAGE;
+        }
+    }
     if (!rc && a->shares) {
         const char *p = a->shares;
         int k = 0;
@@ -371,6 +417,7 @@ static int resolve_devices(const train_args *a, train_setup *s) {
     }
     s->n_workers = rc ? 0 : n;
     po_device_list_free(&list);
+    if (!rc && a->slowdown_at && (rc = parse_slowdown_at(a->slowdown_at, s))) s->n_workers = 0;
     return rc;
 }
 
@@ -423,11 +470,14 @@ static int setup(train_args *a, train_setup *s) {
     }
     if (!a->log_every) a->log_every = a->steps >= 10 ? a->steps / 10 : 1;
     if (a->out && !a->checkpoint_every) a->checkpoint_every = bpe;
-    po_trainer_opts topts = {s->n_workers, s->workers};
+    /* Shares follow measured speed unless the user fixed them. */
+    po_trainer_opts topts = {s->n_workers, s->workers, !a->shares};
     if (po_trainer_new_ex(s->model, &a->optim, a->seed, &topts, &s->trainer)) {
         cli_error("%s", po_last_error());
         return CLI_FAIL;
     }
+    for (int i = 0; i < s->n_workers; i++)
+        if (s->slowdown[i] > 1.0f) po_trainer_set_slowdown(s->trainer, i, s->slowdown[i]);
     return CLI_OK;
 }
 

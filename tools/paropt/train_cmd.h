@@ -19,9 +19,10 @@ typedef struct train_args {
     po_optim_opts optim;
     uint64_t seed;
     po_gemm_provider gemm;
-    const char *devices; /* device list (hw.h syntax); NULL: one worker, the calling thread */
-    const char *plan;    /* "single" or "dp" (the default with several devices) */
-    const char *shares;  /* comma-separated batch shares per device, or NULL for even */
+    const char *devices;     /* device list (hw.h syntax); NULL: one worker, the calling thread */
+    const char *plan;        /* "single" or "dp" (the default with several devices) */
+    const char *shares;      /* comma-separated batch shares per device, or NULL for even */
+    const char *slowdown_at; /* "STEP:DEVICE:F[,...]": change a device's emulated slowdown mid-run */
     bool json, profile;
     bool momentum_set;
     char *owned[8]; /* strings loaded from a run's settings.json */
@@ -37,6 +38,14 @@ typedef struct train_setup {
     FILE *metrics;           /* run directory's metrics.jsonl, or NULL */
     int n_workers;           /* devices the steps run on */
     po_worker_spec workers[64];
+    float slowdown[64];     /* emulated slowdown per worker (device option slowdown=F) */
+    char device_id[64][32]; /* each worker's device, for messages and metrics */
+    struct {
+        int64_t step; /* applies before this step (1-based) runs */
+        int worker;
+        float factor;
+    } slow_events[16]; /* --slowdown-at */
+    int n_slow_events;
 } train_setup;
 
 typedef struct train_result {

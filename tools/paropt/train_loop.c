@@ -62,6 +62,22 @@ static void print_profile(const po_graph *g, const po_exec *ex, double step_ms) 
             step_ms);
 }
 
+/* Each worker's device, rows, compute time and busy fraction of the last step. */
+static json_t *worker_json(const train_setup *s, double step_s) {
+    json_t *arr = json_array();
+    for (int i = 0; i < s->n_workers; i++) {
+        po_worker_stats ws;
+        if (po_trainer_worker_stats(s->trainer, i, &ws)) continue;
+        json_t *w = json_object();
+        json_object_set_new(w, "device", json_string(s->device_id[i]));
+        json_object_set_new(w, "rows", json_integer(ws.rows));
+        json_object_set_new(w, "compute_ms", json_real(round(ws.compute_s * 1e6) / 1e3));
+        json_object_set_new(w, "busy", json_real(step_s > 0 ? round(ws.compute_s / step_s * 1000) / 1000 : 0));
+        json_array_append_new(arr, w);
+    }
+    return arr;
+}
+
 static int evaluate(const train_args *a, train_setup *s, int64_t step, int64_t epoch, train_result *r) {
     if (po_trainer_evaluate(s->trainer, s->test, a->eval_batch, &r->eval)) {
         cli_error("evaluation: %s", po_last_error());
@@ -80,15 +96,21 @@ static int evaluate(const train_args *a, train_setup *s, int64_t step, int64_t e
 }
 
 int train_loop(const train_args *a, train_setup *s, train_result *r) {
-    po_exec *ex = po_trainer_exec(s->trainer);
     int64_t bpe = po_loader_batches_per_epoch(s->loader), batch = s->model->batch;
     bool tty = isatty(STDERR_FILENO);
     double train_s = 0.0, last_draw = 0.0, window_s = 0.0;
     int64_t timed = 0, window = 0;
     float loss = NAN;
+    int64_t rebalances = po_trainer_rebalances(s->trainer);
     for (int64_t step = s->start.step; step < a->steps; step++) {
+        for (int e = 0; e < s->n_slow_events; e++)
+            if (s->slow_events[e].step == step + 1) {
+                po_trainer_set_slowdown(s->trainer, s->slow_events[e].worker, s->slow_events[e].factor);
+                fprintf(stderr, "%sstep %lld: %s now runs %gx slower (emulated)\n", tty ? "\n" : "",
+                        (long long)step + 1, s->device_id[s->slow_events[e].worker], s->slow_events[e].factor);
+            }
         bool timing = step - s->start.step >= a->warmup;
-        if (timing && timed == 0) po_exec_set_profiling(ex, a->profile);
+        if (timing && timed == 0) po_exec_set_profiling(po_trainer_exec(s->trainer), a->profile);
         double t0 = now_s();
         po_status st = po_loader_next(s->loader, po_trainer_input(s->trainer, 0), po_trainer_input(s->trainer, 1));
         if (!st) st = po_trainer_step(s->trainer, &loss);
@@ -116,6 +138,7 @@ int train_loop(const train_args *a, train_setup *s, train_result *r) {
             json_object_set_new(o, "epoch", json_real((double)done / (double)bpe));
             json_object_set_new(o, "loss", json_real(loss));
             json_object_set_new(o, "samples_per_s", json_real(round((double)(window * batch) / window_s * 10) / 10));
+            if (s->n_workers > 1) json_object_set_new(o, "workers", worker_json(s, dt));
             log_json(s->metrics, o);
         }
         if (tty ? now - last_draw > 0.2 || done == a->steps : logged) {
@@ -128,6 +151,18 @@ int train_loop(const train_args *a, train_setup *s, train_result *r) {
             last_draw = now;
         }
         if (logged) window_s = 0.0, window = 0;
+        if (po_trainer_rebalances(s->trainer) != rebalances) {
+            rebalances = po_trainer_rebalances(s->trainer);
+            json_t *o = json_object(), *w = worker_json(s, dt);
+            json_object_set_new(o, "step", json_integer(done));
+            json_object_set_new(o, "event", json_string("rebalance"));
+            json_object_set_new(o, "workers", w);
+            char *text = json_dumps(w, JSON_COMPACT | JSON_REAL_PRECISION(6));
+            fprintf(stderr, "%sstep %lld: re-split the batch by measured speed: %s\n", tty ? "\n" : "", (long long)done,
+                    text ? text : "");
+            free(text);
+            log_json(s->metrics, o);
+        }
         if (s->test && (done % bpe == 0 || done == a->steps)) {
             if (tty) fputc('\n', stderr);
             int rc = evaluate(a, s, done, epoch, r);
@@ -146,6 +181,10 @@ int train_loop(const train_args *a, train_setup *s, train_result *r) {
     r->final_loss = loss;
     r->ms_per_step = timed ? train_s * 1e3 / (double)timed : 0.0;
     r->samples_per_s = timed ? (double)(timed * batch) / train_s : 0.0;
-    if (a->profile) print_profile(s->model->graph, ex, r->ms_per_step);
+    /* A data-parallel run profiles worker 0 (re-splitting the batch starts its profile anew). */
+    if (a->profile) {
+        const po_exec *ex = po_trainer_exec(s->trainer);
+        print_profile(po_exec_graph(ex), ex, r->ms_per_step);
+    }
     return CLI_OK;
 }
