@@ -52,6 +52,13 @@ po_status po_trainer_new_ex(po_model *m, const po_optim_opts *o, uint64_t seed, 
                             po_trainer **out);
 void po_trainer_free(po_trainer *t);
 
+/* The one-line switch to parallel training: po_trainer_new, but each step spread over the
+ * devices `devices` names (hw.h syntax; NULL = "auto", every core of this machine), data
+ * parallel with shares that follow measured speed. With one device it is po_trainer_new. The
+ * rest of a training loop stays as it is. */
+po_status po_trainer_new_parallel(po_model *m, const po_optim_opts *o, uint64_t seed, const char *devices,
+                                  po_trainer **out);
+
 po_params *po_trainer_params(po_trainer *t);
 /* Rows of each batch worker i takes (0 for a single-threaded trainer). */
 int64_t po_trainer_worker_rows(const po_trainer *t, int i);

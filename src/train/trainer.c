@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "paropt/hw.h"
 #include "runtime/dp.h"
 
 struct po_trainer {
@@ -175,4 +176,30 @@ po_status po_trainer_evaluate(po_trainer *t, const po_dataset *d, int64_t batch,
     out->accuracy = (double)correct / (double)count;
     out->targets = count;
     return PO_OK;
+}
+
+po_status po_trainer_new_parallel(po_model *m, const po_optim_opts *o, uint64_t seed, const char *devices,
+                                  po_trainer **out) {
+    *out = NULL;
+    po_machine *mach;
+    po_status st = po_machine_discover(NULL, &mach);
+    if (st) return st;
+    po_device_list list = {0, NULL};
+    st = po_devices_parse(mach, devices ? devices : "auto", &list);
+    po_machine_free(mach);
+    if (st) return st;
+    po_worker_spec workers[PO__DP_MAX_WORKERS];
+    int n = 0;
+    for (int i = 0; i < list.n && !st; i++) {
+        if (list.dev[i].kind != PO_DEVICE_CPU)
+            st = po_fail(PO_ERR_UNSUPPORTED, "%s: the runtime trains on CPU devices only so far", list.dev[i].id);
+        else if (n == PO__DP_MAX_WORKERS)
+            st = po_fail(PO_ERR_UNSUPPORTED, "at most %d devices", PO__DP_MAX_WORKERS);
+        else
+            workers[n++] = (po_worker_spec){list.dev[i].first_core, list.dev[i].n_cores, 0.0};
+    }
+    po_device_list_free(&list);
+    if (st) return st;
+    po_trainer_opts opts = {n, workers, true};
+    return po_trainer_new_ex(m, o, seed, &opts, out);
 }
