@@ -109,6 +109,17 @@ static void *worker(void *arg) {
     return NULL;
 }
 
+/* Frees a loader whose worker thread is not running (never started or joined). */
+static void release(po_loader *l) {
+    pthread_cond_destroy(&l->cv);
+    pthread_mutex_destroy(&l->mu);
+    free(l->idx);
+    free(l->slot_x);
+    free(l->slot_y);
+    free(l->perm);
+    free(l);
+}
+
 static po_status create(const po_dataset *d, int64_t batch, uint64_t seed, bool shuffle, bool keep_last,
                         po_loader **out) {
     *out = NULL;
@@ -146,13 +157,7 @@ static po_status create(const po_dataset *d, int64_t batch, uint64_t seed, bool 
     pthread_cond_init(&l->cv, NULL);
     int err = pthread_create(&l->thread, NULL, worker, l);
     if (err) {
-        pthread_cond_destroy(&l->cv);
-        pthread_mutex_destroy(&l->mu);
-        free(l->idx);
-        free(l->slot_x);
-        free(l->slot_y);
-        free(l->perm);
-        free(l);
+        release(l);
         return po_fail(PO_ERR_NO_MEMORY, "%s: cannot start the loader thread: %s", d->name, strerror(err));
     }
     *out = l;
@@ -174,13 +179,7 @@ void po_loader_free(po_loader *l) {
     pthread_cond_broadcast(&l->cv);
     pthread_mutex_unlock(&l->mu);
     pthread_join(l->thread, NULL);
-    pthread_cond_destroy(&l->cv);
-    pthread_mutex_destroy(&l->mu);
-    free(l->idx);
-    free(l->slot_x);
-    free(l->slot_y);
-    free(l->perm);
-    free(l);
+    release(l);
 }
 
 po_status po_loader_next(po_loader *l, po_tensor *x_out, po_tensor *y_out) {
