@@ -16,6 +16,7 @@
 #include "paropt/models.h"
 #include "paropt/data.h"
 #include "paropt/train.h"
+#include "paropt/plan.h"
 
 #define PAROPT_VERSION_STRING PO_VERSION
 

@@ -33,5 +33,6 @@ bool cli_check_writable(const char *flag, const char *path);
 int cmd_train(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
 
 #endif
