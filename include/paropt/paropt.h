@@ -17,6 +17,8 @@
 #include "paropt/data.h"
 #include "paropt/train.h"
 #include "paropt/plan.h"
+#include "paropt/trace.h"
+#include "paropt/tfevents.h"
 
 #define PAROPT_VERSION_STRING PO_VERSION
 

@@ -183,9 +183,11 @@ po_status po_cost_model_record(po_cost_model *cm, const po_node *n, const char *
 po_status po_cost_model_lookup(const po_cost_model *cm, uint64_t key, const char *device, double *seconds,
                                int *count);
 /* Measures every node of g (a full training graph; parameters are allocated and initialised here)
- * on real device d (machine m; d->id must be in the cluster): `runs` steps (after one warm-up) on a
- * thread pinned to d's cores with the executor's per-node clock, one mean per node recorded.
- * CPU devices only, as po_hw_time_node. */
+ * on real device d (machine m; d->id must be in the cluster): `runs` steps (after one warm-up; more,
+ * up to 25, until 0.2 s are timed) on a thread pinned to d's cores with the executor's per-node
+ * clock, each node's median over the runs recorded.
+ * CPU devices only, as po_hw_time_node. A device with the option slowdown=F (an emulated slow
+ * device, po_exec_set_slowdown) is timed while emulating it, so its slowness is measured. */
 po_status po_cost_model_calibrate(po_cost_model *cm, const po_machine *m, const po_device *d, const po_graph *g,
                                   int runs);
 

@@ -45,7 +45,9 @@ po_status po_exec_run(po_exec *ex);
 po_status po_exec_run_phases(po_exec *ex, unsigned phases);
 /* Runs nodes ids[0..n) in that order, without advancing the step counter. Several threads may
  * run disjoint node lists of one executor at once when those nodes share no buffer they write
- * (the updates of different parameters, for instance) and have no scratch space. */
+ * (the updates of different parameters, for instance) and have no scratch space. Neither
+ * traced (po_exec_set_trace) nor slowed (po_exec_set_slowdown): threads sharing an executor
+ * record their own slices and emulate their own device's speed. */
 po_status po_exec_run_nodes(po_exec *ex, const int *ids, int n);
 
 /* A node's output after a run: kept nodes (po_graph_keep, the loss), inputs, parameters and
@@ -66,10 +68,16 @@ double po_exec_node_seconds(const po_exec *ex, const po_node *n);
 int64_t po_exec_profiled_runs(const po_exec *ex);
 void po_exec_reset_profile(po_exec *ex);
 
+/* Records one slice per node (named by its op, categorised by its phase) on `track` of tr
+ * while tr records (paropt/trace.h); NULL stops. The trace must outlive the executor's runs. */
+struct po_trace;
+void po_exec_set_trace(po_exec *ex, struct po_trace *tr, int track);
+
 /* Emulated heterogeneity, for tests and demonstrations on machines whose cores are all alike:
- * with factor F > 1 every kernel is followed by (F - 1) times its duration of idling, so the
- * executor runs F times slower while its core is free. 1 turns it off. An emulation only: the
- * numbers computed are unchanged. */
+ * with factor F > 1 every kernel owes (F - 1) times its duration of idling, paid in sleeps of at
+ * least half a millisecond and in full by the end of each run, so the executor runs F times
+ * slower while its core is free. 1 turns it off. An emulation only: the numbers computed are
+ * unchanged. */
 po_status po_exec_set_slowdown(po_exec *ex, float factor);
 
 /* Bytes of the intermediate-buffer arena and of the shared kernel scratch space. */

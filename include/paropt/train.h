@@ -76,6 +76,10 @@ int64_t po_trainer_rebalances(const po_trainer *t);
 /* Emulated slowdown of worker i (po_exec_set_slowdown), from the next step on. */
 po_status po_trainer_set_slowdown(po_trainer *t, int worker, float factor);
 po_exec *po_trainer_exec(po_trainer *t);
+/* Records every step's ops (and, data parallel, each worker's all-reduce and optimizer work) on
+ * one track per worker of tr while tr records (paropt/trace.h); NULL stops. */
+struct po_trace;
+void po_trainer_set_trace(po_trainer *t, struct po_trace *tr);
 
 /* Batch buffers to fill before a step, as tensors over the executor's input memory:
  * 0 is the samples (m->x), 1 the targets (m->y). Owned by the trainer. */

@@ -1,6 +1,8 @@
 #define _GNU_SOURCE /* pthread_setaffinity_np */
 #include "runtime/dp.h"
 
+#include "paropt/trace.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
@@ -49,6 +51,7 @@ struct po_dp {
     int window;         /* steps summed in the workers' window_s */
     int64_t rebalances; /* how often shares were re-solved */
     int settle;         /* steps to skip measuring after a rebuild */
+    po_trace *trace;    /* one track per worker, or NULL */
 };
 
 /* Mean finish times over 4 steps more than 10% apart trigger a re-split. */
@@ -82,6 +85,16 @@ static void reduce_slice(po_dp *dp, worker *self) {
     }
 }
 
+/* An emulated slow device (po_exec_set_slowdown) idles (F - 1) times the work it did since
+ * `since` (its gradient slice, its optimizer updates), as its executor does after each kernel. */
+static void emulate_slowness(const worker *w, double since) {
+    if (w->slowdown <= 1.0f) return;
+    double idle = (po_trace_now() - since) * (double)(w->slowdown - 1.0f);
+    struct timespec ts = {(time_t)idle, (long)((idle - (double)(time_t)idle) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
 static void step_worker(worker *w) {
     po_dp *dp = w->dp;
     po_status st = PO_OK;
@@ -101,9 +114,21 @@ static void step_worker(worker *w) {
     bool ok = true;
     for (int i = 0; i < dp->k; i++)
         ok = ok && dp->w[i].status == PO_OK;
+    double r0 = po_trace_now();
     if (ok) reduce_slice(dp, w);
+    emulate_slowness(w, r0);
+    double r1 = po_trace_now();
     pthread_barrier_wait(&dp->barrier);
+    double o0 = po_trace_now();
     if (ok && (st = po_exec_run_nodes(dp->w[0].exec, w->opt_ids, w->n_opt))) fail_worker(w, st);
+    emulate_slowness(w, o0);
+    if (po_trace_recording(dp->trace)) {
+        /* Each worker reads its slice of every other worker's gradients: a flow from each. */
+        po_trace_slice(dp->trace, w->index, "all-reduce", "communication", r0, r1);
+        for (int i = 0; i < dp->k; i++)
+            if (i != w->index) po_trace_flow(dp->trace, i, w->index, "gradients", r0, r1);
+        po_trace_slice(dp->trace, w->index, "optimizer", "optimizer", o0, po_trace_now());
+    }
 }
 
 static void *worker_main(void *arg) {
@@ -212,6 +237,7 @@ static po_status build_worker(po_dp *dp, worker *w, uint64_t seed) {
     }
     if (!st) st = po_exec_new(w->model->graph, w->params, &w->exec);
     if (!st) st = po_exec_set_slowdown(w->exec, w->slowdown);
+    if (!st) po_exec_set_trace(w->exec, dp->trace, w->index);
     return st;
 }
 
@@ -379,6 +405,12 @@ void po__dp_stats(const po_dp *dp, int i, po_worker_stats *out) {
 }
 
 int64_t po__dp_rebalances(const po_dp *dp) { return dp->rebalances; }
+
+void po__dp_set_trace(po_dp *dp, po_trace *tr) {
+    dp->trace = tr;
+    for (int i = 0; i < dp->k; i++)
+        po_exec_set_trace(dp->w[i].exec, tr, i);
+}
 int po__dp_workers(const po_dp *dp) { return dp->k; }
 
 po_status po__dp_step(po_dp *dp, const po_tensor *x, const po_tensor *y, float *loss) {

@@ -33,5 +33,9 @@ int po__dp_workers(const po_dp *dp);
 po_status po__dp_set_slowdown(po_dp *dp, int i, float factor);
 void po__dp_stats(const po_dp *dp, int i, po_worker_stats *out);
 int64_t po__dp_rebalances(const po_dp *dp);
+/* Worker i records into track i of tr (NULL: no trace): its ops, its all-reduce slice, the
+ * gradient flows it reads and its optimizer slice. */
+struct po_trace;
+void po__dp_set_trace(po_dp *dp, struct po_trace *tr);
 
 #endif

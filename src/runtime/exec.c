@@ -1,6 +1,8 @@
 /* The single-worker CPU executor. */
 #include "paropt/runtime.h"
 
+#include "paropt/trace.h"
+
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,9 @@ struct po_exec {
     float slowdown;       /* emulation factor, 1 = off */
     double *node_seconds; /* per node, when profiling */
     int64_t profiled_runs;
+    po_trace *trace; /* slices of each node while the trace records; NULL: none */
+    int trace_track;
+    double idle_debt_s; /* emulated slowness owed (negative: a sleep's overshoot, credited) */
 };
 
 static double now_s(void) {
@@ -209,26 +214,47 @@ po_status po_exec_set_input(po_exec *ex, const po_node *input, const po_tensor *
     return st;
 }
 
-/* Emulated slowness: idle (F - 1) times the kernel's duration after it, so the device looks F
- * times slower to anything that measures it while its core is really free. */
-static void idle_after(double kernel_s, float factor) {
-    double idle = kernel_s * (double)(factor - 1.0f);
+/* Emulated slowness: idle (F - 1) times each kernel's duration, so the device looks F times
+ * slower to anything that measures it while its core is really free. The idling is owed and
+ * paid in sleeps of at least IDLE_QUANTUM_S (a sleep per small kernel would cost the timer's
+ * wake-up latency, tens of microseconds on a VM, and make the device look much slower than F);
+ * what a sleep overshoots is credited against the next debt, so the average holds. */
+#define IDLE_QUANTUM_S 5e-4
+static void pay_idle(po_exec *ex, bool all) {
+    if (ex->idle_debt_s <= 0.0 || (!all && ex->idle_debt_s < IDLE_QUANTUM_S)) return;
+    double t0 = now_s(), idle = ex->idle_debt_s;
     struct timespec ts = {(time_t)idle, (long)((idle - (double)(time_t)idle) * 1e9)};
     while (nanosleep(&ts, &ts) != 0) {
     }
+    ex->idle_debt_s -= now_s() - t0;
 }
 
-static po_status run_node(po_exec *ex, int i) {
+/* shared: the node runs from one of several threads sharing the executor (po_exec_run_nodes),
+ * so it touches no per-executor state: no trace, no emulated slowness (the caller emulates its
+ * own device's). */
+static po_status run_node(po_exec *ex, int i, bool shared) {
     const po_op_def *def = po__op_def(ex->g->nodes[i]->op);
     if (!def->cpu_run) return PO_OK;
-    bool timed = ex->profiling || ex->slowdown > 1.0f;
+    bool traced = !shared && po_trace_recording(ex->trace);
+    bool slowed = !shared && ex->slowdown > 1.0f;
+    bool timed = ex->profiling || slowed || traced;
     double t0 = timed ? now_s() : 0.0;
     po_status st = def->cpu_run(&ex->args[i]);
     if (st) return st; /* the kernel recorded the detail */
     if (timed) {
         double dt = now_s() - t0;
-        if (ex->slowdown > 1.0f) idle_after(dt, ex->slowdown);
-        if (ex->profiling) ex->node_seconds[i] += now_s() - t0;
+        if (slowed) {
+            ex->idle_debt_s += dt * (double)(ex->slowdown - 1.0f);
+            pay_idle(ex, false);
+        }
+        double t1 = now_s();
+        if (ex->profiling) ex->node_seconds[i] += t1 - t0;
+        if (traced) {
+            static const char *const phase[] = {"forward", "backward", "optimizer"};
+            po_phase ph = ex->g->nodes[i]->phase;
+            po_trace_slice(ex->trace, ex->trace_track, po_op_name(ex->g->nodes[i]->op),
+                           ph <= PO_PHASE_OPTIMIZER ? phase[ph] : "other", t0, t1);
+        }
     }
     return PO_OK;
 }
@@ -236,9 +262,10 @@ static po_status run_node(po_exec *ex, int i) {
 po_status po_exec_run(po_exec *ex) {
     omp_set_num_threads(1);
     for (int i = 0; i < ex->g->n_nodes; i++) {
-        po_status st = run_node(ex, i);
+        po_status st = run_node(ex, i, false);
         if (st) return st;
     }
+    pay_idle(ex, true);
     if (ex->profiling) ex->profiled_runs++;
     if (ex->has_optimizer) po_exec_set_steps(ex, ex->steps_done + 1);
     return PO_OK;
@@ -248,9 +275,10 @@ po_status po_exec_run_phases(po_exec *ex, unsigned phases) {
     omp_set_num_threads(1);
     for (int i = 0; i < ex->g->n_nodes; i++) {
         if (!(phases & (1u << ex->g->nodes[i]->phase))) continue;
-        po_status st = run_node(ex, i);
+        po_status st = run_node(ex, i, false);
         if (st) return st;
     }
+    pay_idle(ex, true);
     if (ex->profiling && (phases & (1u << PO_PHASE_FORWARD))) ex->profiled_runs++; /* one step's worth */
     return PO_OK;
 }
@@ -259,7 +287,7 @@ po_status po_exec_run_nodes(po_exec *ex, const int *ids, int n) {
     omp_set_num_threads(1);
     for (int k = 0; k < n; k++) {
         if (ids[k] < 0 || ids[k] >= ex->g->n_nodes) return po_fail(PO_ERR_INVALID_ARG, "run_nodes: no node %d", ids[k]);
-        po_status st = run_node(ex, ids[k]);
+        po_status st = run_node(ex, ids[k], true);
         if (st) return st;
     }
     return PO_OK;
@@ -283,6 +311,11 @@ void po_exec_set_steps(po_exec *ex, int64_t steps) {
 }
 void po_exec_set_lr_scale(po_exec *ex, float scale) { ex->step.lr_scale = scale; }
 void po_exec_set_profiling(po_exec *ex, bool on) { ex->profiling = on; }
+
+void po_exec_set_trace(po_exec *ex, po_trace *tr, int track) {
+    ex->trace = tr;
+    ex->trace_track = track;
+}
 
 po_status po_exec_set_slowdown(po_exec *ex, float factor) {
     if (!(factor >= 1.0f) || factor > 1000.0f)

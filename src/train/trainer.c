@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "paropt/hw.h"
+#include "paropt/trace.h"
 #include "runtime/dp.h"
 
 struct po_trainer {
@@ -114,6 +115,13 @@ po_status po_trainer_set_slowdown(po_trainer *t, int worker, float factor) {
                            : po_fail(PO_ERR_INVALID_ARG, "no worker %d", worker);
     return po__dp_set_slowdown(t->dp, worker, factor);
 }
+void po_trainer_set_trace(po_trainer *t, po_trace *tr) {
+    if (t->dp)
+        po__dp_set_trace(t->dp, tr);
+    else
+        po_exec_set_trace(t->exec, tr, 0);
+}
+
 /* A data-parallel trainer rebuilds its workers' executors when it re-splits the batch. */
 po_exec *po_trainer_exec(po_trainer *t) { return t->dp ? po__dp_exec(t->dp) : t->exec; }
 po_tensor *po_trainer_input(po_trainer *t, int which) { return which == 0 || which == 1 ? t->inputs[which] : NULL; }

@@ -30,6 +30,25 @@ if [ "$(nproc)" -ge 2 ]; then
   check "$REF/tiny_gpt.safetensors" "tiny_gpt:vocab=64,d_model=64,layers=2,heads=4,seq=32" 2 --devices cpu:0,cpu:1
   check "$REF/cifar_cnn.safetensors" "cifar_cnn:c1=8,c2=16,hidden=32,classes=10,image=3x32x32" 4 \
     --devices cpu:0,cpu:1 --shares 3,1
+  # Each --plan: the planner's choice, a named family, and plan files forcing a family (uneven
+  # shares, devices in another order).
+  for plan in auto single dp; do
+    check "$REF/mnist_mlp.safetensors" "mnist_mlp:d_in=784,hidden=64,classes=10" 16 --devices cpu:0,cpu:1 \
+      --plan $plan --calibrate 1
+    check "$REF/tiny_gpt.safetensors" "tiny_gpt:vocab=64,d_model=64,layers=2,heads=4,seq=32" 2 --devices cpu:0,cpu:1 \
+      --plan $plan --calibrate 1
+  done
+  plan_file() { # STRATEGY BATCH LAST_LAYER REPLICAS...
+    local strategy=$1 batch=$2 last=$3 reps=""
+    shift 3
+    for r in "$@"; do reps="$reps${reps:+, }{\"device\": \"${r%=*}\", \"share\": ${r#*=}}"; done
+    printf '{"strategy": "%s", "objective": "time", "batch": %s, "micro_batches": 1, "schedule": "none",\n "stages": [{"layers": [0, %s], "replicas": [%s]}]}\n' \
+      "$strategy" "$batch" "$last" "$reps" >"$TMP/plan-$strategy.json"
+  }
+  plan_file dp 16 2 cpu:1=0.75 cpu:0=0.25
+  check "$REF/mnist_mlp.safetensors" "mnist_mlp:d_in=784,hidden=64,classes=10" 16 --plan "$TMP/plan-dp.json" --calibrate 0
+  plan_file single 16 2 cpu:1=1
+  check "$REF/mnist_mlp.safetensors" "mnist_mlp:d_in=784,hidden=64,classes=10" 16 --plan "$TMP/plan-single.json" --calibrate 0
 else
   echo "data-parallel checks skipped: one core"
 fi

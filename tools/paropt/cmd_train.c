@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "paropt/hw.h"
@@ -36,7 +37,8 @@ static void train_usage(FILE *f) {
                "  --weight-decay X    weight decay (default 0; adamw 1e-2)\n"
                "  --seed S            seed for initialisation, shuffling and synthetic data (default 0)\n"
                "  --out DIR           write a run directory: settings.json, metrics.jsonl, checkpoints/,\n"
-               "                      model.safetensors (a checkpoint at the start and the end)\n"
+               "                      model.safetensors (a checkpoint at the start and the end), and with\n"
+               "                      --devices plan.json, trace.json (a Chrome trace) and summary.json\n"
                "  --checkpoint-every N  also checkpoint every N steps (with --out; default: each epoch)\n"
                "  --resume DIR        continue the run in DIR from its newest checkpoint, with its settings\n"
                "  --save FILE         write the trained parameters (safetensors, PyTorch names), atomically\n"
@@ -44,8 +46,17 @@ static void train_usage(FILE *f) {
                "  --log-every N       progress line and metrics record every N steps (default: 10 per run)\n"
                "  --devices LIST      CPU devices to train on: cpu:N (a core), cpu:N-M (a core group), comma-\n"
                "                      separated, or auto (every core); default: the calling thread alone\n"
-               "  --plan NAME         single (the first device) or dp (data parallel over all; the default\n"
-               "                      with several devices): each device takes a share of every batch\n"
+               "  --plan NAME|FILE    auto: the planner picks the devices, the family and the shares by\n"
+               "                      measuring each device (paropt plan); single (the first device); dp\n"
+               "                      (data parallel over all; the default with several devices); or a\n"
+               "                      plan file from paropt plan --out. The plan and its prediction are\n"
+               "                      printed first; single and dp plans run (pp, hybrid and opsplit are\n"
+               "                      planned, not yet run). --devices defaults to auto with --plan.\n"
+               "  --objective OBJ     with --plan auto: time (default), energy or edp\n"
+               "  --max-slowdown P    with --objective energy: least energy within P%% of the fastest\n"
+               "  --calibrate N       time every op of N steps on each device before planning, so the\n"
+               "                      prediction rests on this machine's measurements (default 2; 0: the\n"
+               "                      device figures alone)\n"
                "  --shares LIST       fixed batch shares per device for dp, e.g. 2,1 (default: even at\n"
                "                      first, then following each device's measured speed)\n"
                "  --slowdown-at STEP:DEVICE:F  from step STEP on, DEVICE runs F times slower (an\n"
@@ -86,7 +97,10 @@ enum {
     O_DEVICES,
     O_PLAN,
     O_SHARES,
-    O_SLOWDOWN_AT
+    O_SLOWDOWN_AT,
+    O_OBJECTIVE,
+    O_MAX_SLOWDOWN,
+    O_CALIBRATE
 };
 
 static const struct option options[] = {{"model", required_argument, 0, O_MODEL},
@@ -114,6 +128,9 @@ static const struct option options[] = {{"model", required_argument, 0, O_MODEL}
                                         {"plan", required_argument, 0, O_PLAN},
                                         {"shares", required_argument, 0, O_SHARES},
                                         {"slowdown-at", required_argument, 0, O_SLOWDOWN_AT},
+                                        {"objective", required_argument, 0, O_OBJECTIVE},
+                                        {"max-slowdown", required_argument, 0, O_MAX_SLOWDOWN},
+                                        {"calibrate", required_argument, 0, O_CALIBRATE},
                                         {"help", no_argument, 0, 'h'},
                                         {0, 0, 0, 0}};
 
@@ -124,6 +141,9 @@ static int parse_args(int argc, char **argv, train_args *a) {
     memset(a, 0, sizeof *a);
     a->model = "mnist_mlp";
     a->data = "synthetic";
+    a->objective = PO_OBJECTIVE_TIME;
+    a->max_slowdown = NAN;
+    a->calibrate = 2;
     const char *optimizer = "adam", *lr = NULL, *wd = NULL, *mom = NULL;
     int other_than_resume = 0;
     opterr = 0;
@@ -172,6 +192,21 @@ static int parse_args(int argc, char **argv, train_args *a) {
         case O_PLAN: a->plan = optarg; break;
         case O_SHARES: a->shares = optarg; break;
         case O_SLOWDOWN_AT: a->slowdown_at = optarg; break;
+        case O_OBJECTIVE:
+            if (po_objective_parse(optarg, &a->objective)) {
+                cli_error("--objective: %s", po_last_error());
+                return CLI_USAGE;
+            }
+            break;
+        case O_MAX_SLOWDOWN: {
+            float pct;
+            if (!cli_parse_float("--max-slowdown", optarg, 0.0, 1e6, &pct)) return CLI_USAGE;
+            a->max_slowdown = pct;
+            break;
+        }
+        case O_CALIBRATE:
+            if (!cli_parse_i64("--calibrate", optarg, 0, 100, &a->calibrate)) return CLI_USAGE;
+            break;
         case O_GEMM:
             if (po_gemm_provider_parse(optarg, &a->gemm)) {
                 cli_error("--gemm: %s", po_last_error());
@@ -204,6 +239,16 @@ static int parse_args(int argc, char **argv, train_args *a) {
         cli_error("--checkpoint-every needs --out DIR");
         return CLI_USAGE;
     }
+    if (!isnan(a->max_slowdown) && a->objective != PO_OBJECTIVE_ENERGY) {
+        cli_error("--max-slowdown applies to --objective energy only");
+        return CLI_USAGE;
+    }
+    if (a->plan && train_plan_is_file(a->plan) && access(a->plan, R_OK) != 0) {
+        cli_error("--plan: \"%s\" is neither auto, single, dp, pp, hybrid, opsplit nor a readable plan file",
+                  a->plan);
+        return CLI_USAGE;
+    }
+    if (a->plan && !a->devices && strcmp(a->plan, "single") != 0) a->devices = "auto";
     return CLI_OK;
 }
 
@@ -228,6 +273,9 @@ static char *settings_json(const train_args *a) {
     json_object_set_new(o, "plan", a->plan ? json_string(a->plan) : json_null());
     json_object_set_new(o, "shares", a->shares ? json_string(a->shares) : json_null());
     json_object_set_new(o, "slowdown_at", a->slowdown_at ? json_string(a->slowdown_at) : json_null());
+    json_object_set_new(o, "objective", json_string(po_objective_name(a->objective)));
+    json_object_set_new(o, "max_slowdown", isnan(a->max_slowdown) ? json_null() : json_real(a->max_slowdown));
+    json_object_set_new(o, "calibrate", json_integer(a->calibrate));
     json_object_set_new(opt, "kind", json_string(po_optim_kind_name(a->optim.kind)));
     json_object_set_new(opt, "lr", json_real(a->optim.lr));
     json_object_set_new(opt, "weight_decay", json_real(a->optim.weight_decay));
@@ -284,6 +332,13 @@ static bool load_settings(const char *dir, train_args *a) {
     a->checkpoint_every = json_integer_value(json_object_get(o, "checkpoint_every"));
     a->log_every = json_integer_value(json_object_get(o, "log_every"));
     a->warmup = json_integer_value(json_object_get(o, "warmup"));
+    /* Settings of runs made before planning existed lack these: the defaults. */
+    const char *objective = json_string_value(json_object_get(o, "objective"));
+    if (objective && po_objective_parse(objective, &a->objective)) a->objective = (po_objective)-1;
+    json_t *ms = json_object_get(o, "max_slowdown");
+    a->max_slowdown = json_is_number(ms) ? json_number_value(ms) : NAN;
+    json_t *cal = json_object_get(o, "calibrate");
+    a->calibrate = json_is_integer(cal) ? json_integer_value(cal) : 2;
     a->optim.lr = (float)json_number_value(json_object_get(opt, "lr"));
     a->optim.weight_decay = (float)json_number_value(json_object_get(opt, "weight_decay"));
     a->optim.momentum = (float)json_number_value(json_object_get(opt, "momentum"));
@@ -294,7 +349,8 @@ static bool load_settings(const char *dir, train_args *a) {
     a->optim.eps = (float)json_number_value(json_object_get(opt, "eps"));
     json_decref(o);
     a->out = a->resume;
-    if (a->batch < 1 || a->steps < 1 || a->log_every < 1 || po_optim_opts_check(&a->optim)) {
+    if (a->batch < 1 || a->steps < 1 || a->log_every < 1 || po_optim_opts_check(&a->optim) ||
+        a->objective == (po_objective)-1 || a->calibrate < 0) {
         cli_error("--resume: %s/settings.json holds invalid settings", dir);
         return false;
     }
@@ -373,10 +429,6 @@ static int resolve_devices(const train_args *a, train_setup *s) {
     }
     int rc = CLI_OK;
     bool dp = list.n > 1 && !(a->plan && strcmp(a->plan, "single") == 0);
-    if (a->plan && strcmp(a->plan, "single") != 0 && strcmp(a->plan, "dp") != 0) {
-        cli_error("--plan: \"%s\" is not available yet (single or dp)", a->plan);
-        rc = CLI_USAGE;
-    }
     for (int i = 0; i < list.n && !rc; i++)
         if (list.dev[i].kind != PO_DEVICE_CPU) {
             cli_error("--devices: %s: the runtime trains on CPU devices only so far", list.dev[i].id);
@@ -416,7 +468,7 @@ static int resolve_devices(const train_args *a, train_setup *s) {
         }
     }
     s->n_workers = rc ? 0 : n;
-    po_device_list_free(&list);
+    s->devs = list; /* kept for planning (train_plan_resolve); freed by teardown */
     if (!rc && a->slowdown_at && (rc = parse_slowdown_at(a->slowdown_at, s))) s->n_workers = 0;
     return rc;
 }
@@ -470,6 +522,13 @@ static int setup(train_args *a, train_setup *s) {
     }
     if (!a->log_every) a->log_every = a->steps >= 10 ? a->steps / 10 : 1;
     if (a->out && !a->checkpoint_every) a->checkpoint_every = bpe;
+    if (a->devices) {
+        /* Without --plan, several devices train data parallel as given. */
+        train_args named = *a;
+        if (!named.plan) named.plan = s->n_workers > 1 ? "dp" : "single";
+        int rc = train_plan_resolve(&named, s);
+        if (rc) return rc;
+    }
     /* Shares follow measured speed unless the user fixed them. */
     po_trainer_opts topts = {s->n_workers, s->workers, !a->shares};
     if (po_trainer_new_ex(s->model, &a->optim, a->seed, &topts, &s->trainer)) {
@@ -541,16 +600,10 @@ static int finish(const train_args *a, train_setup *s) {
 
 static json_t *real_or_null(double v) { return isfinite(v) ? json_real(v) : json_null(); }
 
-static void print_summary(const train_args *a, const train_setup *s, const train_result *r) {
+/* The run's summary: --json prints it, the run directory keeps it as summary.json. */
+static json_t *summary_json(const train_args *a, const train_setup *s, const train_result *r) {
     const po_model *m = s->model;
     po_gemm_provider gemm = po_get_gemm_provider();
-    if (!a->json) {
-        printf("%s: %lld steps of batch %lld, final loss %.6g, %.3f ms/step, %.1f samples/s", m->name,
-               (long long)a->steps, (long long)m->batch, r->final_loss, r->ms_per_step, r->samples_per_s);
-        if (r->evaluated) printf(", test accuracy %.4f, test loss %.4f", r->eval.accuracy, r->eval.loss);
-        printf("\n");
-        return;
-    }
     json_t *o = json_object();
     char lr[32]; /* the float's shortest decimal form: 1e-3, not 0.00100000005 */
     snprintf(lr, sizeof lr, "%.7g", (double)a->optim.lr);
@@ -585,15 +638,86 @@ static void print_summary(const train_args *a, const train_setup *s, const train
         json_object_set_new(w, "rows", json_integer(po_trainer_worker_rows(s->trainer, i)));
         json_array_append_new(devs, w);
     }
-    json_object_set_new(o, "plan", json_string(s->n_workers > 1 ? "dp" : "single"));
     json_object_set_new(o, "workers", devs);
+    json_t *busy = json_object();
+    for (int i = 0; i < (s->n_workers > 0 ? s->n_workers : 1); i++)
+        json_object_set_new(busy, s->n_workers > 0 ? s->device_id[i] : "cpu", json_real(round(r->busy[i] * 1e3) / 1e3));
+    json_object_set_new(o, "busy", busy);
+    json_object_set_new(o, "energy_j", real_or_null(r->energy_j));
+    json_object_set_new(o, "energy_source", isfinite(r->energy_j) ? json_string(r->energy_source) : json_null());
+    json_object_set_new(o, "energy_j_per_sample",
+                        real_or_null(r->timed_steps > 0 ? r->energy_j / (double)(r->timed_steps * m->batch) : NAN));
+    json_object_set_new(o, "measured_step_ms", json_real(round(r->ms_per_step * 1e3) / 1e3));
+    if (s->planned) {
+        char *plan = po_plan_to_json(&s->plan, s->workload);
+        json_t *p = plan ? json_loads(plan, 0, NULL) : NULL;
+        free(plan);
+        double pred = s->plan.predicted.step_ms;
+        json_object_set_new(o, "plan", p ? p : json_null());
+        json_object_set_new(o, "predicted_step_ms", real_or_null(round(pred * 1e3) / 1e3));
+        /* Signed: measured / predicted - 1 (positive: slower than predicted). */
+        json_object_set_new(o, "prediction_error",
+                            real_or_null(pred > 0.0 && r->ms_per_step > 0.0 ? round((r->ms_per_step / pred - 1.0) * 1e4) / 1e4 : NAN));
+    } else {
+        json_object_set_new(o, "plan", json_string("single"));
+        json_object_set_new(o, "predicted_step_ms", json_null());
+        json_object_set_new(o, "prediction_error", json_null());
+    }
+    return o;
+}
+
+static void print_summary(const train_args *a, const train_setup *s, const train_result *r) {
+    const po_model *m = s->model;
+    if (!a->json) {
+        printf("%s: %lld steps of batch %lld, final loss %.6g, %.3f ms/step, %.1f samples/s", m->name,
+               (long long)a->steps, (long long)m->batch, r->final_loss, r->ms_per_step, r->samples_per_s);
+        if (r->evaluated) printf(", test accuracy %.4f, test loss %.4f", r->eval.accuracy, r->eval.loss);
+        printf("\n");
+        if (s->planned && s->plan.predicted.step_ms > 0.0 && r->ms_per_step > 0.0)
+            printf("predicted %.4g ms per step, measured %.4g ms: %+.1f%%\n", s->plan.predicted.step_ms,
+                   r->ms_per_step, 100.0 * (r->ms_per_step / s->plan.predicted.step_ms - 1.0));
+        if (isfinite(r->energy_j) && r->timed_steps > 0)
+            printf("energy %.4g J over %lld timed steps, %.4g mJ per sample (%s)\n", r->energy_j,
+                   (long long)r->timed_steps, 1e3 * r->energy_j / (double)(r->timed_steps * m->batch), r->energy_source);
+        return;
+    }
+    json_t *o = summary_json(a, s, r);
     char *text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
     printf("%s\n", text);
     free(text);
     json_decref(o);
 }
 
+/* summary.json and plan.json in the run directory, atomically. */
+static int write_run_files(const train_args *a, const train_setup *s, const train_result *r) {
+    if (!a->out) return CLI_OK;
+    char path[4096];
+    if (s->planned) {
+        snprintf(path, sizeof path, "%s/plan.json", a->out);
+        if (po_plan_save(&s->plan, s->workload, path)) {
+            cli_error("--out: %s", po_last_error());
+            return CLI_FAIL;
+        }
+    }
+    json_t *o = summary_json(a, s, r);
+    char *text = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
+    json_decref(o);
+    po_status st = text ? run_dir_write(a->out, "summary.json", text) : po_fail(PO_ERR_NO_MEMORY, "out of memory");
+    free(text);
+    if (st) {
+        cli_error("--out: %s", po_last_error());
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
 static void teardown(train_args *a, train_setup *s) {
+    if (s->trainer) po_trainer_set_trace(s->trainer, NULL);
+    po_trace_free(s->trace);
+    po_meter_free(s->meter);
+    po_plan_free(&s->plan);
+    po_workload_free(s->workload);
+    po_device_list_free(&s->devs);
     if (s->metrics) fclose(s->metrics);
     po_loader_free(s->loader);
     po_trainer_free(s->trainer);
@@ -615,11 +739,15 @@ int cmd_train(int argc, char **argv) {
     if (a.save && !cli_check_writable("--save", a.save)) return CLI_USAGE;
     po_set_gemm_provider(a.gemm);
     train_setup s;
-    train_result r = {NAN, 0.0, 0.0, false, {0.0, 0.0, 0}};
+    train_result r;
+    memset(&r, 0, sizeof r);
+    r.final_loss = NAN;
+    r.energy_j = NAN;
     rc = setup(&a, &s);
     if (!rc) rc = prepare_run(&a, &s);
     if (!rc) rc = train_loop(&a, &s, &r);
     if (!rc) rc = finish(&a, &s);
+    if (!rc) rc = write_run_files(&a, &s, &r);
     if (!rc) print_summary(&a, &s, &r);
     teardown(&a, &s);
     return rc;

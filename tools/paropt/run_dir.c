@@ -179,3 +179,19 @@ void run_dir_log(FILE *metrics, const char *json_object) {
     fprintf(metrics, "%s\n", json_object);
     fflush(metrics);
 }
+
+po_status run_dir_write(const char *dir, const char *name, const char *text) {
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
+        return po_fail(PO_ERR_INVALID_ARG, "%s: path too long", dir);
+    po_atomic_file af;
+    po_status st = po_atomic_begin(path, &af);
+    if (st) return st;
+    st = po_atomic_write(&af, text, strlen(text));
+    if (!st) st = po_atomic_write(&af, "\n", 1);
+    if (st) {
+        po_atomic_abort(&af);
+        return st;
+    }
+    return po_atomic_commit(&af);
+}

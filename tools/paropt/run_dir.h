@@ -3,6 +3,9 @@
  *   metrics.jsonl          one JSON object per logged step and per evaluation, each with "step"
  *   checkpoints/step-N.safetensors   the newest two checkpoints
  *   model.safetensors      the final parameters
+ *   plan.json              the plan trained with (with --devices), as paropt plan --out writes it
+ *   trace.json             a Chrome trace of a few steps: one track per device (Perfetto opens it)
+ *   summary.json           the summary paropt train --json prints, written at the end
  * Every file is replaced atomically or appended line by line, so a kill at any moment leaves
  * a directory a later --resume can continue from. */
 #ifndef PO_CLI_RUN_DIR_H
@@ -30,6 +33,9 @@ po_status run_dir_resume(const char *dir, po_params *p, po_train_position *pos, 
  * keep_until_step (records a killed run logged past its last checkpoint) and any partial last
  * line; keep_until_step < 0 keeps everything. */
 po_status run_dir_open_metrics(const char *dir, int64_t keep_until_step, FILE **out);
+/* Writes DIR/name with text, atomically (summary.json and the like). */
+po_status run_dir_write(const char *dir, const char *name, const char *text);
+
 /* Appends one JSON object line and flushes it. */
 void run_dir_log(FILE *metrics, const char *json_object);
 

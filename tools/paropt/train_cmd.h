@@ -20,7 +20,10 @@ typedef struct train_args {
     uint64_t seed;
     po_gemm_provider gemm;
     const char *devices;     /* device list (hw.h syntax); NULL: one worker, the calling thread */
-    const char *plan;        /* "single" or "dp" (the default with several devices) */
+    const char *plan;        /* auto, single, dp (the default with several devices) or a plan file */
+    po_objective objective;  /* what --plan auto optimises */
+    double max_slowdown;     /* --max-slowdown P with the energy objective; NaN: none */
+    int64_t calibrate;       /* steps timed per device before planning (0: device figures only) */
     const char *shares;      /* comma-separated batch shares per device, or NULL for even */
     const char *slowdown_at; /* "STEP:DEVICE:F[,...]": change a device's emulated slowdown mid-run */
     bool json, profile;
@@ -46,6 +49,12 @@ typedef struct train_setup {
         float factor;
     } slow_events[16]; /* --slowdown-at */
     int n_slow_events;
+    po_device_list devs;   /* --devices, parsed */
+    bool planned;          /* plan holds what the run trains with and its prediction */
+    po_plan plan;
+    po_workload *workload; /* the step the plan was made for (names its layers) */
+    po_trace *trace;       /* the run directory's trace while training */
+    po_meter *meter;       /* energy of the timed steps */
 } train_setup;
 
 typedef struct train_result {
@@ -53,7 +62,18 @@ typedef struct train_result {
     double ms_per_step, samples_per_s;
     bool evaluated;
     po_eval_result eval;
+    int64_t timed_steps;       /* steps in ms_per_step (after --warmup) */
+    double busy[64];           /* per worker: compute time / wall time over the timed steps */
+    double energy_j;           /* over the timed steps; NaN when not metered */
+    char energy_source[64];    /* po_meter_source */
 } train_result;
+
+/* --plan with --devices (train_plan.c): plans (auto), builds the named family's plan, or loads
+ * a plan file; predicts its step on this machine's measured devices; prints it; and replaces
+ * s->workers with the plan's devices and shares. s->model must be built. Exit code. */
+int train_plan_resolve(const train_args *a, train_setup *s);
+/* Whether --plan names a file rather than a family. */
+bool train_plan_is_file(const char *plan);
 
 /* Runs steps start.step .. args->steps; returns a CLI exit code. */
 int train_loop(const train_args *args, train_setup *s, train_result *r);

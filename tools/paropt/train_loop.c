@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -78,6 +79,58 @@ static json_t *worker_json(const train_setup *s, double step_s) {
     return arr;
 }
 
+/* Resident memory of the process, bytes (0 when /proc is unreadable). */
+static int64_t rss_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long long pages = 0, resident = 0;
+    if (!f) return 0;
+    if (fscanf(f, "%lld %lld", &pages, &resident) != 2) resident = 0;
+    fclose(f);
+    return (int64_t)resident * sysconf(_SC_PAGESIZE);
+}
+
+/* Energy of the run: the meter for the workers' cores (RAPL where readable, else the model from
+ * each core's busy time). NULL when no meter opens (the run goes on without energy figures). */
+static po_meter *open_meter(const train_setup *s) {
+    int cpus[256], n = 0;
+    for (int i = 0; i < s->n_workers; i++)
+        for (int c = s->workers[i].first_core; c < s->workers[i].first_core + s->workers[i].n_cores && n < 256; c++)
+            cpus[n++] = c;
+    po_meter_opts o = po_meter_opts_default();
+    o.cpus = n ? cpus : NULL;
+    o.n_cpus = n;
+    po_meter *m = NULL;
+    if (po_meter_new(&o, &m) || po_meter_begin(m)) {
+        po_meter_free(m);
+        po_clear_error();
+        return NULL;
+    }
+    return m;
+}
+
+/* The trace of a run directory: one track per worker; a few steps recorded (trace_step). */
+static po_trace *open_trace(const train_args *a, train_setup *s) {
+    if (!a->out) return NULL;
+    int n = s->n_workers > 0 ? s->n_workers : 1;
+    po_trace *tr = NULL;
+    if (po_trace_new(n, &tr)) {
+        po_clear_error();
+        return NULL;
+    }
+    for (int i = 0; i < n; i++)
+        po_trace_set_track_name(tr, i, s->n_workers > 0 ? s->device_id[i] : "cpu (calling thread)");
+    po_trainer_set_trace(s->trainer, tr);
+    return tr;
+}
+
+/* Which steps the trace records: the first timed one, then logged steps, at most 8 in all, and
+ * the last step. */
+static bool trace_step(const train_args *a, const train_setup *s, int64_t done, int traced) {
+    if (done == a->steps) return true;
+    if (traced >= 7) return false;
+    return done == s->start.step + a->warmup + 1 || done % a->log_every == 0;
+}
+
 static int evaluate(const train_args *a, train_setup *s, int64_t step, int64_t epoch, train_result *r) {
     if (po_trainer_evaluate(s->trainer, s->test, a->eval_batch, &r->eval)) {
         cli_error("evaluation: %s", po_last_error());
@@ -102,6 +155,13 @@ int train_loop(const train_args *a, train_setup *s, train_result *r) {
     int64_t timed = 0, window = 0;
     float loss = NAN;
     int64_t rebalances = po_trainer_rebalances(s->trainer);
+    int nw = s->n_workers > 0 ? s->n_workers : 1;
+    double compute_s[64] = {0}, step_only_s = 0.0;
+    s->trace = open_trace(a, s);
+    po_trace *trace = s->trace;
+    int traced = 0;
+    double last_j = 0.0, last_t = 0.0;
+    po_energy_reading er = {0.0, 0.0, 0.0, NULL};
     for (int64_t step = s->start.step; step < a->steps; step++) {
         for (int e = 0; e < s->n_slow_events; e++)
             if (s->slow_events[e].step == step + 1) {
@@ -110,11 +170,21 @@ int train_loop(const train_args *a, train_setup *s, train_result *r) {
                         (long long)step + 1, s->device_id[s->slow_events[e].worker], s->slow_events[e].factor);
             }
         bool timing = step - s->start.step >= a->warmup;
-        if (timing && timed == 0) po_exec_set_profiling(po_trainer_exec(s->trainer), a->profile);
+        if (timing && timed == 0) {
+            po_exec_set_profiling(po_trainer_exec(s->trainer), a->profile);
+            s->meter = open_meter(s);
+        }
+        bool tracing = trace && trace_step(a, s, step + 1, traced);
+        if (tracing) po_trace_begin_step(trace, step + 1), traced++;
         double t0 = now_s();
         po_status st = po_loader_next(s->loader, po_trainer_input(s->trainer, 0), po_trainer_input(s->trainer, 1));
+        double ts = now_s();
         if (!st) st = po_trainer_step(s->trainer, &loss);
-        double dt = now_s() - t0;
+        double t1 = now_s(), dt = t1 - t0;
+        if (tracing) {
+            if (s->n_workers <= 1) po_trace_slice(trace, 0, "step", "step", ts, t1);
+            po_trace_end_step(trace);
+        }
         if (st) {
             cli_error("step %lld: %s", (long long)step + 1, po_last_error());
             return CLI_FAIL;
@@ -126,6 +196,11 @@ int train_loop(const train_args *a, train_setup *s, train_result *r) {
         if (timing) {
             train_s += dt;
             timed++;
+            step_only_s += t1 - ts;
+            for (int i = 0; i < s->n_workers && i < 64; i++) {
+                po_worker_stats ws;
+                if (!po_trainer_worker_stats(s->trainer, i, &ws)) compute_s[i] += ws.compute_s;
+            }
         }
         window_s += dt;
         window++;
@@ -138,6 +213,15 @@ int train_loop(const train_args *a, train_setup *s, train_result *r) {
             json_object_set_new(o, "epoch", json_real((double)done / (double)bpe));
             json_object_set_new(o, "loss", json_real(loss));
             json_object_set_new(o, "samples_per_s", json_real(round((double)(window * batch) / window_s * 10) / 10));
+            json_object_set_new(o, "step_ms", json_real(round(window_s / (double)window * 1e6) / 1e3));
+            json_object_set_new(o, "rss_bytes", json_integer(rss_bytes()));
+            if (s->meter && !po_meter_read(s->meter, &er) && er.seconds > last_t) {
+                json_object_set_new(o, "power_w", json_real(round((er.joules - last_j) / (er.seconds - last_t) * 100) / 100));
+                json_object_set_new(o, "energy_j", json_real(round(er.joules * 1000) / 1000));
+                json_object_set_new(o, "energy_source", json_string(er.source));
+                last_j = er.joules;
+                last_t = er.seconds;
+            }
             if (s->n_workers > 1) json_object_set_new(o, "workers", worker_json(s, dt));
             log_json(s->metrics, o);
         }
@@ -178,7 +262,29 @@ int train_loop(const train_args *a, train_setup *s, train_result *r) {
         }
     }
     if (tty && !s->test) fputc('\n', stderr);
+    r->energy_j = NAN;
+    if (s->meter && !po_meter_end(s->meter, &er)) {
+        r->energy_j = er.joules;
+        snprintf(r->energy_source, sizeof r->energy_source, "%s", er.source);
+    }
+    po_meter_free(s->meter);
+    s->meter = NULL;
+    for (int i = 0; i < nw && i < 64; i++)
+        r->busy[i] = train_s > 0.0 ? (s->n_workers > 1 ? compute_s[i] : step_only_s) / train_s : 0.0;
+    if (trace) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/trace.json", a->out);
+        po_trainer_set_trace(s->trainer, NULL);
+        po_status tst = po_trace_write(trace, path);
+        po_trace_free(trace);
+        s->trace = NULL;
+        if (tst) {
+            cli_error("--out: %s", po_last_error());
+            return CLI_FAIL;
+        }
+    }
     r->final_loss = loss;
+    r->timed_steps = timed;
     r->ms_per_step = timed ? train_s * 1e3 / (double)timed : 0.0;
     r->samples_per_s = timed ? (double)(timed * batch) / train_s : 0.0;
     /* A data-parallel run profiles worker 0 (re-splitting the batch starts its profile anew). */

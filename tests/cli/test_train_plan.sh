@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# paropt train --plan: the plan is printed and trained with; the --json summary and the run
+# directory carry the plan, predicted against measured step time, per-device busy fractions and
+# energy with its source; trace.json is a Chrome trace with one track per device; an emulated
+# slow device is discovered by measurement; errors are one line.
+source "$(dirname "$0")/lib.sh"
+[ "$(nproc)" -ge 2 ] || { echo "skipped: one core"; exit 77; }
+MODEL=(--model mnist_mlp:d_in=256,hidden=512 --batch 64)
+
+"$PO_BIN" train "${MODEL[@]}" --steps 30 --devices cpu:0,cpu:1 --plan auto --out "$TMP/run" --log-every 5 --json \
+  >"$TMP/out" 2>"$TMP/err" || fail "--plan auto failed: $(tail -3 "$TMP/err")"
+for w in "^plan       " "^predicted  .* ms per step" "^why        Chosen for time"; do
+  grep -q "$w" "$TMP/err" || fail "the plan is not printed before training ('$w'): $(head -5 "$TMP/err")"
+done
+tail -n 1 "$TMP/out" >"$TMP/summary.json"
+python3 - "$TMP/summary.json" "$TMP/run" <<'EOF' || fail "summary / run directory checks"
+import json, sys, os
+s = json.load(open(sys.argv[1]))
+run = sys.argv[2]
+def need(cond, what):
+    if not cond:
+        print("FAIL:", what); sys.exit(1)
+plan = s["plan"]
+need(isinstance(plan, dict) and plan["strategy"] in ("single", "dp"), "plan object: %r" % (plan,))
+used = [r["device"] for st in plan["stages"] for r in st["replicas"]]
+need(set(used) <= {"cpu:0", "cpu:1"}, "plan devices %r" % used)
+need(abs(sum(r["share"] for r in plan["stages"][0]["replicas"]) - 1) < 1e-6, "shares sum to 1")
+need(s["predicted_step_ms"] == round(plan["predicted"]["step_ms"], 3), "predicted_step_ms is the plan's")
+need(s["measured_step_ms"] == s["ms_per_step"], "measured_step_ms")
+err = s["measured_step_ms"] / s["predicted_step_ms"] - 1
+need(abs(s["prediction_error"] - err) < 1e-3, "prediction_error %r vs %r" % (s["prediction_error"], err))
+need(set(s["busy"]) == set(used) and all(0 < b <= 1.05 for b in s["busy"].values()), "busy %r" % s["busy"])
+need(s["energy_j"] > 0 and s["energy_source"].split("+")[0] in ("measured:rapl", "measured:nvml", "estimated:model"),
+     "energy %r %r" % (s["energy_j"], s["energy_source"]))
+print("plan %s over %s; predicted %.3f ms, measured %.3f ms (error %+.1f%%); busy %s; %.3g J (%s)" % (
+    plan["strategy"], used, s["predicted_step_ms"], s["measured_step_ms"], 100 * err, s["busy"], s["energy_j"],
+    s["energy_source"]))
+# The run directory keeps the same summary and the plan.
+need(json.load(open(os.path.join(run, "summary.json"))) == s, "summary.json differs from the --json line")
+need(json.load(open(os.path.join(run, "plan.json")))["stages"] == plan["stages"], "plan.json")
+# metrics.jsonl: step time, memory, power and energy with its source on every step record.
+steps = [json.loads(l) for l in open(os.path.join(run, "metrics.jsonl")) if '"loss"' in l]
+need(len(steps) == 6, "%d step records" % len(steps))
+for r in steps:
+    for k in ("step_ms", "rss_bytes", "power_w", "energy_j", "energy_source") + (("workers",) if len(used) > 1 else ()):
+        need(k in r, "metrics record lacks %s: %r" % (k, r))
+# trace.json: Chrome trace, one named track per device, op slices, all-reduce slices, flows in pairs.
+t = json.load(open(os.path.join(run, "trace.json")))
+ev = t["traceEvents"]
+names = {e["tid"]: e["args"]["name"] for e in ev if e["ph"] == "M" and e["name"] == "thread_name"}
+need(sorted(names.values()) == sorted(used), "track names %r" % names)
+x = [e for e in ev if e["ph"] == "X"]
+need(all(e["dur"] >= 0 and e["ts"] >= 0 and "step" in e["args"] for e in x), "slice fields")
+traced = sorted({e["args"]["step"] for e in x})
+need(30 in traced and 1 in traced and len(traced) <= 8, "traced steps %r" % traced)
+need({e["tid"] for e in x} == set(names), "slices on every track")
+need({"linear", "relu"} <= {e["name"] for e in x}, "op slices")
+if len(used) > 1:
+    need(any(e["name"] == "all-reduce" for e in x), "all-reduce slices")
+    s_ids = sorted(e["id"] for e in ev if e["ph"] == "s")
+    f_ids = sorted(e["id"] for e in ev if e["ph"] == "f")
+    need(s_ids and s_ids == f_ids, "flow start/finish pairs")
+# Slices of one track within one step do not overlap (a track is one worker's timeline).
+for tid in names:
+    for step in traced:
+        sl = sorted((e["ts"], e["ts"] + e["dur"]) for e in x if e["tid"] == tid and e["args"]["step"] == step)
+        need(all(a[1] <= b[0] + 1e-3 for a, b in zip(sl, sl[1:])), "overlapping slices on track %d" % tid)
+EOF
+
+# A device three times slower (emulated) is found by measuring it: the planner gives it the
+# smaller share before the first step.
+"$PO_BIN" train "${MODEL[@]}" --steps 3 --devices cpu:0,cpu:1:slowdown=3 --plan auto --json >"$TMP/out" 2>"$TMP/err" \
+  || fail "slow device: $(tail -3 "$TMP/err")"
+python3 - "$TMP/out" <<'EOF' || fail "the slow device's planned share"
+import json, sys
+s = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+reps = {r["device"]: r["share"] for r in s["plan"]["stages"][0]["replicas"]}
+print("planned shares with cpu:1 three times slower:", reps)
+if s["plan"]["strategy"] == "dp" and not reps["cpu:1"] < 0.45:
+    print("FAIL: cpu:1 should get clearly less than half"); sys.exit(1)
+if s["plan"]["strategy"] == "single" and "cpu:0" not in reps:
+    print("FAIL: a single-device plan should use the fast cpu:0"); sys.exit(1)
+EOF
+
+# --plan single pins to the first device; the plan file round trip: paropt plan --out, then train.
+"$PO_BIN" plan "${MODEL[@]}" --devices cpu:0,cpu:1 --strategy dp --out "$TMP/p.json" >/dev/null 2>&1 || fail "paropt plan --out"
+"$PO_BIN" train "${MODEL[@]}" --steps 3 --plan "$TMP/p.json" --calibrate 0 --json >"$TMP/out" 2>"$TMP/err" \
+  || fail "--plan FILE: $(tail -2 "$TMP/err")"
+grep -q '"strategy":"dp"' "$TMP/out" || fail "--plan FILE did not train its dp plan"
+
+expect_error "--plan pp: the runtime trains single-device and data-parallel plans so far" \
+  "$PO_BIN" train "${MODEL[@]}" --steps 1 --devices cpu:0,cpu:1 --plan pp --calibrate 0
+expect_error "neither auto, single, dp" "$PO_BIN" train --plan "$TMP/missing.json"
+printf '{"strategy": "dp", "objective": "time", "batch": 64, "micro_batches": 1, "schedule": "none", "stages": [{"layers": [0, 2], "replicas": [{"device": "cpu:9", "share": 1}]}]}\n' >"$TMP/bad.json"
+expect_error "cpu:9" "$PO_BIN" train "${MODEL[@]}" --steps 1 --devices cpu:0,cpu:1 --plan "$TMP/bad.json" --calibrate 0
+printf '{"strategy": "dp", "objective": "time", "batch": 64,\n "stages": [}\n' >"$TMP/bad2.json"
+expect_error "bad2.json:2:" "$PO_BIN" train "${MODEL[@]}" --steps 1 --plan "$TMP/bad2.json" --calibrate 0
+expect_error "--max-slowdown applies to --objective energy" "$PO_BIN" train --plan auto --max-slowdown 5
+expect_error "--objective" "$PO_BIN" train --plan auto --objective fastest
+expect_error "--calibrate" "$PO_BIN" train --plan auto --calibrate -1
+finish

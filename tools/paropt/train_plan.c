@@ -1,0 +1,232 @@
+/* paropt train --plan: which devices a run trains on and with what shares — from the planner
+ * (auto), a named family (single, dp) or a plan file — and the prediction the run is then
+ * measured against. */
+#define _GNU_SOURCE /* sched_setaffinity */
+#include <math.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "train_cmd.h"
+
+/* Families the runtime executes so far; the planner also plans pp, hybrid and opsplit. */
+#define RUNNABLE ((1u << PO_STRATEGY_SINGLE) | (1u << PO_STRATEGY_DP))
+
+static void progress(const char *what, void *ctx) {
+    (void)ctx;
+    fprintf(stderr, "paropt: measuring %s\n", what);
+}
+
+bool train_plan_is_file(const char *plan) {
+    return plan && strcmp(plan, "auto") && strcmp(plan, "single") && strcmp(plan, "dp") && strcmp(plan, "pp") &&
+           strcmp(plan, "hybrid") && strcmp(plan, "opsplit");
+}
+
+/* The full training graph of the model at one batch, for calibration. */
+static po_status step_graph(const char *spec, int64_t batch, const po_optim_opts *o, po_model **out) {
+    po_status st = po_model_build(spec, batch, out);
+    if (st) return st;
+    st = po_graph_backward((*out)->graph, (*out)->loss);
+    if (!st) st = po_graph_add_optimizer((*out)->graph, o);
+    if (st) {
+        st = po_fail(st, "%s", po_graph_error((*out)->graph));
+        po_model_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+/* Times every op of the step on each device at the workload's two batch sizes, so the cost model
+ * predicts from this machine's measurements (an emulated slow device is timed slow). */
+static po_status calibrate(const train_args *a, const train_setup *s, const po_machine *m, po_cost_model *cm) {
+    const po_workload *w = s->workload;
+    int64_t batches[2] = {po_workload_batch(w), po_workload_batch(w) >= 2 ? po_workload_batch(w) / 2 : 2};
+    po_status st = PO_OK;
+    for (int k = 0; k < 2 && !st; k++) {
+        po_model *model = NULL;
+        st = step_graph(s->model->spec, batches[k], &a->optim, &model);
+        for (int i = 0; i < s->devs.n && !st; i++) {
+            fprintf(stderr, "paropt: timing every op of a step at batch %lld on %s\n", (long long)batches[k],
+                    s->devs.dev[i].id);
+            st = po_cost_model_calibrate(cm, m, &s->devs.dev[i], model->graph, (int)a->calibrate);
+        }
+        po_model_free(model);
+    }
+    return st;
+}
+
+/* A plan of one named family over the devices: single on the first, or dp over all with the
+ * --shares (even without). */
+static po_status named_plan(const train_args *a, const train_setup *s, po_plan *p) {
+    memset(p, 0, sizeof *p);
+    bool dp = strcmp(a->plan, "dp") == 0 && s->devs.n > 1;
+    int n = dp ? s->devs.n : 1;
+    p->strategy = dp ? PO_STRATEGY_DP : PO_STRATEGY_SINGLE;
+    p->objective = PO_OBJECTIVE_TIME;
+    p->max_slowdown_pct = NAN;
+    snprintf(p->model, sizeof p->model, "%s", po_workload_name(s->workload));
+    p->batch = po_workload_batch(s->workload);
+    p->micro_batches = 1;
+    p->schedule = PO_SCHEDULE_NONE;
+    p->n_stages = 1;
+    p->stages = calloc(1, sizeof *p->stages);
+    if (p->stages) p->stages->replicas = calloc((size_t)n, sizeof *p->stages->replicas);
+    if (!p->stages || !p->stages->replicas) return po_fail(PO_ERR_NO_MEMORY, "out of memory");
+    p->stages->first_layer = 0;
+    p->stages->last_layer = po_workload_n_layers(s->workload) - 1;
+    p->stages->n_replicas = n;
+    double total = 0.0;
+    for (int i = 0; i < n; i++)
+        total += s->workers[i].share > 0.0 ? s->workers[i].share : 1.0;
+    for (int i = 0; i < n; i++) {
+        snprintf(p->stages->replicas[i].device, sizeof p->stages->replicas[i].device, "%s", s->devs.dev[i].id);
+        p->stages->replicas[i].share = (s->workers[i].share > 0.0 ? s->workers[i].share : 1.0) / total;
+    }
+    return PO_OK;
+}
+
+/* Workers from the plan's devices (in plan order) and shares. */
+static int workers_from_plan(const train_args *a, train_setup *s) {
+    const po_plan *p = &s->plan;
+    if (!((1u << p->strategy) & RUNNABLE)) {
+        cli_error("--plan %s: a %s plan; the runtime trains single-device and data-parallel plans so far", a->plan,
+                  po_strategy_name(p->strategy));
+        return CLI_USAGE;
+    }
+    const po_plan_stage *st = &p->stages[0];
+    int n = 0;
+    train_setup old = *s; /* workers resolved from --devices: their slowdown and id */
+    for (int r = 0; r < st->n_replicas; r++) {
+        int d = -1;
+        for (int i = 0; i < s->devs.n; i++)
+            if (strcmp(s->devs.dev[i].id, st->replicas[r].device) == 0) d = i;
+        if (d < 0) {
+            cli_error("--plan %s: device %s is not among --devices %s", a->plan, st->replicas[r].device,
+                      a->devices);
+            return CLI_USAGE;
+        }
+        s->workers[n] = (po_worker_spec){s->devs.dev[d].first_core, s->devs.dev[d].n_cores, st->replicas[r].share};
+        s->slowdown[n] = old.slowdown[d];
+        snprintf(s->device_id[n], sizeof s->device_id[n], "%s", s->devs.dev[d].id);
+        n++;
+    }
+    /* --slowdown-at names devices by their position in --devices: follow them to their worker. */
+    for (int e = 0; e < s->n_slow_events; e++) {
+        int w = -1;
+        for (int i = 0; i < n; i++)
+            if (strcmp(s->device_id[i], old.device_id[s->slow_events[e].worker]) == 0) w = i;
+        if (w < 0) {
+            cli_error("--slowdown-at: %s does not train in the chosen plan", old.device_id[s->slow_events[e].worker]);
+            return CLI_USAGE;
+        }
+        s->slow_events[e].worker = w;
+    }
+    s->n_workers = n;
+    if (n == 1) {
+        /* One worker trains on the calling thread: keep it on its device's cores. */
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        for (int c = s->workers[0].first_core; c < s->workers[0].first_core + s->workers[0].n_cores; c++)
+            CPU_SET(c, &set);
+        if (sched_setaffinity(0, sizeof set, &set) != 0)
+            fprintf(stderr, "paropt: warning: cannot pin the training thread to %s\n", s->device_id[0]);
+    }
+    return CLI_OK;
+}
+
+/* With auto: what the best plan of any family would be, when the runtime cannot run it yet. */
+static void note_unrunnable(const po_cost_model *cm, const po_plan_opts *o, train_setup *s) {
+    po_plan_opts all = *o;
+    all.strategies = 0;
+    all.top_k = 1;
+    po_plan best;
+    memset(&best, 0, sizeof best);
+    if (po_plan_search(s->workload, cm, &all, &best) == PO_OK && !((1u << best.strategy) & RUNNABLE)) {
+        char sum[256], line[512];
+        double d = 100.0 * (s->plan.predicted.step_ms / best.predicted.step_ms - 1.0);
+        snprintf(line, sizeof line,
+                 "Not run: the best plan of any family, %s, is predicted at %.4g ms per step (this plan is %.1f%% "
+                 "slower); the runtime trains single-device and data-parallel plans so far.",
+                 po_plan_summary(&best, s->workload, sum, sizeof sum), best.predicted.step_ms, d);
+        char **e = realloc(s->plan.explanation, (size_t)(s->plan.n_explanation + 1) * sizeof *e);
+        if (e) {
+            s->plan.explanation = e;
+            e[s->plan.n_explanation] = strdup(line);
+            if (e[s->plan.n_explanation]) s->plan.n_explanation++;
+        }
+    }
+    po_clear_error();
+    po_plan_free(&best);
+}
+
+static void print_plan(const train_setup *s) {
+    char sum[256];
+    const po_prediction *pr = &s->plan.predicted;
+    fprintf(stderr, "plan       %s\n", po_plan_summary(&s->plan, s->workload, sum, sizeof sum));
+    fprintf(stderr, "predicted  %.4g ms per step, %.0f samples/s, %.4g J per sample (%s)\n", pr->step_ms,
+            pr->samples_per_s, pr->energy_j_per_sample, pr->energy_source);
+    for (int i = 0; i < s->plan.n_explanation; i++)
+        fprintf(stderr, "%-10s %s\n", i ? "" : "why", s->plan.explanation[i]);
+}
+
+int train_plan_resolve(const train_args *a, train_setup *s) {
+    if (!a->devices) return CLI_OK;
+    if (po_workload_from_model(s->model->spec, s->model->batch, &a->optim, &s->workload)) {
+        cli_error("--plan: %s", po_last_error());
+        return CLI_FAIL;
+    }
+    po_machine *m = NULL;
+    po_hw_profile *prof = NULL;
+    po_cluster *cluster = NULL;
+    po_cost_model *cm = NULL;
+    po_measure_opts mo = po_measure_opts_default();
+    mo.progress = progress;
+    int rc = CLI_OK;
+    if (po_machine_discover(NULL, &m) || po_hw_profile_get(m, &s->devs, &mo, &prof) ||
+        po_cluster_from_profile(m, prof, &cluster) || po_cost_model_new(cluster, &cm) ||
+        (a->calibrate > 0 && calibrate(a, s, m, cm))) {
+        cli_error("--plan: %s", po_last_error());
+        rc = CLI_FAIL;
+    }
+    po_plan_opts o = po_plan_opts_default();
+    o.objective = a->objective;
+    o.max_slowdown_pct = a->max_slowdown;
+    o.top_k = 3;
+    po_status st = PO_OK;
+    if (rc) {
+    } else if (strcmp(a->plan, "auto") == 0) {
+        o.strategies = RUNNABLE;
+        st = po_plan_search(s->workload, cm, &o, &s->plan);
+        if (!st) note_unrunnable(cm, &o, s);
+    } else if (train_plan_is_file(a->plan)) {
+        st = po_plan_load(a->plan, &s->plan);
+        if (!st) st = po_plan_validate(&s->plan, s->workload, cluster);
+        /* The file's prediction was made elsewhere: predict again on this machine's figures. */
+        if (!st) st = po_plan_simulate(&s->plan, s->workload, cm, &s->plan.predicted);
+    } else if (strcmp(a->plan, "single") == 0 || strcmp(a->plan, "dp") == 0) {
+        st = named_plan(a, s, &s->plan);
+        if (!st) st = po_plan_simulate(&s->plan, s->workload, cm, &s->plan.predicted);
+        if (!st) st = po_plan_explain(&s->plan, s->workload, cm, NULL);
+    } else {
+        cli_error("--plan %s: the runtime trains single-device and data-parallel plans so far (paropt plan "
+                  "--strategy %s shows what it would predict)",
+                  a->plan, a->plan);
+        rc = CLI_USAGE;
+    }
+    if (!rc && st) {
+        cli_error("--plan %s: %s", a->plan, po_last_error());
+        rc = CLI_FAIL;
+    }
+    if (!rc) {
+        s->planned = true;
+        rc = workers_from_plan(a, s);
+    }
+    if (!rc) print_plan(s);
+    po_cost_model_free(cm);
+    po_cluster_free(cluster);
+    po_hw_profile_free(prof);
+    po_machine_free(m);
+    return rc;
+}
