@@ -18,7 +18,7 @@ build: deps
 	@cmake --build $(BUILD) -j $(JOBS)
 
 run: build
-	./$(BUILD)/paropt train --model mnist_mlp --data fashion-mnist --epochs 1
+	./$(BUILD)/paropt train --model mnist_mlp --data fashion-mnist --epochs 1 --devices auto --plan auto
 
 test-fast: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)

@@ -37,8 +37,9 @@ static void train_usage(FILE *f) {
                "  --weight-decay X    weight decay (default 0; adamw 1e-2)\n"
                "  --seed S            seed for initialisation, shuffling and synthetic data (default 0)\n"
                "  --out DIR           write a run directory: settings.json, metrics.jsonl, checkpoints/,\n"
-               "                      model.safetensors (a checkpoint at the start and the end), and with\n"
-               "                      --devices plan.json, trace.json (a Chrome trace) and summary.json\n"
+               "                      model.safetensors (a checkpoint at the start and the end), summary.json,\n"
+               "                      trace.json (a Chrome trace), events.out.tfevents.* (TensorBoard\n"
+               "                      scalars) and, with --devices, plan.json\n"
                "  --checkpoint-every N  also checkpoint every N steps (with --out; default: each epoch)\n"
                "  --resume DIR        continue the run in DIR from its newest checkpoint, with its settings\n"
                "  --save FILE         write the trained parameters (safetensors, PyTorch names), atomically\n"
@@ -577,6 +578,11 @@ static int prepare_run(train_args *a, train_setup *s) {
         cli_error("--out: %s", po_last_error());
         return CLI_FAIL;
     }
+    /* TensorBoard reads every events file of the directory: a resumed run adds its own. */
+    if (po_tfevents_open(a->out, &s->events)) {
+        cli_error("--out: %s", po_last_error());
+        return CLI_FAIL;
+    }
     return CLI_OK;
 }
 
@@ -715,6 +721,7 @@ static void teardown(train_args *a, train_setup *s) {
     if (s->trainer) po_trainer_set_trace(s->trainer, NULL);
     po_trace_free(s->trace);
     po_meter_free(s->meter);
+    po_tfevents_close(s->events);
     po_plan_free(&s->plan);
     po_workload_free(s->workload);
     po_device_list_free(&s->devs);

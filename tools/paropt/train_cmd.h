@@ -55,6 +55,7 @@ typedef struct train_setup {
     po_workload *workload; /* the step the plan was made for (names its layers) */
     po_trace *trace;       /* the run directory's trace while training */
     po_meter *meter;       /* energy of the timed steps */
+    po_tfevents *events;   /* the run directory's TensorBoard scalars, or NULL */
 } train_setup;
 
 typedef struct train_result {

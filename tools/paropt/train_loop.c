@@ -131,6 +131,18 @@ static bool trace_step(const train_args *a, const train_setup *s, int64_t done, 
     return done == s->start.step + a->warmup + 1 || done % a->log_every == 0;
 }
 
+/* One TensorBoard scalar (a write error stops the events, never the training). */
+static void tb_scalar(train_setup *s, const char *tag, int64_t step, double v) {
+    if (!s->events || !isfinite(v)) return;
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    if (po_tfevents_scalar(s->events, tag, step, (double)t.tv_sec + (double)t.tv_nsec * 1e-9, (float)v)) {
+        fprintf(stderr, "paropt: warning: TensorBoard events stop: %s\n", po_last_error());
+        po_tfevents_close(s->events);
+        s->events = NULL;
+    }
+}
+
 static int evaluate(const train_args *a, train_setup *s, int64_t step, int64_t epoch, train_result *r) {
     if (po_trainer_evaluate(s->trainer, s->test, a->eval_batch, &r->eval)) {
         cli_error("evaluation: %s", po_last_error());
@@ -145,6 +157,9 @@ static int evaluate(const train_args *a, train_setup *s, int64_t step, int64_t e
     json_object_set_new(o, "test_loss", json_real(r->eval.loss));
     json_object_set_new(o, "test_accuracy", json_real(r->eval.accuracy));
     log_json(s->metrics, o);
+    tb_scalar(s, "test/loss", step, r->eval.loss);
+    tb_scalar(s, "test/accuracy", step, r->eval.accuracy);
+    if (s->events) po_tfevents_flush(s->events);
     return CLI_OK;
 }
 
@@ -215,7 +230,16 @@ int train_loop(const train_args *a, train_setup *s, train_result *r) {
             json_object_set_new(o, "samples_per_s", json_real(round((double)(window * batch) / window_s * 10) / 10));
             json_object_set_new(o, "step_ms", json_real(round(window_s / (double)window * 1e6) / 1e3));
             json_object_set_new(o, "rss_bytes", json_integer(rss_bytes()));
+            tb_scalar(s, "train/loss", done, loss);
+            tb_scalar(s, "train/samples_per_s", done, (double)(window * batch) / window_s);
+            tb_scalar(s, "train/step_ms", done, window_s / (double)window * 1e3);
             if (s->meter && !po_meter_read(s->meter, &er) && er.seconds > last_t) {
+                /* Every energy figure carries its source, in the tag here. */
+                char tag[128];
+                snprintf(tag, sizeof tag, "energy/power_w [%s]", er.source);
+                tb_scalar(s, tag, done, (er.joules - last_j) / (er.seconds - last_t));
+                snprintf(tag, sizeof tag, "energy/energy_j [%s]", er.source);
+                tb_scalar(s, tag, done, er.joules);
                 json_object_set_new(o, "power_w", json_real(round((er.joules - last_j) / (er.seconds - last_t) * 100) / 100));
                 json_object_set_new(o, "energy_j", json_real(round(er.joules * 1000) / 1000));
                 json_object_set_new(o, "energy_source", json_string(er.source));
@@ -224,6 +248,7 @@ int train_loop(const train_args *a, train_setup *s, train_result *r) {
             }
             if (s->n_workers > 1) json_object_set_new(o, "workers", worker_json(s, dt));
             log_json(s->metrics, o);
+            if (s->events) po_tfevents_flush(s->events);
         }
         if (tty ? now - last_draw > 0.2 || done == a->steps : logged) {
             double per_step = window_s / (double)window;
