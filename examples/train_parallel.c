@@ -1,6 +1,9 @@
-/* examples/train_mlp.c with one line changed: po_trainer_new_parallel spreads every step over
- * all the cores of this machine (data parallel; shares follow measured speed). The training
- * loop is untouched. Usage: train_parallel [DEVICES]   (default: auto) */
+/* examples/train_mlp.c with one line changed: po_parallel_new measures this machine's cores,
+ * lets the planner choose how each step runs on them (one core, or data parallel with shares
+ * by measured speed) for time or for energy, and returns a trainer that runs that plan. The
+ * training loop is untouched.
+ * Usage: train_parallel [DEVICES [time|energy|edp]]   (default: auto time) */
+#include <math.h>
 #include <stdio.h>
 
 #include "paropt/paropt.h"
@@ -19,8 +22,17 @@ int main(int argc, char **argv) {
     po_optim_opts adam = po_optim_opts_default(PO_OPTIM_ADAM);
     adam.lr = 3e-3f;
     po_trainer *trainer;
+    po_parallel_opts opts = po_parallel_opts_default(); /* every core, the fastest plan */
+    opts.devices = argc > 1 ? argv[1] : NULL;
+    if (argc > 2) CHECK(po_objective_parse(argv[2], &opts.objective)); /* or the least energy */
+    po_plan plan;
     /* The one changed line (was: po_trainer_new(model, &adam, 42, &trainer)). */
-    CHECK(po_trainer_new_parallel(model, &adam, /*seed=*/42, argc > 1 ? argv[1] : NULL, &trainer));
+    CHECK(po_parallel_new(model, &adam, /*seed=*/42, &opts, &plan, &trainer));
+    char summary[256];
+    printf("plan: %s, predicted %.3g ms per step\n", po_plan_summary(&plan, NULL, summary, sizeof summary),
+           plan.predicted.step_ms);
+    for (int i = 0; i < plan.n_explanation; i++)
+        printf("  %s\n", plan.explanation[i]);
 
     po_dataset *data;
     CHECK(po_dataset_synthetic(model, 4 * model->batch, /*seed=*/7, &data));
@@ -31,6 +43,7 @@ int main(int argc, char **argv) {
         if (step % 20 == 0) printf("step %2d  loss %.4f\n", step, loss);
     }
     printf("final loss %.4f on %d workers\n", loss, po_trainer_n_workers(trainer));
+    po_plan_free(&plan);
     po_dataset_free(data);
     po_trainer_free(trainer);
     po_model_free(model);

@@ -436,6 +436,32 @@ po_status po_plan_cache_put(po_plan_cache *pc, uint64_t key, const po_plan *p);
 po_status po_plan_cached(po_plan_cache *pc, const po_workload *w, const po_cost_model *cm, const po_plan_opts *o,
                          po_plan *out, bool *hit);
 
+/* --- planning on this machine -------------------------------------------------------------- */
+
+/* What planning a model on this machine's devices needs, measured once: the workload, the
+ * devices' figures (as paropt devices measures them; cached), and with calibration every op's
+ * time on every device. paropt train --plan and po_parallel_new plan from it. */
+typedef struct po_planner po_planner;
+
+typedef struct po_planner_opts {
+    po_bench_level level; /* how thoroughly devices are measured (QUICK) */
+    int calibrate;        /* steps timed per device at the batch and at half of it, each op's
+                             median recorded (po_cost_model_calibrate); 0: the figures alone
+                             (default 2) */
+    void (*progress)(const char *what, void *ctx); /* before each measurement; NULL: silence */
+    void *progress_ctx;
+} po_planner_opts;
+po_planner_opts po_planner_opts_default(void);
+
+/* spec and batch as po_model_build, o the optimizer (NULL: Adam), devs CPU devices of this
+ * machine (an emulated slow device, option slowdown=F, is measured slow). */
+po_status po_planner_new(const char *spec, int64_t batch, const po_optim_opts *o, const po_device_list *devs,
+                         const po_planner_opts *opts, po_planner **out);
+void po_planner_free(po_planner *p);
+const po_workload *po_planner_workload(const po_planner *p);
+const po_cluster *po_planner_cluster(const po_planner *p);
+const po_cost_model *po_planner_cost_model(const po_planner *p);
+
 #ifdef __cplusplus
 }
 #endif

@@ -15,6 +15,7 @@
 #include "paropt/models.h"
 #include "paropt/optim.h"
 #include "paropt/params.h"
+#include "paropt/plan.h"
 #include "paropt/runtime.h"
 
 #ifdef __cplusplus
@@ -58,6 +59,35 @@ void po_trainer_free(po_trainer *t);
  * rest of a training loop stays as it is. */
 po_status po_trainer_new_parallel(po_model *m, const po_optim_opts *o, uint64_t seed, const char *devices,
                                   po_trainer **out);
+
+/* The automatic plan, in one line: po_trainer_new, but the planner measures the devices and
+ * picks how the step runs on them for the objective — one device, or data parallel over any
+ * subset with shares by measured speed (the families the runtime executes; pipeline, hybrid and
+ * operator-split plans are planned by po_plan_search but not yet run). The rest of a training
+ * loop stays as it is. A single-device plan trains on the calling thread (not moved to that
+ * device's cores: pin the thread yourself if that matters). Devices with the option
+ * slowdown=F run emulated F times slower. */
+typedef struct po_parallel_opts {
+    const char *devices;     /* hw.h syntax; NULL = "auto", every core of this machine */
+    po_objective objective;  /* TIME (default), ENERGY (joules per sample) or EDP */
+    double max_slowdown_pct; /* with ENERGY: least energy within this % of the fastest; NaN: none */
+    int calibrate;           /* po_planner_opts.calibrate (default 2) */
+    bool rebalance;          /* re-split by measured speed while training (default true) */
+    void (*progress)(const char *what, void *ctx); /* measurement progress; NULL: silence */
+    void *progress_ctx;
+} po_parallel_opts;
+po_parallel_opts po_parallel_opts_default(void);
+/* plan (may be NULL) receives the plan trained with, its prediction and its explanation;
+ * po_plan_free it. */
+po_status po_parallel_new(po_model *m, const po_optim_opts *o, uint64_t seed, const po_parallel_opts *opts,
+                          po_plan *plan, po_trainer **out);
+
+/* The workers of a single-device or data-parallel plan (the first stage's replicas, in plan
+ * order) on devs: each replica's device looked up by id. PO_ERR_UNSUPPORTED for other families,
+ * PO_ERR_NOT_FOUND for a device not in devs. dev_index[i] (may be NULL) gets the index in devs
+ * of worker i. */
+po_status po_plan_workers(const po_plan *p, const po_device_list *devs, po_worker_spec *workers, int *dev_index,
+                          int max_workers, int *n_workers);
 
 po_params *po_trainer_params(po_trainer *t);
 /* Rows of each batch worker i takes (0 for a single-threaded trainer). */

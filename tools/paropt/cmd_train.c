@@ -723,7 +723,7 @@ static void teardown(train_args *a, train_setup *s) {
     po_meter_free(s->meter);
     po_tfevents_close(s->events);
     po_plan_free(&s->plan);
-    po_workload_free(s->workload);
+    po_planner_free(s->planner);
     po_device_list_free(&s->devs);
     if (s->metrics) fclose(s->metrics);
     po_loader_free(s->loader);

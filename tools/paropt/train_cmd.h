@@ -52,7 +52,8 @@ typedef struct train_setup {
     po_device_list devs;   /* --devices, parsed */
     bool planned;          /* plan holds what the run trains with and its prediction */
     po_plan plan;
-    po_workload *workload; /* the step the plan was made for (names its layers) */
+    po_planner *planner;         /* the measured devices and calibrated cost model */
+    const po_workload *workload; /* the step the plan was made for (names its layers) */
     po_trace *trace;       /* the run directory's trace while training */
     po_meter *meter;       /* energy of the timed steps */
     po_tfevents *events;   /* the run directory's TensorBoard scalars, or NULL */

@@ -24,39 +24,6 @@ bool train_plan_is_file(const char *plan) {
            strcmp(plan, "hybrid") && strcmp(plan, "opsplit");
 }
 
-/* The full training graph of the model at one batch, for calibration. */
-static po_status step_graph(const char *spec, int64_t batch, const po_optim_opts *o, po_model **out) {
-    po_status st = po_model_build(spec, batch, out);
-    if (st) return st;
-    st = po_graph_backward((*out)->graph, (*out)->loss);
-    if (!st) st = po_graph_add_optimizer((*out)->graph, o);
-    if (st) {
-        st = po_fail(st, "%s", po_graph_error((*out)->graph));
-        po_model_free(*out);
-        *out = NULL;
-    }
-    return st;
-}
-
-/* Times every op of the step on each device at the workload's two batch sizes, so the cost model
- * predicts from this machine's measurements (an emulated slow device is timed slow). */
-static po_status calibrate(const train_args *a, const train_setup *s, const po_machine *m, po_cost_model *cm) {
-    const po_workload *w = s->workload;
-    int64_t batches[2] = {po_workload_batch(w), po_workload_batch(w) >= 2 ? po_workload_batch(w) / 2 : 2};
-    po_status st = PO_OK;
-    for (int k = 0; k < 2 && !st; k++) {
-        po_model *model = NULL;
-        st = step_graph(s->model->spec, batches[k], &a->optim, &model);
-        for (int i = 0; i < s->devs.n && !st; i++) {
-            fprintf(stderr, "paropt: timing every op of a step at batch %lld on %s\n", (long long)batches[k],
-                    s->devs.dev[i].id);
-            st = po_cost_model_calibrate(cm, m, &s->devs.dev[i], model->graph, (int)a->calibrate);
-        }
-        po_model_free(model);
-    }
-    return st;
-}
-
 /* A plan of one named family over the devices: single on the first, or dp over all with the
  * --shares (even without). */
 static po_status named_plan(const train_args *a, const train_setup *s, po_plan *p) {
@@ -90,33 +57,21 @@ static po_status named_plan(const train_args *a, const train_setup *s, po_plan *
 /* Workers from the plan's devices (in plan order) and shares. */
 static int workers_from_plan(const train_args *a, train_setup *s) {
     const po_plan *p = &s->plan;
-    if (!((1u << p->strategy) & RUNNABLE)) {
-        cli_error("--plan %s: a %s plan; the runtime trains single-device and data-parallel plans so far", a->plan,
-                  po_strategy_name(p->strategy));
+    train_setup old = *s; /* workers resolved from --devices: their slowdown and id */
+    int index[64], n = 0;
+    if (po_plan_workers(p, &s->devs, s->workers, index, 64, &n)) {
+        cli_error("--plan %s: %s", a->plan, po_last_error());
         return CLI_USAGE;
     }
-    const po_plan_stage *st = &p->stages[0];
-    int n = 0;
-    train_setup old = *s; /* workers resolved from --devices: their slowdown and id */
-    for (int r = 0; r < st->n_replicas; r++) {
-        int d = -1;
-        for (int i = 0; i < s->devs.n; i++)
-            if (strcmp(s->devs.dev[i].id, st->replicas[r].device) == 0) d = i;
-        if (d < 0) {
-            cli_error("--plan %s: device %s is not among --devices %s", a->plan, st->replicas[r].device,
-                      a->devices);
-            return CLI_USAGE;
-        }
-        s->workers[n] = (po_worker_spec){s->devs.dev[d].first_core, s->devs.dev[d].n_cores, st->replicas[r].share};
-        s->slowdown[n] = old.slowdown[d];
-        snprintf(s->device_id[n], sizeof s->device_id[n], "%s", s->devs.dev[d].id);
-        n++;
+    for (int i = 0; i < n; i++) {
+        s->slowdown[i] = old.slowdown[index[i]];
+        snprintf(s->device_id[i], sizeof s->device_id[i], "%s", s->devs.dev[index[i]].id);
     }
     /* --slowdown-at names devices by their position in --devices: follow them to their worker. */
     for (int e = 0; e < s->n_slow_events; e++) {
         int w = -1;
         for (int i = 0; i < n; i++)
-            if (strcmp(s->device_id[i], old.device_id[s->slow_events[e].worker]) == 0) w = i;
+            if (index[i] == s->slow_events[e].worker) w = i;
         if (w < 0) {
             cli_error("--slowdown-at: %s does not train in the chosen plan", old.device_id[s->slow_events[e].worker]);
             return CLI_USAGE;
@@ -173,30 +128,31 @@ static void print_plan(const train_setup *s) {
 
 int train_plan_resolve(const train_args *a, train_setup *s) {
     if (!a->devices) return CLI_OK;
-    if (po_workload_from_model(s->model->spec, s->model->batch, &a->optim, &s->workload)) {
+    bool named = strcmp(a->plan, "single") == 0 || strcmp(a->plan, "dp") == 0;
+    if (!named && strcmp(a->plan, "auto") != 0 && !train_plan_is_file(a->plan)) {
+        cli_error("--plan %s: the runtime trains single-device and data-parallel plans so far (paropt plan "
+                  "--strategy %s shows what it would predict)",
+                  a->plan, a->plan);
+        return CLI_USAGE;
+    }
+    po_planner_opts po = po_planner_opts_default();
+    po.calibrate = (int)a->calibrate;
+    po.progress = progress;
+    po_planner *planner = NULL;
+    if (po_planner_new(s->model->spec, s->model->batch, &a->optim, &s->devs, &po, &planner)) {
         cli_error("--plan: %s", po_last_error());
         return CLI_FAIL;
     }
-    po_machine *m = NULL;
-    po_hw_profile *prof = NULL;
-    po_cluster *cluster = NULL;
-    po_cost_model *cm = NULL;
-    po_measure_opts mo = po_measure_opts_default();
-    mo.progress = progress;
-    int rc = CLI_OK;
-    if (po_machine_discover(NULL, &m) || po_hw_profile_get(m, &s->devs, &mo, &prof) ||
-        po_cluster_from_profile(m, prof, &cluster) || po_cost_model_new(cluster, &cm) ||
-        (a->calibrate > 0 && calibrate(a, s, m, cm))) {
-        cli_error("--plan: %s", po_last_error());
-        rc = CLI_FAIL;
-    }
+    const po_cost_model *cm = po_planner_cost_model(planner);
+    const po_cluster *cluster = po_planner_cluster(planner);
+    s->planner = planner; /* teardown frees it: the summary names the plan's layers with it */
+    s->workload = po_planner_workload(planner);
     po_plan_opts o = po_plan_opts_default();
     o.objective = a->objective;
     o.max_slowdown_pct = a->max_slowdown;
     o.top_k = 3;
     po_status st = PO_OK;
-    if (rc) {
-    } else if (strcmp(a->plan, "auto") == 0) {
+    if (strcmp(a->plan, "auto") == 0) {
         o.strategies = RUNNABLE;
         st = po_plan_search(s->workload, cm, &o, &s->plan);
         if (!st) note_unrunnable(cm, &o, s);
@@ -205,28 +161,17 @@ int train_plan_resolve(const train_args *a, train_setup *s) {
         if (!st) st = po_plan_validate(&s->plan, s->workload, cluster);
         /* The file's prediction was made elsewhere: predict again on this machine's figures. */
         if (!st) st = po_plan_simulate(&s->plan, s->workload, cm, &s->plan.predicted);
-    } else if (strcmp(a->plan, "single") == 0 || strcmp(a->plan, "dp") == 0) {
+    } else {
         st = named_plan(a, s, &s->plan);
         if (!st) st = po_plan_simulate(&s->plan, s->workload, cm, &s->plan.predicted);
         if (!st) st = po_plan_explain(&s->plan, s->workload, cm, NULL);
-    } else {
-        cli_error("--plan %s: the runtime trains single-device and data-parallel plans so far (paropt plan "
-                  "--strategy %s shows what it would predict)",
-                  a->plan, a->plan);
-        rc = CLI_USAGE;
     }
-    if (!rc && st) {
+    if (st) {
         cli_error("--plan %s: %s", a->plan, po_last_error());
-        rc = CLI_FAIL;
+        return CLI_FAIL;
     }
-    if (!rc) {
-        s->planned = true;
-        rc = workers_from_plan(a, s);
-    }
+    s->planned = true;
+    int rc = workers_from_plan(a, s);
     if (!rc) print_plan(s);
-    po_cost_model_free(cm);
-    po_cluster_free(cluster);
-    po_hw_profile_free(prof);
-    po_machine_free(m);
     return rc;
 }

@@ -1,0 +1,85 @@
+/* po_parallel_new: a trainer that runs the planner's choice of plan (paropt/train.h). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "paropt/train.h"
+#include "runtime/dp.h"
+
+po_parallel_opts po_parallel_opts_default(void) {
+    return (po_parallel_opts){NULL, PO_OBJECTIVE_TIME, NAN, 2, true, NULL, NULL};
+}
+
+/* Families the runtime executes. */
+#define RUNNABLE ((1u << PO_STRATEGY_SINGLE) | (1u << PO_STRATEGY_DP))
+
+po_status po_plan_workers(const po_plan *p, const po_device_list *devs, po_worker_spec *workers, int *dev_index,
+                          int max_workers, int *n_workers) {
+    *n_workers = 0;
+    if (!((1u << p->strategy) & RUNNABLE) || p->n_stages != 1)
+        return po_fail(PO_ERR_UNSUPPORTED, "a %s plan; the runtime trains single-device and data-parallel plans so far",
+                       po_strategy_name(p->strategy));
+    const po_plan_stage *st = &p->stages[0];
+    if (st->n_replicas > max_workers) return po_fail(PO_ERR_UNSUPPORTED, "at most %d devices", max_workers);
+    for (int r = 0; r < st->n_replicas; r++) {
+        int d = -1;
+        for (int i = 0; i < devs->n && d < 0; i++)
+            if (strcmp(devs->dev[i].id, st->replicas[r].device) == 0) d = i;
+        if (d < 0) return po_fail(PO_ERR_NOT_FOUND, "the plan's device %s is not among the devices", st->replicas[r].device);
+        if (devs->dev[d].kind != PO_DEVICE_CPU)
+            return po_fail(PO_ERR_UNSUPPORTED, "%s: the runtime trains on CPU devices only so far", devs->dev[d].id);
+        workers[r] = (po_worker_spec){devs->dev[d].first_core, devs->dev[d].n_cores, st->replicas[r].share};
+        if (dev_index) dev_index[r] = d;
+    }
+    *n_workers = st->n_replicas;
+    return PO_OK;
+}
+
+po_status po_parallel_new(po_model *m, const po_optim_opts *o, uint64_t seed, const po_parallel_opts *opts,
+                          po_plan *plan, po_trainer **out) {
+    *out = NULL;
+    if (plan) memset(plan, 0, sizeof *plan);
+    po_parallel_opts d = po_parallel_opts_default();
+    if (!opts) opts = &d;
+    po_machine *mach = NULL;
+    po_device_list devs = {0, NULL};
+    po_planner *planner = NULL;
+    po_plan chosen;
+    memset(&chosen, 0, sizeof chosen);
+    po_planner_opts po = po_planner_opts_default();
+    po.calibrate = opts->calibrate;
+    po.progress = opts->progress;
+    po.progress_ctx = opts->progress_ctx;
+    po_plan_opts so = po_plan_opts_default();
+    so.objective = opts->objective;
+    so.max_slowdown_pct = opts->max_slowdown_pct;
+    so.strategies = RUNNABLE;
+    po_status st = po_device_register_option("slowdown", "emulate a device F times slower (F >= 1)");
+    if (!st) st = po_machine_discover(NULL, &mach);
+    if (!st) st = po_devices_parse(mach, opts->devices ? opts->devices : "auto", &devs);
+    if (!st) st = po_planner_new(m->spec, m->batch, o, &devs, &po, &planner);
+    if (!st) st = po_plan_search(po_planner_workload(planner), po_planner_cost_model(planner), &so, &chosen);
+    po_worker_spec workers[PO__DP_MAX_WORKERS];
+    int index[PO__DP_MAX_WORKERS], n = 0;
+    if (!st) st = po_plan_workers(&chosen, &devs, workers, index, PO__DP_MAX_WORKERS, &n);
+    if (!st) {
+        po_trainer_opts to = {n, workers, opts->rebalance};
+        st = po_trainer_new_ex(m, o, seed, &to, out);
+    }
+    for (int i = 0; !st && i < n; i++) {
+        const char *f = po_device_opt_get(&devs.dev[index[i]], "slowdown");
+        if (f) st = po_trainer_set_slowdown(*out, i, strtof(f, NULL));
+    }
+    if (st) {
+        po_trainer_free(*out);
+        *out = NULL;
+    } else if (plan) {
+        *plan = chosen;
+        memset(&chosen, 0, sizeof chosen);
+    }
+    po_plan_free(&chosen);
+    po_planner_free(planner);
+    po_device_list_free(&devs);
+    po_machine_free(mach);
+    return st;
+}
