@@ -63,6 +63,10 @@ typedef struct po_workload po_workload;
  * with optimizer o (NULL: Adam): the graph is built at batch and at a second batch (batch / 2,
  * or 2 when batch is 1) and every figure is the line through the two. Free with
  * po_workload_free (NULL is fine). */
+/* The model's whole training step as one graph: po_model_build, po_graph_backward and
+ * po_graph_add_optimizer (o), at `batch` rows; graph errors carry the graph's message. */
+struct po_model;
+po_status po_model_build_step(const char *spec, int64_t batch, const po_optim_opts *o, struct po_model **out);
 po_status po_workload_from_model(const char *spec, int64_t batch, const po_optim_opts *o, po_workload **out);
 /* The same from two full training graphs (forward, po_graph_backward, po_graph_add_optimizer)
  * of one model at two different batch sizes: they must have the same nodes, ops and layers

@@ -31,19 +31,6 @@ const po_workload *po_planner_workload(const po_planner *p) { return p->w; }
 const po_cluster *po_planner_cluster(const po_planner *p) { return p->cluster; }
 const po_cost_model *po_planner_cost_model(const po_planner *p) { return p->cm; }
 
-/* The full training graph of the model at one batch. */
-static po_status step_graph(const char *spec, int64_t batch, const po_optim_opts *o, po_model **out) {
-    po_status st = po_model_build(spec, batch, out);
-    if (st) return st;
-    st = po_graph_backward((*out)->graph, (*out)->loss);
-    if (!st) st = po_graph_add_optimizer((*out)->graph, o);
-    if (st) {
-        st = po_fail(st, "%s", po_graph_error((*out)->graph));
-        po_model_free(*out);
-        *out = NULL;
-    }
-    return st;
-}
 
 /* Every op of a step timed on each device at the workload's two batch sizes (the cost model
  * interpolates between them for a device's share of the batch). */
@@ -54,7 +41,7 @@ static po_status calibrate(po_planner *p, const char *spec, const po_optim_opts 
     po_status st = PO_OK;
     for (int k = 0; k < 2 && !st; k++) {
         po_model *model = NULL;
-        st = step_graph(spec, batches[k], o, &model);
+        st = po_model_build_step(spec, batches[k], o, &model);
         for (int i = 0; i < devs->n && !st; i++) {
             if (opts->progress) {
                 char what[128];

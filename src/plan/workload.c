@@ -353,8 +353,7 @@ po_status po_workload_from_graphs(const po_graph *g, int64_t batch, const po_gra
     return PO_OK;
 }
 
-/* The model's full training graph at one batch. */
-static po_status build_step(const char *spec, int64_t batch, const po_optim_opts *o, po_model **out) {
+po_status po_model_build_step(const char *spec, int64_t batch, const po_optim_opts *o, po_model **out) {
     po_status st = po_model_build(spec, batch, out);
     if (st) return st;
     st = po_graph_backward((*out)->graph, (*out)->loss);
@@ -372,10 +371,10 @@ po_status po_workload_from_model(const char *spec, int64_t batch, const po_optim
     po_optim_opts adam = po_optim_opts_default(PO_OPTIM_ADAM);
     if (!o) o = &adam;
     po_model *m1 = NULL, *m2 = NULL;
-    po_status st = build_step(spec, batch, o, &m1);
+    po_status st = po_model_build_step(spec, batch, o, &m1);
     if (st) return st;
     int64_t b2 = m1->batch >= 2 ? m1->batch / 2 : 2;
-    st = build_step(m1->spec, b2, o, &m2);
+    st = po_model_build_step(m1->spec, b2, o, &m2);
     if (!st) st = po_workload_from_graphs(m1->graph, m1->batch, m2->graph, b2, out);
     if (!st) snprintf((*out)->name, sizeof (*out)->name, "%s", m1->spec);
     po_model_free(m1);

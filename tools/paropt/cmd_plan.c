@@ -163,26 +163,13 @@ static void progress(const char *what, void *ctx) {
     fprintf(stderr, "paropt: measuring %s\n", what);
 }
 
-/* The full training graph of the model at one batch, for calibration. */
-static po_status step_graph(const plan_args *a, int64_t batch, po_model **out) {
-    po_status st = po_model_build(a->model, batch, out);
-    if (st) return st;
-    st = po_graph_backward((*out)->graph, (*out)->loss);
-    if (!st) st = po_graph_add_optimizer((*out)->graph, &a->optim);
-    if (st) {
-        st = po_fail(st, "%s", po_graph_error((*out)->graph));
-        po_model_free(*out);
-        *out = NULL;
-    }
-    return st;
-}
 
 static int calibrate(const plan_args *a, const po_machine *m, const po_device_list *devs, const po_workload *w,
                      po_cost_model *cm) {
     int64_t batches[2] = {po_workload_batch(w), po_workload_batch(w) >= 2 ? po_workload_batch(w) / 2 : 2};
     for (int k = 0; k < 2; k++) {
         po_model *model = NULL;
-        if (step_graph(a, batches[k], &model)) {
+        if (po_model_build_step(a->model, batches[k], &a->optim, &model)) {
             cli_error("%s", po_last_error());
             return CLI_FAIL;
         }
