@@ -195,6 +195,13 @@ po_status po_cost_model_lookup(const po_cost_model *cm, uint64_t key, const char
 po_status po_cost_model_calibrate(po_cost_model *cm, const po_machine *m, const po_device *d, const po_graph *g,
                                   int runs);
 
+/* Shared-memory contention: how much slower device `device` computes while the other devices
+ * of its memory group compute too (they share caches and memory bandwidth), >= 1; measured by
+ * po_planner's calibration. The simulator applies it to a plan's compute on a device when the
+ * plan keeps more than one device of that group busy. Default 1. */
+po_status po_cost_model_set_contention(po_cost_model *cm, const char *device, double factor);
+double po_cost_model_contention(const po_cost_model *cm, int device); /* cluster index */
+
 typedef enum { PO_BOUND_COMPUTE, PO_BOUND_MEMORY, PO_BOUND_OVERHEAD } po_bound;
 const char *po_bound_name(po_bound b); /* "compute", "memory", "overhead" */
 

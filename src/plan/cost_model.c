@@ -22,6 +22,7 @@ struct po_cost_model {
     const po_cluster *c;
     hist_entry *hist;
     size_t cap, n;
+    double *contention; /* per cluster device (NULL: all 1) */
 };
 
 po_status po_cost_model_new(const po_cluster *c, po_cost_model **out) {
@@ -34,12 +35,33 @@ po_status po_cost_model_new(const po_cluster *c, po_cost_model **out) {
 void po_cost_model_free(po_cost_model *cm) {
     if (!cm) return;
     free(cm->hist);
+    free(cm->contention);
     free(cm);
 }
 
 const po_cluster *po_cost_model_cluster(const po_cost_model *cm) { return cm->c; }
 
 size_t po__cost_model_history_size(const po_cost_model *cm) { return cm->n; }
+
+po_status po_cost_model_set_contention(po_cost_model *cm, const char *device, double factor) {
+    int d = po_cluster_find(cm->c, device);
+    if (d < 0) return po_fail(PO_ERR_NOT_FOUND, "contention: device \"%s\" is not in the cluster", device);
+    if (!(factor >= 1.0) || factor > 100.0)
+        return po_fail(PO_ERR_INVALID_ARG, "contention: factor must be between 1 and 100, got %g", factor);
+    if (!cm->contention) {
+        int n = po_cluster_size(cm->c);
+        cm->contention = malloc((size_t)n * sizeof *cm->contention);
+        if (!cm->contention) return po_fail(PO_ERR_NO_MEMORY, "out of memory");
+        for (int i = 0; i < n; i++)
+            cm->contention[i] = 1.0;
+    }
+    cm->contention[d] = factor;
+    return PO_OK;
+}
+
+double po_cost_model_contention(const po_cost_model *cm, int device) {
+    return cm->contention && device >= 0 && device < po_cluster_size(cm->c) ? cm->contention[device] : 1.0;
+}
 
 bool po__cost_model_has_device(const po_cost_model *cm, int dev) {
     for (size_t i = 0; i < cm->cap; i++)

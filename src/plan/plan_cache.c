@@ -47,6 +47,8 @@ uint64_t po_plan_cache_key(const po_workload *w, const po_cost_model *cm, const 
     uint64_t h = po__fnv_u64(PO__FNV_OFFSET, po_workload_signature(w));
     h = po__fnv_u64(h, po_cluster_signature(po_cost_model_cluster(cm)));
     h = po__fnv_u64(h, (uint64_t)po__cost_model_history_size(cm));
+    for (int d = 0; d < po_cluster_size(po_cost_model_cluster(cm)); d++)
+        h = po__fnv_f64(h, po_cost_model_contention(cm, d));
     h = po__fnv_u64(h, (uint64_t)o->objective);
     h = po__fnv_f64(h, isnan(o->max_slowdown_pct) ? -1.0 : o->max_slowdown_pct);
     h = po__fnv_u64(h, (uint64_t)o->strategies);

@@ -1,11 +1,15 @@
 /* Planning on this machine: the workload, the measured devices and the calibrated cost model
  * in one object (paropt/plan.h, po_planner). */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "paropt/plan.h"
 
+#include "hw/hw_internal.h"
 #include "paropt/models.h"
+#include "paropt/runtime.h"
 
 struct po_planner {
     po_workload *w;
@@ -56,6 +60,105 @@ static po_status calibrate(po_planner *p, const char *spec, const po_optim_opts 
     return st;
 }
 
+/* --- contention ----------------------------------------------------------------------------- */
+
+#define CONTENTION_RUNS 5
+
+typedef struct {
+    po_exec **ex;  /* one per device */
+    double *alone, *together; /* median step seconds per device */
+    int n;
+    bool concurrent; /* all devices at once, else only `only` */
+    int only;
+    pthread_barrier_t start;
+    po_status st;
+} contention_job;
+
+static double median_of(double *v, int n) {
+    for (int i = 1; i < n; i++) /* insertion sort: a handful of values */
+        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+            double t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static void contention_thread(int t, void *arg) {
+    contention_job *j = arg;
+    if (j->concurrent) pthread_barrier_wait(&j->start);
+    if (!j->concurrent && t != j->only) return;
+    double v[CONTENTION_RUNS];
+    po_status st = po_exec_run(j->ex[t]); /* warm-up */
+    for (int r = 0; r < CONTENTION_RUNS && !st; r++) {
+        double t0 = po__hw_now();
+        st = po_exec_run(j->ex[t]);
+        v[r] = po__hw_now() - t0;
+    }
+    if (st) {
+        j->st = st;
+        return;
+    }
+    (j->concurrent ? j->together : j->alone)[t] = median_of(v, CONTENTION_RUNS);
+}
+
+/* Each device's step (at its data-parallel share of the batch) timed alone and then with every
+ * device computing at once: the ratio is what sharing caches and memory bandwidth costs it. */
+static po_status measure_contention(po_planner *p, const po_optim_opts *o, const po_device_list *devs,
+                                    const po_planner_opts *opts) {
+    int n = devs->n;
+    int64_t rows = po_workload_batch(p->w) / n > 0 ? po_workload_batch(p->w) / n : 1;
+    if (opts->progress) {
+        char what[128];
+        snprintf(what, sizeof what, "contention: %d devices computing at once, %lld rows each", n, (long long)rows);
+        opts->progress(what, opts->progress_ctx);
+    }
+    po_model *model = NULL;
+    po_params **params = calloc((size_t)n, sizeof *params);
+    int *cores = calloc((size_t)n, sizeof *cores);
+    contention_job j = {calloc((size_t)n, sizeof(po_exec *)), calloc((size_t)n, sizeof(double)),
+                        calloc((size_t)n, sizeof(double)), n, false, 0, {{0}}, PO_OK};
+    po_status st = params && cores && j.ex && j.alone && j.together ? PO_OK : po_fail(PO_ERR_NO_MEMORY, "out of memory");
+    if (!st) st = po_model_build_step(po_workload_name(p->w), rows, o, &model);
+    for (int i = 0; !st && i < n; i++) {
+        cores[i] = devs->dev[i].first_core;
+        st = po_params_new(model->graph, &params[i]);
+        if (!st) po_params_init(params[i], 1);
+        if (!st) st = po_exec_new(model->graph, params[i], &j.ex[i]);
+        const char *slow = po_device_opt_get(&devs->dev[i], "slowdown");
+        if (!st && slow) st = po_exec_set_slowdown(j.ex[i], strtof(slow, NULL));
+        for (int k = 0; !st && k < po_graph_size(model->graph); k++) { /* inputs: zeros (valid targets) */
+            const po_node *nd = po_graph_node(model->graph, k);
+            if (po_node_op(nd) != PO_OP_INPUT) continue;
+            po_shape sh = po_node_shape(nd);
+            memset(po_exec_input_data(j.ex[i], nd), 0, (size_t)po_shape_numel(&sh) * po_dtype_size(po_node_dtype(nd)));
+        }
+    }
+    for (int i = 0; !st && i < n; i++) {
+        j.only = i;
+        st = po__run_pinned(p->m, cores, n, contention_thread, &j);
+        if (!st) st = j.st;
+    }
+    if (!st) {
+        j.concurrent = true;
+        pthread_barrier_init(&j.start, NULL, (unsigned)n);
+        st = po__run_pinned(p->m, cores, n, contention_thread, &j);
+        pthread_barrier_destroy(&j.start);
+        if (!st) st = j.st;
+    }
+    for (int i = 0; !st && i < n; i++) {
+        double f = j.alone[i] > 0.0 ? j.together[i] / j.alone[i] : 1.0;
+        st = po_cost_model_set_contention(p->cm, devs->dev[i].id, f < 1.0 ? 1.0 : f > 100.0 ? 100.0 : f);
+    }
+    for (int i = 0; i < n; i++) {
+        if (j.ex) po_exec_free(j.ex[i]);
+        if (params) po_params_free(params[i]);
+    }
+    po_model_free(model);
+    free(j.ex), free(j.alone), free(j.together), free(params), free(cores);
+    return st;
+}
+
 po_status po_planner_new(const char *spec, int64_t batch, const po_optim_opts *o, const po_device_list *devs,
                          const po_planner_opts *opts, po_planner **out) {
     *out = NULL;
@@ -77,6 +180,7 @@ po_status po_planner_new(const char *spec, int64_t batch, const po_optim_opts *o
     if (!st) st = po_cluster_from_profile(p->m, p->prof, &p->cluster);
     if (!st) st = po_cost_model_new(p->cluster, &p->cm);
     if (!st && opts->calibrate > 0) st = calibrate(p, po_workload_name(p->w), o, devs, opts);
+    if (!st && opts->calibrate > 0 && devs->n > 1) st = measure_contention(p, o, devs, opts);
     if (st) {
         po_planner_free(p);
         return st;

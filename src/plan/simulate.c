@@ -232,6 +232,17 @@ static bool shared_group(const sim *s, int stage) {
 
 /* --- stage plans: single, dp, pp, hybrid ---------------------------------------------------- */
 
+/* Whether the plan keeps another device of d's memory group busy (contention applies). */
+static bool busy_neighbours(const sim *s, int d) {
+    int g = s->c->dev[d].memory_group;
+    if (g < 0) return false;
+    for (int q = 0; q < s->n_slots; q++)
+        if (s->dev[q] != d && s->c->dev[s->dev[q]].memory_group == g) return true;
+    return false;
+}
+
+static void scale(po__tparts *t, double k) { t->t *= k, t->flop_s *= k, t->byte_s *= k, t->over_s *= k; }
+
 static po_status build_stages(sim *s, int **peak_inflight) {
     const po_plan *p = s->p;
     const po_workload *w = s->e->w;
@@ -256,6 +267,7 @@ static po_status build_stages(sim *s, int **peak_inflight) {
         int d = s->dev[q];
         double rows = s->rows[q];
         double refwd = 0.0;
+        double slow = busy_neighbours(s, d) ? po_cost_model_contention(s->e->cm, d) : 1.0;
         if (sg->recompute)
             for (int l = sg->first_layer; l <= sg->last_layer; l++)
                 refwd += po__layer_time(s->e, l, PO_PHASE_FORWARD, d, rows).t;
@@ -268,6 +280,8 @@ static po_status build_stages(sim *s, int **peak_inflight) {
                     b.t += refwd;
                     b.flop_s *= k, b.byte_s *= k, b.over_s *= k;
                 }
+                scale(&f, slow);
+                scale(&b, slow);
                 F[q][mb * nl + (l - sg->first_layer)] = new_task(s, TK_F, q, f.t, &f, l);
                 Bk[q][mb * nl + (l - sg->first_layer)] = new_task(s, TK_B, q, b.t, &b, l);
             }
@@ -370,7 +384,7 @@ static po_status build_stages(sim *s, int **peak_inflight) {
             int q = s->slot_of[sgi] + k;
             for (int l = nl - 1; l >= 0; l--) {
                 po__tparts o = po__layer_time(s->e, sg->first_layer + l, PO_PHASE_OPTIMIZER, s->dev[q], s->rows[q]);
-                o.t *= opt_frac, o.flop_s *= opt_frac, o.byte_s *= opt_frac, o.over_s *= opt_frac;
+                scale(&o, opt_frac * (busy_neighbours(s, s->dev[q]) ? po_cost_model_contention(s->e->cm, s->dev[q]) : 1.0));
                 int t = new_task(s, TK_OPT, q, o.t, &o, sg->first_layer + l);
                 dep(s, ar[l], t);
                 use(s, q, t);

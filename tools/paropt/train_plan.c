@@ -124,6 +124,15 @@ static void print_plan(const train_setup *s) {
             pr->samples_per_s, pr->energy_j_per_sample, pr->energy_source);
     for (int i = 0; i < s->plan.n_explanation; i++)
         fprintf(stderr, "%-10s %s\n", i ? "" : "why", s->plan.explanation[i]);
+    const po_cost_model *cm = po_planner_cost_model(s->planner);
+    const po_cluster *c = po_planner_cluster(s->planner);
+    if (po_cluster_size(c) > 1 && po_cost_model_contention(cm, 0) != 1.0) {
+        fprintf(stderr, "measured   sharing memory when all compute at once:");
+        for (int d = 0; d < po_cluster_size(c); d++)
+            fprintf(stderr, "%s %s %.2fx slower", d ? "," : "", po_cluster_device_at(c, d)->dev.id,
+                    po_cost_model_contention(cm, d));
+        fprintf(stderr, "\n");
+    }
 }
 
 int train_plan_resolve(const train_args *a, train_setup *s) {
