@@ -469,9 +469,46 @@ static void explanation(void **state) {
     assert_int_equal(sc, PO_SCHEDULE_1F1B);
 }
 
+/* Contention: two devices of one memory group, each measured 1.5x slower when both compute. A
+ * single-device plan is not affected; a data-parallel plan's compute is 1.5x its uncontended
+ * figure (checked by simulating the same plan with and without the factor). */
+static void contention(void **state) {
+    (void)state;
+    po_cluster_device d[2] = {synth("a", 100, 20, 16e9, 100, 10), synth("b", 100, 20, 16e9, 100, 10)};
+    d[0].memory_group = d[1].memory_group = 0;
+    env e;
+    env_new(&e, "mnist_mlp", 128, d, 2, (po_link){1e6, 0});
+    po_plan_opts o = po_plan_opts_default();
+    o.strategies = 1u << PO_STRATEGY_DP;
+    po_plan dp, single;
+    PO_CHECK(po_plan_search(e.w, e.cm, &o, &dp));
+    o.strategies = 1u << PO_STRATEGY_SINGLE;
+    PO_CHECK(po_plan_search(e.w, e.cm, &o, &single));
+    po_prediction dp0, dp1, s0, s1;
+    PO_CHECK(po_plan_simulate(&dp, e.w, e.cm, &dp0));
+    PO_CHECK(po_plan_simulate(&single, e.w, e.cm, &s0));
+    assert_true(po_cost_model_contention(e.cm, 0) == 1.0);
+    PO_CHECK(po_cost_model_set_contention(e.cm, "a", 1.5));
+    PO_CHECK(po_cost_model_set_contention(e.cm, "b", 1.5));
+    assert_true(po_cost_model_contention(e.cm, 1) == 1.5);
+    PO_CHECK(po_plan_simulate(&dp, e.w, e.cm, &dp1));
+    PO_CHECK(po_plan_simulate(&single, e.w, e.cm, &s1));
+    if (fabs(s1.step_ms / s0.step_ms - 1.0) > 1e-9) fail_msg("single: %g -> %g ms", s0.step_ms, s1.step_ms);
+    /* The link is free, so the step is compute (and the CPU-free all-reduce of GPU-kind devices). */
+    double r = dp1.step_ms / dp0.step_ms;
+    if (fabs(r - 1.5) > 0.02) fail_msg("dp: %g -> %g ms (x%.3f, want 1.5)", dp0.step_ms, dp1.step_ms, r);
+    assert_int_equal(po_cost_model_set_contention(e.cm, "zz", 1.2), PO_ERR_NOT_FOUND);
+    assert_int_equal(po_cost_model_set_contention(e.cm, "a", 0.5), PO_ERR_INVALID_ARG);
+    po_prediction_free(&dp0), po_prediction_free(&dp1), po_prediction_free(&s0), po_prediction_free(&s1);
+    po_plan_free(&dp);
+    po_plan_free(&single);
+    env_free(&e);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(shares_two_to_one),   cmocka_unit_test(memory_limits),
+        cmocka_unit_test(shares_two_to_one),
+        cmocka_unit_test(contention),   cmocka_unit_test(memory_limits),
         cmocka_unit_test(energy_uses_fewer_devices), cmocka_unit_test(strategy_restriction),
         cmocka_unit_test(simulator_schedules), cmocka_unit_test(json_round_trip),
         cmocka_unit_test(plan_cache),          cmocka_unit_test(explanation),
