@@ -53,6 +53,32 @@ po_status po_trainer_new_ex(po_model *m, const po_optim_opts *o, uint64_t seed, 
                             po_trainer **out);
 void po_trainer_free(po_trainer *t);
 
+/* Pipeline parallel: stage i is a thread pinned like a data-parallel worker (worker.share is
+ * unused) that runs layers first_layer..last_layer (po_graph_layer_name) of the model; the
+ * stages must cover every layer once, in order. Each step splits the batch into micro_batches
+ * equal micro-batches (which must divide the batch); every stage runs its layers' forward and
+ * backward work for each of them, GPipe (all forwards, then all backwards) or 1F1B (stage s
+ * starts n_stages - s - 1 forwards, then alternates a forward and a backward, so it holds at
+ * most n_stages - s micro-batches in flight). The micro-batches' gradients are averaged by rows
+ * in micro-batch order, and each stage applies the optimizer to its own layers' parameters:
+ * one micro-batch gives exactly the single-device step, several give it up to rounding.
+ * The trainer is used as any other: po_trainer_input is the whole batch, po_trainer_params all
+ * parameters, po_trainer_exec holds the step count, workers are stages (worker stats: rows of a
+ * micro-batch, busy time, rows / batch), traces have one track per stage. PO_ERR_INVALID_ARG
+ * with a message for bad stages or micro-batch counts. m must outlive the trainer. */
+typedef struct po_pipeline_stage {
+    int first_layer, last_layer; /* inclusive layer range */
+    po_worker_spec worker;       /* cores it runs on (stages may share a core) */
+} po_pipeline_stage;
+typedef struct po_pipeline_opts {
+    int n_stages;
+    const po_pipeline_stage *stages; /* n_stages entries */
+    int micro_batches;               /* >= 1, divides the batch */
+    bool one_f_one_b;                /* 1F1B schedule; false: GPipe */
+} po_pipeline_opts;
+po_status po_trainer_new_pipeline(po_model *m, const po_optim_opts *o, uint64_t seed, const po_pipeline_opts *opts,
+                                  po_trainer **out);
+
 /* The one-line switch to parallel training: po_trainer_new, but each step spread over the
  * devices `devices` names (hw.h syntax; NULL = "auto", every core of this machine), data
  * parallel with shares that follow measured speed. With one device it is po_trainer_new. The

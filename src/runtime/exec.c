@@ -11,6 +11,7 @@
 #include "core/alloc.h"
 #include "graph/memplan.h"
 #include "ops/op_def.h"
+#include "runtime/exec_internal.h"
 
 struct po_exec {
     const po_graph *g;
@@ -291,6 +292,26 @@ po_status po_exec_run_nodes(po_exec *ex, const int *ids, int n) {
         if (st) return st;
     }
     return PO_OK;
+}
+
+po_status po__exec_run_list(po_exec *ex, const int *ids, int n) {
+    omp_set_num_threads(1);
+    for (int k = 0; k < n; k++) {
+        if (ids[k] < 0 || ids[k] >= ex->g->n_nodes) return po_fail(PO_ERR_INVALID_ARG, "run_list: no node %d", ids[k]);
+        po_status st = run_node(ex, ids[k], false);
+        if (st) return st;
+    }
+    return PO_OK;
+}
+
+void po__exec_pay_idle(po_exec *ex) { pay_idle(ex, true); }
+
+void *po__exec_node_buffer(po_exec *ex, int node_id) {
+    return node_id >= 0 && node_id < ex->g->n_nodes ? ex->out[node_id] : NULL;
+}
+
+void *po__exec_node_aux(po_exec *ex, int node_id) {
+    return node_id >= 0 && node_id < ex->g->n_nodes ? ex->aux[node_id] : NULL;
 }
 
 const void *po_exec_output(const po_exec *ex, const po_node *n) {

@@ -6,6 +6,7 @@
 #include "paropt/hw.h"
 #include "paropt/trace.h"
 #include "runtime/dp.h"
+#include "runtime/pp.h"
 
 struct po_trainer {
     po_model *m;
@@ -17,6 +18,7 @@ struct po_trainer {
     po_exec *eval_exec;
     po_tensor *eval_inputs[2];
     po_dp *dp; /* data parallel: workers own the graphs; params and exec are worker 0's */
+    po_pp *pp; /* pipeline parallel: params and exec are the master copies */
 };
 
 /* Tensors over an executor's input buffers for m's samples and targets. */
@@ -67,6 +69,8 @@ void po_trainer_free(po_trainer *t) {
     po_tensor_free(t->inputs[1]);
     if (t->dp) {
         po__dp_free(t->dp);
+    } else if (t->pp) {
+        po__pp_free(t->pp);
     } else {
         po_exec_free(t->exec);
         po_params_free(t->params);
@@ -98,18 +102,52 @@ po_status po_trainer_new_ex(po_model *m, const po_optim_opts *o, uint64_t seed, 
     return PO_OK;
 }
 
+po_status po_trainer_new_pipeline(po_model *m, const po_optim_opts *o, uint64_t seed, const po_pipeline_opts *opts,
+                                  po_trainer **out) {
+    *out = NULL;
+    po_trainer *t = calloc(1, sizeof *t);
+    if (!t) return po_fail(PO_ERR_NO_MEMORY, "out of memory creating a trainer");
+    t->m = m;
+    po_status st = po__pp_new(m->spec, m->batch, o, seed, opts, &t->pp);
+    if (!st) {
+        t->params = po__pp_params(t->pp);
+        /* The whole batch is staged here and each stage copies its micro-batches' rows. */
+        st = po_tensor_new(po_node_dtype(m->x), po_node_shape(m->x), &t->inputs[0]);
+        if (!st) st = po_tensor_new(po_node_dtype(m->y), po_node_shape(m->y), &t->inputs[1]);
+    }
+    if (st) {
+        po_trainer_free(t);
+        return st;
+    }
+    *out = t;
+    return PO_OK;
+}
+
+po_pp *po__trainer_pp(po_trainer *t) { return t->pp; }
+
 po_params *po_trainer_params(po_trainer *t) { return t->params; }
-int64_t po_trainer_worker_rows(const po_trainer *t, int i) { return t->dp ? po__dp_rows(t->dp, i) : 0; }
-int po_trainer_n_workers(const po_trainer *t) { return t->dp ? po__dp_workers(t->dp) : 1; }
+int64_t po_trainer_worker_rows(const po_trainer *t, int i) {
+    if (t->pp) return i >= 0 && i < po__pp_stages(t->pp) ? po__pp_rows(t->pp) : 0;
+    return t->dp ? po__dp_rows(t->dp, i) : 0;
+}
+int po_trainer_n_workers(const po_trainer *t) {
+    return t->dp ? po__dp_workers(t->dp) : t->pp ? po__pp_stages(t->pp) : 1;
+}
 int64_t po_trainer_rebalances(const po_trainer *t) { return t->dp ? po__dp_rebalances(t->dp) : 0; }
 
 po_status po_trainer_worker_stats(const po_trainer *t, int i, po_worker_stats *out) {
+    if (t->pp) {
+        if (i < 0 || i >= po__pp_stages(t->pp)) return po_fail(PO_ERR_INVALID_ARG, "no pipeline stage %d", i);
+        po__pp_stats(t->pp, i, out);
+        return PO_OK;
+    }
     if (!t->dp || i < 0 || i >= po__dp_workers(t->dp)) return po_fail(PO_ERR_INVALID_ARG, "no worker %d", i);
     po__dp_stats(t->dp, i, out);
     return PO_OK;
 }
 
 po_status po_trainer_set_slowdown(po_trainer *t, int worker, float factor) {
+    if (t->pp) return po__pp_set_slowdown(t->pp, worker, factor);
     if (!t->dp)
         return worker == 0 ? po_exec_set_slowdown(t->exec, factor)
                            : po_fail(PO_ERR_INVALID_ARG, "no worker %d", worker);
@@ -118,16 +156,19 @@ po_status po_trainer_set_slowdown(po_trainer *t, int worker, float factor) {
 void po_trainer_set_trace(po_trainer *t, po_trace *tr) {
     if (t->dp)
         po__dp_set_trace(t->dp, tr);
+    else if (t->pp)
+        po__pp_set_trace(t->pp, tr);
     else
         po_exec_set_trace(t->exec, tr, 0);
 }
 
 /* A data-parallel trainer rebuilds its workers' executors when it re-splits the batch. */
-po_exec *po_trainer_exec(po_trainer *t) { return t->dp ? po__dp_exec(t->dp) : t->exec; }
+po_exec *po_trainer_exec(po_trainer *t) { return t->dp ? po__dp_exec(t->dp) : t->pp ? po__pp_exec(t->pp) : t->exec; }
 po_tensor *po_trainer_input(po_trainer *t, int which) { return which == 0 || which == 1 ? t->inputs[which] : NULL; }
 
 po_status po_trainer_step(po_trainer *t, float *loss) {
     if (t->dp) return po__dp_step(t->dp, t->inputs[0], t->inputs[1], loss);
+    if (t->pp) return po__pp_step(t->pp, t->inputs[0], t->inputs[1], loss);
     po_status st = po_exec_run(t->exec);
     if (!st && loss) *loss = *(const float *)po_exec_output(t->exec, t->m->loss);
     return st;

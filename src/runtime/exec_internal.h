@@ -1,0 +1,19 @@
+/* Executor internals for the pipeline runtime (src/runtime/pp.c): raw access to any node's
+ * buffers and runs of arbitrary node lists that are traced and slowed like po_exec_run. */
+#ifndef PO_RUNTIME_EXEC_INTERNAL_H
+#define PO_RUNTIME_EXEC_INTERNAL_H
+
+#include "paropt/runtime.h"
+
+/* Where node node_id's output lives in this executor (its arena slot, input buffer, parameter
+ * or gradient), whether or not the memory planner still holds it live; NULL for a bad id. */
+void *po__exec_node_buffer(po_exec *ex, int node_id);
+/* The node's auxiliary buffer (state saved for backward), or NULL when it has none. */
+void *po__exec_node_aux(po_exec *ex, int node_id);
+/* Runs nodes ids[0..n) in that order on the calling thread, each traced (po_exec_set_trace) and
+ * slowed (po_exec_set_slowdown) as in po_exec_run; the step counter does not move. Idling owed
+ * to the slowdown is paid in quanta; po__exec_pay_idle pays the rest. */
+po_status po__exec_run_list(po_exec *ex, const int *ids, int n);
+void po__exec_pay_idle(po_exec *ex);
+
+#endif

@@ -1,0 +1,57 @@
+/* Pipeline-parallel training step over stage threads, one per device (a pinned core group).
+ *
+ * Every stage holds executors over one shared copy of the model's graph built at micro-batch
+ * rows (batch / m) with its backward pass and optimizer, and runs only the nodes of its layers:
+ * a node belongs to the stage owning its layer (nodes outside every layer take the layer of the
+ * closest earlier node, as the planner's workload does). A tensor one stage computes and another
+ * reads (forward activations, backward gradients, and any state saved for the backward pass)
+ * is published by its producer, per micro-batch, into a staging buffer once the producer's
+ * phase is done, and copied by the consumer into its executor just where the producer would
+ * have run, so the executors' memory plans hold as they are.
+ *
+ * Each micro-batch in flight has an executor of its own (GPipe: m per stage; 1F1B: at most
+ * n_stages - s at stage s), with parameter values and optimizer state shared with the master
+ * storage and gradients private. After the backward of micro-batch j, in the order j = 0, 1,
+ * ..., a stage adds (rows / batch) times its gradients into the master gradient buffer for the
+ * parameters whose gradient it computes; after all stages are done, each applies the optimizer
+ * nodes of its layers to the master storage. */
+#ifndef PO_RUNTIME_PP_H
+#define PO_RUNTIME_PP_H
+
+#include "paropt/train.h"
+
+typedef struct po_pp po_pp;
+
+#define PO__PP_MAX_STAGES 64
+
+/* Builds the stages for model spec `spec` at full batch `batch` with optimizer o; parameters
+ * initialised from seed (the same values po_trainer_new draws). Checks opts: PO_ERR_INVALID_ARG
+ * with a message when the stages do not cover the model's layers in order or micro_batches does
+ * not divide the batch; PO_ERR_UNSUPPORTED when a cut makes a stage depend on a later stage's
+ * forward (or an earlier stage's backward) work. */
+po_status po__pp_new(const char *spec, int64_t batch, const po_optim_opts *o, uint64_t seed,
+                     const po_pipeline_opts *opts, po_pp **out);
+void po__pp_free(po_pp *pp);
+
+/* One step on the full batch in x, y ([batch, ...], contiguous); *loss = the batch's mean. */
+po_status po__pp_step(po_pp *pp, const po_tensor *x, const po_tensor *y, float *loss);
+
+po_params *po__pp_params(po_pp *pp); /* the master parameters */
+po_exec *po__pp_exec(po_pp *pp);     /* the master executor: it holds the optimizer step count */
+int po__pp_stages(const po_pp *pp);
+int64_t po__pp_rows(const po_pp *pp); /* rows of each micro-batch */
+po_status po__pp_set_slowdown(po_pp *pp, int stage, float factor);
+void po__pp_stats(const po_pp *pp, int stage, po_worker_stats *out);
+/* Stage s records into track s of tr (NULL: no trace): its ops, a flow per micro-batch tensor
+ * it receives, and its gradient-accumulation and optimizer slices. */
+struct po_trace;
+void po__pp_set_trace(po_pp *pp, struct po_trace *tr);
+/* Executors (micro-batch slots) of stage s, and the most micro-batches it held in flight at
+ * once (forward started, gradients not yet accumulated) over every step so far. */
+int po__pp_slots(const po_pp *pp, int stage);
+int po__pp_max_in_flight(const po_pp *pp, int stage);
+
+/* The pipeline engine of a trainer made by po_trainer_new_pipeline, else NULL (trainer.c). */
+po_pp *po__trainer_pp(po_trainer *t);
+
+#endif
