@@ -2,8 +2,9 @@
 # Training throughput: paropt against PyTorch (Debian's python3-torch), the three reference
 # workloads at benchmark size, alternated in rounds so all see the same machine state.
 #   one core:  paropt on one pinned core against PyTorch with one thread on the same core;
-#   all cores: paropt data parallel over every core (--devices auto) against PyTorch's best of
-#              one thread and one thread per core (its threaded OpenBLAS/OpenMP).
+#   all cores: paropt with the automatic plan over every core (--devices auto --plan auto) against
+#              PyTorch's best of one thread and one thread per core (its threaded OpenBLAS/OpenMP),
+#              with the plan chosen and its prediction error (measured / predicted - 1).
 # Prints medians and ratios (and per-round ratios for one core).
 #
 #   bench/bench_train.sh [--rounds N] [--steps N] [--core C] [--workloads "a b"] [--out FILE]
@@ -45,7 +46,7 @@ for r in $(seq 1 "$rounds"); do
     2>/dev/null | grep "^{" | sed "s/^{/{\"round\":$r,\"who\":\"pytorch\",/" >>"$tmp/results.jsonl"
   if [ "$cores" -ge 2 ]; then
     for w in $workloads; do
-      "$bin" train --model "$w" --steps "$steps" --warmup 3 --devices auto --json 2>/dev/null \
+      "$bin" train --model "$w" --steps "$steps" --warmup 3 --devices auto --plan auto --json 2>/dev/null \
         | tail -n 1 | sed "s/^{/{\"round\":$r,\"who\":\"paropt-all\",/" >>"$tmp/results.jsonl"
     done
     OMP_NUM_THREADS=$cores OPENBLAS_NUM_THREADS=$cores "$python" "$peer" "$cores" "$steps" 2>/dev/null | grep "^{" \
@@ -67,11 +68,16 @@ for w in sys.argv[2].split():
     print(f"          {w:<10} {statistics.median(p):>15.2f} {statistics.median(t):>16.2f} "
           f"{statistics.median(t) / statistics.median(p):>7.2f}x   " + " ".join(f"{x:.2f}" for x in per))
 if any(r["who"] == "paropt-all" for r in rows):
-    print(f"all cores: {'workload':<9} {'paropt dp':>10} {'1 core':>8} {'PyTorch 1 thr':>14} {'PyTorch n thr':>14} "
-          f"{'vs own 1 core':>14} {'vs PyTorch best':>16}")
+    print(f"all cores: {'workload':<9} {'paropt auto':>11} {'1 core':>8} {'PyTorch 1 thr':>14} {'PyTorch n thr':>14} "
+          f"{'vs own 1 core':>14} {'vs PyTorch best':>16} {'pred. error':>12}  plan")
     for w in sys.argv[2].split():
         d, p, t1, tn = ms("paropt-all", w), ms("paropt", w), ms("pytorch", w), ms("pytorch-all", w)
         if not d or not p or not t1 or not tn: continue
         md, mp, m1, mn = (statistics.median(x) for x in (d, p, t1, tn))
-        print(f"           {w:<9} {md:>10.2f} {mp:>8.2f} {m1:>14.2f} {mn:>14.2f} {mp / md:>13.2f}x {min(m1, mn) / md:>15.2f}x")
+        auto = [r for r in rows if r["who"] == "paropt-all" and r.get("model") == w]
+        err = statistics.median(r["prediction_error"] for r in auto if r.get("prediction_error") is not None)
+        plans = sorted({r["plan"]["strategy"] + " " + ",".join(
+            "%s:%.2f" % (x["device"], x["share"]) for x in r["plan"]["stages"][0]["replicas"]) for r in auto})
+        print(f"           {w:<9} {md:>11.2f} {mp:>8.2f} {m1:>14.2f} {mn:>14.2f} {mp / md:>13.2f}x {min(m1, mn) / md:>15.2f}x"
+              f" {100 * err:>+11.1f}%  {' | '.join(plans)}")
 PY
