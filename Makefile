@@ -39,13 +39,15 @@ bench: build
 # its own copy of the seed corpus (libFuzzer adds what it finds to the first corpus folder).
 fuzz:
 	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DPO_FUZZ=ON -DPO_SANITIZE=ON >/dev/null
-	@cmake --build build-fuzz -j $(JOBS) --target fuzz_safetensors fuzz_idx fuzz_cifar
+	@cmake --build build-fuzz -j $(JOBS) --target fuzz_safetensors fuzz_idx fuzz_cifar fuzz_tfevents
 	mkdir -p build-fuzz/corpus && cp tests/fuzz/corpus_safetensors/* build-fuzz/corpus/
 	./build-fuzz/tests/fuzz/fuzz_safetensors -dict=tests/fuzz/safetensors.dict -max_total_time=60 build-fuzz/corpus
 	mkdir -p build-fuzz/corpus_idx && cp tests/fuzz/corpus_idx/* build-fuzz/corpus_idx/
 	./build-fuzz/tests/fuzz/fuzz_idx -max_total_time=60 build-fuzz/corpus_idx
 	mkdir -p build-fuzz/corpus_cifar && cp tests/fuzz/corpus_cifar/* build-fuzz/corpus_cifar/
 	./build-fuzz/tests/fuzz/fuzz_cifar -max_total_time=60 build-fuzz/corpus_cifar
+	mkdir -p build-fuzz/corpus_tfevents && cp tests/fuzz/corpus_tfevents/* build-fuzz/corpus_tfevents/
+	./build-fuzz/tests/fuzz/fuzz_tfevents -max_total_time=60 build-fuzz/corpus_tfevents
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
