@@ -232,6 +232,46 @@ static void bad_layouts_are_refused(void **st) {
     po_model_free(m);
 }
 
+/* A stage that fails (a target out of range, met by the last stage's loss) fails the step with
+ * its message, leaves no stage waiting and changes no parameter; the next good step trains. */
+static void a_failing_stage_fails_the_step(void **st) {
+    (void)st;
+    int cut[3] = {0, 1, 2};
+    for (int ofob = 0; ofob < 2; ofob++) {
+        po_model *m;
+        PO_CHECK(po_model_build("mnist_mlp:d_in=20,hidden=16,batch=8", 0, &m));
+        po_optim_opts o = po_optim_opts_default(PO_OPTIM_ADAM);
+        po_pipeline_opts opts = opts_for(cut, 3, 4, ofob);
+        po_trainer *t;
+        PO_CHECK(po_trainer_new_pipeline(m, &o, 2, &opts, &t));
+        po_dataset *d;
+        PO_CHECK(po_dataset_synthetic(m, 8, 5, &d));
+        PO_CHECK(po_dataset_batch(d, 0, po_trainer_input(t, 0), po_trainer_input(t, 1)));
+        po_params *p = po_trainer_params(t);
+        size_t bytes = po_params_total(p) * sizeof(float);
+        float *before = malloc(bytes);
+        assert_non_null(before);
+        memcpy(before, po_params_values(p), bytes);
+        int64_t *y = po_trainer_input(t, 1)->data;
+        int64_t saved = y[5];
+        y[5] = 99; /* micro-batch 2 */
+        float loss;
+        assert_int_equal(po_trainer_step(t, &loss), PO_ERR_RANGE);
+        print_message("%s: %s\n", ofob ? "1F1B" : "GPipe", po_last_error());
+        assert_non_null(strstr(po_last_error(), "stage 2"));
+        assert_int_equal(memcmp(before, po_params_values(p), bytes), 0);
+        assert_int_equal(po_exec_steps(po_trainer_exec(t)), 0);
+        y[5] = saved;
+        PO_CHECK(po_trainer_step(t, &loss));
+        assert_true(isfinite(loss));
+        assert_int_equal(po_exec_steps(po_trainer_exec(t)), 1);
+        free(before);
+        po_dataset_free(d);
+        po_trainer_free(t);
+        po_model_free(m);
+    }
+}
+
 /* Ten steps stay with the single-device run: one micro-batch bit for bit, several within
  * rounding; statistics, slowdown and a trace work through the trainer API. */
 static void many_steps_track_single(void **st) {
@@ -301,9 +341,13 @@ static void many_steps_track_single(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(mlp_two_stages),          cmocka_unit_test(mlp_three_stages),
-        cmocka_unit_test(gpt_two_stages),          cmocka_unit_test(gpt_three_stages),
-        cmocka_unit_test(in_flight_bounds),        cmocka_unit_test(bad_layouts_are_refused),
+        cmocka_unit_test(mlp_two_stages),
+        cmocka_unit_test(mlp_three_stages),
+        cmocka_unit_test(gpt_two_stages),
+        cmocka_unit_test(gpt_three_stages),
+        cmocka_unit_test(in_flight_bounds),
+        cmocka_unit_test(bad_layouts_are_refused),
+        cmocka_unit_test(a_failing_stage_fails_the_step),
         cmocka_unit_test(many_steps_track_single),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
