@@ -111,8 +111,11 @@ static void step_matches(const char *rel, const char *spec, const int *last_laye
         memcmp(po_params_values(p), po_params_values(p1), po_params_total(p) * sizeof(float)) == 0 && loss == loss1;
     print_message("%-8s %d stages %s m=%d: max |a - adam1| = %.3g, vs single: params %.3g, grads %.3g (ref "
                   "measure) %.3g (of max), loss %.3g%s\n",
-                  strstr(rel, "gpt") ? "tiny_gpt" : "mlp", k, ofob ? "1F1B " : "GPipe", micro, worst, vs_single,
-                  grad_rel, grad_norm, fabs((double)loss - loss1), same ? " (bit-identical)" : "");
+                  strstr(rel, "gpt")   ? "tiny_gpt"
+                  : strstr(rel, "cnn") ? "cnn"
+                                       : "mlp",
+                  k, ofob ? "1F1B " : "GPipe", micro, worst, vs_single, grad_rel, grad_norm, fabs((double)loss - loss1),
+                  same ? " (bit-identical)" : "");
     assert_true(worst <= 5e-5);
     if (micro == 1) {
         assert_true(same); /* the same graph and kernels: the same bits */
@@ -164,6 +167,13 @@ static void gpt_three_stages(void **st) {
     for (int ofob = 0; ofob < 2; ofob++)
         for (int micro = 1; micro <= 2; micro++)
             step_matches("reference/tiny_gpt.safetensors", GPT_SPEC, cut, 3, micro, ofob);
+}
+
+static void cnn_stages(void **st) {
+    (void)st;
+    int cut2[2] = {1, 3}, cut4[4] = {0, 1, 2, 3}; /* c1 c2 | f1 f2, and one layer each */
+    step_matches("reference/cifar_cnn.safetensors", "cifar_cnn:c1=8,c2=16,hidden=32,batch=4", cut2, 2, 2, false);
+    step_matches("reference/cifar_cnn.safetensors", "cifar_cnn:c1=8,c2=16,hidden=32,batch=4", cut4, 4, 4, true);
 }
 
 /* 1F1B keeps at most n_stages - s micro-batches in flight at stage s; GPipe holds all m. */
@@ -345,6 +355,7 @@ int main(void) {
         cmocka_unit_test(mlp_three_stages),
         cmocka_unit_test(gpt_two_stages),
         cmocka_unit_test(gpt_three_stages),
+        cmocka_unit_test(cnn_stages),
         cmocka_unit_test(in_flight_bounds),
         cmocka_unit_test(bad_layouts_are_refused),
         cmocka_unit_test(a_failing_stage_fails_the_step),
