@@ -34,5 +34,6 @@ int cmd_train(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif
