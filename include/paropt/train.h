@@ -87,9 +87,10 @@ po_status po_trainer_new_parallel(po_model *m, const po_optim_opts *o, uint64_t 
                                   po_trainer **out);
 
 /* The automatic plan, in one line: po_trainer_new, but the planner measures the devices and
- * picks how the step runs on them for the objective — one device, or data parallel over any
- * subset with shares by measured speed (the families the runtime executes; pipeline, hybrid and
- * operator-split plans are planned by po_plan_search but not yet run). The rest of a training
+ * picks how the step runs on them for the objective — one device, data parallel over any
+ * subset with shares by measured speed, or a pipeline of layer ranges over micro-batches (the
+ * families the runtime executes; hybrid and operator-split plans are planned by po_plan_search
+ * but not yet run). The rest of a training
  * loop stays as it is. A single-device plan trains on the calling thread (not moved to that
  * device's cores: pin the thread yourself if that matters). Devices with the option
  * slowdown=F run emulated F times slower. */
@@ -108,12 +109,18 @@ po_parallel_opts po_parallel_opts_default(void);
 po_status po_parallel_new(po_model *m, const po_optim_opts *o, uint64_t seed, const po_parallel_opts *opts,
                           po_plan *plan, po_trainer **out);
 
-/* The workers of a single-device or data-parallel plan (the first stage's replicas, in plan
- * order) on devs: each replica's device looked up by id. PO_ERR_UNSUPPORTED for other families,
- * PO_ERR_NOT_FOUND for a device not in devs. dev_index[i] (may be NULL) gets the index in devs
- * of worker i. */
+/* The workers of a plan on devs, in plan order: a single-device or data-parallel plan's replicas
+ * (with their shares), or a pipeline's stages (one replica each; share 1). Each replica's device
+ * is looked up by id. PO_ERR_UNSUPPORTED for hybrid and operator-split plans (planned, not yet
+ * run), PO_ERR_NOT_FOUND for a device not in devs. dev_index[i] (may be NULL) gets the index in
+ * devs of worker i. */
 po_status po_plan_workers(const po_plan *p, const po_device_list *devs, po_worker_spec *workers, int *dev_index,
                           int max_workers, int *n_workers);
+/* A trainer running plan p on devs (po_plan_workers): po_trainer_new_ex for single and dp (with
+ * rebalance), po_trainer_new_pipeline for pp. Devices with the option slowdown=F run emulated F
+ * times slower. */
+po_status po_trainer_new_plan(po_model *m, const po_optim_opts *o, uint64_t seed, const po_plan *p,
+                              const po_device_list *devs, bool rebalance, po_trainer **out);
 
 po_params *po_trainer_params(po_trainer *t);
 /* Rows of each batch worker i takes (0 for a single-threaded trainer). */

@@ -11,28 +11,61 @@ po_parallel_opts po_parallel_opts_default(void) {
 }
 
 /* Families the runtime executes. */
-#define RUNNABLE ((1u << PO_STRATEGY_SINGLE) | (1u << PO_STRATEGY_DP))
+#define RUNNABLE ((1u << PO_STRATEGY_SINGLE) | (1u << PO_STRATEGY_DP) | (1u << PO_STRATEGY_PP))
 
 po_status po_plan_workers(const po_plan *p, const po_device_list *devs, po_worker_spec *workers, int *dev_index,
                           int max_workers, int *n_workers) {
     *n_workers = 0;
-    if (!((1u << p->strategy) & RUNNABLE) || p->n_stages != 1)
-        return po_fail(PO_ERR_UNSUPPORTED, "a %s plan; the runtime trains single-device and data-parallel plans so far",
-                       po_strategy_name(p->strategy));
-    const po_plan_stage *st = &p->stages[0];
-    if (st->n_replicas > max_workers) return po_fail(PO_ERR_UNSUPPORTED, "at most %d devices", max_workers);
-    for (int r = 0; r < st->n_replicas; r++) {
+    bool pp = p->strategy == PO_STRATEGY_PP;
+    if (!((1u << p->strategy) & RUNNABLE) || (!pp && p->n_stages != 1))
+        return po_fail(PO_ERR_UNSUPPORTED, "a %s plan; the runtime trains single-device, data-parallel and pipeline plans "
+                       "so far", po_strategy_name(p->strategy));
+    int n = pp ? p->n_stages : p->stages[0].n_replicas;
+    if (n > max_workers) return po_fail(PO_ERR_UNSUPPORTED, "at most %d devices", max_workers);
+    for (int k = 0; k < n; k++) {
+        const po_plan_stage *st = &p->stages[pp ? k : 0];
+        if (pp && st->n_replicas != 1)
+            return po_fail(PO_ERR_UNSUPPORTED, "pipeline stage %d has %d devices (a hybrid plan; not yet run)", k,
+                           st->n_replicas);
+        const po_plan_replica *r = &st->replicas[pp ? 0 : k];
         int d = -1;
         for (int i = 0; i < devs->n && d < 0; i++)
-            if (strcmp(devs->dev[i].id, st->replicas[r].device) == 0) d = i;
-        if (d < 0) return po_fail(PO_ERR_NOT_FOUND, "the plan's device %s is not among the devices", st->replicas[r].device);
+            if (strcmp(devs->dev[i].id, r->device) == 0) d = i;
+        if (d < 0) return po_fail(PO_ERR_NOT_FOUND, "the plan's device %s is not among the devices", r->device);
         if (devs->dev[d].kind != PO_DEVICE_CPU)
             return po_fail(PO_ERR_UNSUPPORTED, "%s: the runtime trains on CPU devices only so far", devs->dev[d].id);
-        workers[r] = (po_worker_spec){devs->dev[d].first_core, devs->dev[d].n_cores, st->replicas[r].share};
-        if (dev_index) dev_index[r] = d;
+        workers[k] = (po_worker_spec){devs->dev[d].first_core, devs->dev[d].n_cores, pp ? 1.0 : r->share};
+        if (dev_index) dev_index[k] = d;
     }
-    *n_workers = st->n_replicas;
+    *n_workers = n;
     return PO_OK;
+}
+
+po_status po_trainer_new_plan(po_model *m, const po_optim_opts *o, uint64_t seed, const po_plan *p,
+                              const po_device_list *devs, bool rebalance, po_trainer **out) {
+    *out = NULL;
+    po_worker_spec workers[PO__DP_MAX_WORKERS];
+    int index[PO__DP_MAX_WORKERS], n = 0;
+    po_status st = po_plan_workers(p, devs, workers, index, PO__DP_MAX_WORKERS, &n);
+    if (!st && p->strategy == PO_STRATEGY_PP) {
+        po_pipeline_stage stages[PO__DP_MAX_WORKERS];
+        for (int k = 0; k < n; k++)
+            stages[k] = (po_pipeline_stage){p->stages[k].first_layer, p->stages[k].last_layer, workers[k]};
+        po_pipeline_opts po = {n, stages, p->micro_batches, p->schedule == PO_SCHEDULE_1F1B};
+        st = po_trainer_new_pipeline(m, o, seed, &po, out);
+    } else if (!st) {
+        po_trainer_opts to = {n, workers, rebalance};
+        st = po_trainer_new_ex(m, o, seed, &to, out);
+    }
+    for (int i = 0; !st && i < n; i++) {
+        const char *f = po_device_opt_get(&devs->dev[index[i]], "slowdown");
+        if (f) st = po_trainer_set_slowdown(*out, i, strtof(f, NULL));
+    }
+    if (st) {
+        po_trainer_free(*out);
+        *out = NULL;
+    }
+    return st;
 }
 
 po_status po_parallel_new(po_model *m, const po_optim_opts *o, uint64_t seed, const po_parallel_opts *opts,
@@ -59,21 +92,8 @@ po_status po_parallel_new(po_model *m, const po_optim_opts *o, uint64_t seed, co
     if (!st) st = po_devices_parse(mach, opts->devices ? opts->devices : "auto", &devs);
     if (!st) st = po_planner_new(m->spec, m->batch, o, &devs, &po, &planner);
     if (!st) st = po_plan_search(po_planner_workload(planner), po_planner_cost_model(planner), &so, &chosen);
-    po_worker_spec workers[PO__DP_MAX_WORKERS];
-    int index[PO__DP_MAX_WORKERS], n = 0;
-    if (!st) st = po_plan_workers(&chosen, &devs, workers, index, PO__DP_MAX_WORKERS, &n);
-    if (!st) {
-        po_trainer_opts to = {n, workers, opts->rebalance};
-        st = po_trainer_new_ex(m, o, seed, &to, out);
-    }
-    for (int i = 0; !st && i < n; i++) {
-        const char *f = po_device_opt_get(&devs.dev[index[i]], "slowdown");
-        if (f) st = po_trainer_set_slowdown(*out, i, strtof(f, NULL));
-    }
-    if (st) {
-        po_trainer_free(*out);
-        *out = NULL;
-    } else if (plan) {
+    if (!st) st = po_trainer_new_plan(m, o, seed, &chosen, &devs, opts->rebalance, out);
+    if (!st && plan) {
         *plan = chosen;
         memset(&chosen, 0, sizeof chosen);
     }

@@ -24,7 +24,8 @@ check "$REF/tiny_gpt.safetensors" "tiny_gpt:vocab=64,d_model=64,layers=2,heads=4
 check "$EXTRA/mnist_mlp_small.safetensors" "mnist_mlp:d_in=30,hidden=20,classes=7" 5
 check "$EXTRA/cifar_cnn_fashion.safetensors" "cifar_cnn:c1=4,c2=6,hidden=12,classes=5,image=1x28x28" 3
 check "$EXTRA/tiny_gpt_3l6h.safetensors" "tiny_gpt:vocab=50,d_model=48,layers=3,heads=6,seq=12" 3
-# Every plan gives the same numbers: data parallel over two cores, even and uneven shares.
+# Every plan gives the same numbers: data parallel over two cores (even and uneven shares), the
+# planner's choice, named families, plan files, pipelines.
 if [ "$(nproc)" -ge 2 ]; then
   check "$REF/mnist_mlp.safetensors" "mnist_mlp:d_in=784,hidden=64,classes=10" 16 --devices cpu:0,cpu:1
   check "$REF/tiny_gpt.safetensors" "tiny_gpt:vocab=64,d_model=64,layers=2,heads=4,seq=32" 2 --devices cpu:0,cpu:1
@@ -49,6 +50,21 @@ if [ "$(nproc)" -ge 2 ]; then
   check "$REF/mnist_mlp.safetensors" "mnist_mlp:d_in=784,hidden=64,classes=10" 16 --plan "$TMP/plan-dp.json" --calibrate 0
   plan_file single 16 2 cpu:1=1
   check "$REF/mnist_mlp.safetensors" "mnist_mlp:d_in=784,hidden=64,classes=10" 16 --plan "$TMP/plan-single.json" --calibrate 0
+  # Pipelines: two stages over micro-batches, GPipe and 1F1B (layers: mnist_mlp l1 | l2 l3;
+  # tiny_gpt embed blocks.0 | blocks.1 head), and the planner's best pipeline (--plan pp).
+  pp_file() { # NAME BATCH MICRO SCHEDULE CUT LAST
+    printf '{"strategy": "pp", "objective": "time", "batch": %s, "micro_batches": %s, "schedule": "%s",\n "stages": [{"layers": [0, %s], "replicas": [{"device": "cpu:1", "share": 1}]}, {"layers": [%s, %s], "replicas": [{"device": "cpu:0", "share": 1}]}]}\n' \
+      "$2" "$3" "$4" "$5" "$(($5 + 1))" "$6" >"$TMP/$1.json"
+  }
+  for sched in gpipe 1f1b; do
+    pp_file mlp-$sched 16 4 $sched 0 2
+    check "$REF/mnist_mlp.safetensors" "mnist_mlp:d_in=784,hidden=64,classes=10" 16 --plan "$TMP/mlp-$sched.json" --calibrate 0
+    pp_file gpt-$sched 2 2 $sched 1 3
+    check "$REF/tiny_gpt.safetensors" "tiny_gpt:vocab=64,d_model=64,layers=2,heads=4,seq=32" 2 --plan "$TMP/gpt-$sched.json" --calibrate 0
+  done
+  check "$REF/tiny_gpt.safetensors" "tiny_gpt:vocab=64,d_model=64,layers=2,heads=4,seq=32" 2 --devices cpu:0,cpu:1 \
+    --plan pp --calibrate 1
+  grep -q '"strategy":"pp"' "$TMP/json" || fail "--plan pp did not train a pipeline: $(tail -c 300 "$TMP/json")"
 else
   echo "data-parallel checks skipped: one core"
 fi

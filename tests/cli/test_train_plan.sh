@@ -146,8 +146,9 @@ EOF
   || fail "--plan FILE: $(tail -2 "$TMP/err")"
 grep -q '"strategy":"dp"' "$TMP/out" || fail "--plan FILE did not train its dp plan"
 
-expect_error "--plan pp: the runtime trains single-device and data-parallel plans so far" \
-  "$PO_BIN" train "${MODEL[@]}" --steps 1 --devices cpu:0,cpu:1 --plan pp --calibrate 0
+expect_error "--plan hybrid: the runtime trains single-device, data-parallel and pipeline plans so far" \
+  "$PO_BIN" train "${MODEL[@]}" --steps 1 --devices cpu:0,cpu:1 --plan hybrid --calibrate 0
+expect_error "--plan opsplit:" "$PO_BIN" train "${MODEL[@]}" --steps 1 --devices cpu:0,cpu:1 --plan opsplit --calibrate 0
 expect_error "neither auto, single, dp" "$PO_BIN" train --plan "$TMP/missing.json"
 printf '{"strategy": "dp", "objective": "time", "batch": 64, "micro_batches": 1, "schedule": "none", "stages": [{"layers": [0, 2], "replicas": [{"device": "cpu:9", "share": 1}]}]}\n' >"$TMP/bad.json"
 expect_error "cpu:9" "$PO_BIN" train "${MODEL[@]}" --steps 1 --devices cpu:0,cpu:1 --plan "$TMP/bad.json" --calibrate 0

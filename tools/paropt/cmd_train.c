@@ -49,9 +49,10 @@ static void train_usage(FILE *f) {
                "                      separated, or auto (every core); default: the calling thread alone\n"
                "  --plan NAME|FILE    auto: the planner picks the devices, the family and the shares by\n"
                "                      measuring each device (paropt plan); single (the first device); dp\n"
-               "                      (data parallel over all; the default with several devices); or a\n"
+               "                      (data parallel over all; the default with several devices); pp (the\n"
+               "                      best pipeline: layer ranges, micro-batches, GPipe or 1F1B); or a\n"
                "                      plan file from paropt plan --out. The plan and its prediction are\n"
-               "                      printed first; single and dp plans run (pp, hybrid and opsplit are\n"
+               "                      printed first; single, dp and pp plans run (hybrid and opsplit are\n"
                "                      planned, not yet run). --devices defaults to auto with --plan.\n"
                "  --objective OBJ     with --plan auto: time (default), energy or edp\n"
                "  --max-slowdown P    with --objective energy: least energy within P%% of the fastest\n"
@@ -532,11 +533,14 @@ static int setup(train_args *a, train_setup *s) {
     }
     /* Shares follow measured speed unless the user fixed them. */
     po_trainer_opts topts = {s->n_workers, s->workers, !a->shares};
-    if (po_trainer_new_ex(s->model, &a->optim, a->seed, &topts, &s->trainer)) {
+    po_status tst = s->planned ? po_trainer_new_plan(s->model, &a->optim, a->seed, &s->plan, &s->devs, !a->shares,
+                                                     &s->trainer)
+                               : po_trainer_new_ex(s->model, &a->optim, a->seed, &topts, &s->trainer);
+    if (tst) {
         cli_error("%s", po_last_error());
         return CLI_FAIL;
     }
-    for (int i = 0; i < s->n_workers; i++)
+    for (int i = 0; i < s->n_workers && !s->planned; i++)
         if (s->slowdown[i] > 1.0f) po_trainer_set_slowdown(s->trainer, i, s->slowdown[i]);
     return CLI_OK;
 }

@@ -11,8 +11,8 @@
 #include "cli.h"
 #include "train_cmd.h"
 
-/* Families the runtime executes so far; the planner also plans pp, hybrid and opsplit. */
-#define RUNNABLE ((1u << PO_STRATEGY_SINGLE) | (1u << PO_STRATEGY_DP))
+/* Families the runtime executes so far; the planner also plans hybrid and opsplit. */
+#define RUNNABLE ((1u << PO_STRATEGY_SINGLE) | (1u << PO_STRATEGY_DP) | (1u << PO_STRATEGY_PP))
 
 static void progress(const char *what, void *ctx) {
     (void)ctx;
@@ -103,7 +103,7 @@ static void note_unrunnable(const po_cost_model *cm, const po_plan_opts *o, trai
         double d = 100.0 * (s->plan.predicted.step_ms / best.predicted.step_ms - 1.0);
         snprintf(line, sizeof line,
                  "Not run: the best plan of any family, %s, is predicted at %.4g ms per step (this plan is %.1f%% "
-                 "slower); the runtime trains single-device and data-parallel plans so far.",
+                 "slower); the runtime trains single-device, data-parallel and pipeline plans so far.",
                  po_plan_summary(&best, s->workload, sum, sizeof sum), best.predicted.step_ms, d);
         char **e = realloc(s->plan.explanation, (size_t)(s->plan.n_explanation + 1) * sizeof *e);
         if (e) {
@@ -138,9 +138,10 @@ static void print_plan(const train_setup *s) {
 int train_plan_resolve(const train_args *a, train_setup *s) {
     if (!a->devices) return CLI_OK;
     bool named = strcmp(a->plan, "single") == 0 || strcmp(a->plan, "dp") == 0;
-    if (!named && strcmp(a->plan, "auto") != 0 && !train_plan_is_file(a->plan)) {
-        cli_error("--plan %s: the runtime trains single-device and data-parallel plans so far (paropt plan "
-                  "--strategy %s shows what it would predict)",
+    bool pp = strcmp(a->plan, "pp") == 0;
+    if (!named && !pp && strcmp(a->plan, "auto") != 0 && !train_plan_is_file(a->plan)) {
+        cli_error("--plan %s: the runtime trains single-device, data-parallel and pipeline plans so far (paropt "
+                  "plan --strategy %s shows what it would predict)",
                   a->plan, a->plan);
         return CLI_USAGE;
     }
@@ -161,10 +162,11 @@ int train_plan_resolve(const train_args *a, train_setup *s) {
     o.max_slowdown_pct = a->max_slowdown;
     o.top_k = 3;
     po_status st = PO_OK;
-    if (strcmp(a->plan, "auto") == 0) {
-        o.strategies = RUNNABLE;
+    if (strcmp(a->plan, "auto") == 0 || pp) {
+        /* pp: the best pipeline over the devices (partition, micro-batches, schedule). */
+        o.strategies = pp ? 1u << PO_STRATEGY_PP : RUNNABLE;
         st = po_plan_search(s->workload, cm, &o, &s->plan);
-        if (!st) note_unrunnable(cm, &o, s);
+        if (!st && !pp) note_unrunnable(cm, &o, s);
     } else if (train_plan_is_file(a->plan)) {
         st = po_plan_load(a->plan, &s->plan);
         if (!st) st = po_plan_validate(&s->plan, s->workload, cluster);
