@@ -35,5 +35,6 @@ int cmd_analyze(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

@@ -17,6 +17,7 @@ static void usage(FILE *f) {
             "  devices   the machine's devices, measured; power and utilization (paropt devices --help)\n"
             "  plan      how to split a training step across devices, for time or energy (paropt plan --help)\n"
             "  report    a run directory as one self-contained HTML page with charts (paropt report --help)\n"
+            "  bench     the benchmark suite: baseline, plans, scaling, energy, PyTorch (paropt bench --help)\n"
             "\n"
             "options:\n"
             "  -h, --help       show this help\n"
@@ -43,6 +44,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "devices") == 0) return cmd_devices(argc - 1, argv + 1);
     if (strcmp(cmd, "plan") == 0) return cmd_plan(argc - 1, argv + 1);
     if (strcmp(cmd, "report") == 0) return cmd_report(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench") == 0) return cmd_bench(argc - 1, argv + 1);
     cli_error("unknown command \"%s\" (try paropt --help)", cmd);
     return CLI_USAGE;
 }
