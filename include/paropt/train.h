@@ -87,10 +87,10 @@ po_status po_trainer_new_parallel(po_model *m, const po_optim_opts *o, uint64_t 
                                   po_trainer **out);
 
 /* The automatic plan, in one line: po_trainer_new, but the planner measures the devices and
- * picks how the step runs on them for the objective — one device, data parallel over any
- * subset with shares by measured speed, or a pipeline of layer ranges over micro-batches (the
- * families the runtime executes; hybrid and operator-split plans are planned by po_plan_search
- * but not yet run). The rest of a training
+ * picks how the step runs on them for the objective — one device, or data parallel over any
+ * subset with shares by measured speed (pipelines run through po_trainer_new_plan, but their
+ * predictions are not yet trusted for automatic choice on CPU cores; hybrid and operator-split
+ * plans are planned by po_plan_search but not yet run). The rest of a training
  * loop stays as it is. A single-device plan trains on the calling thread (not moved to that
  * device's cores: pin the thread yourself if that matters). Devices with the option
  * slowdown=F run emulated F times slower. */
