@@ -178,7 +178,13 @@ int train_plan_resolve(const train_args *a, train_setup *s) {
         st = po_plan_load(a->plan, &s->plan);
         if (!st) st = po_plan_validate(&s->plan, s->workload, cluster);
         /* The file's prediction was made elsewhere: predict again on this machine's figures. */
-        if (!st) st = po_plan_simulate(&s->plan, s->workload, cm, &s->plan.predicted);
+        po_prediction here;
+        memset(&here, 0, sizeof here);
+        if (!st) st = po_plan_simulate(&s->plan, s->workload, cm, &here);
+        if (!st) {
+            po_prediction_free(&s->plan.predicted);
+            s->plan.predicted = here;
+        }
     } else {
         st = named_plan(a, s, &s->plan);
         if (!st) st = po_plan_simulate(&s->plan, s->workload, cm, &s->plan.predicted);
