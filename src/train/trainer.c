@@ -78,6 +78,13 @@ void po_trainer_free(po_trainer *t) {
     free(t);
 }
 
+/* Input buffers for the whole batch, for trainers whose workers copy their rows out of them. */
+static po_status stage_batch(po_trainer *t) {
+    po_status st = po_tensor_new(po_node_dtype(t->m->x), po_node_shape(t->m->x), &t->inputs[0]);
+    if (!st) st = po_tensor_new(po_node_dtype(t->m->y), po_node_shape(t->m->y), &t->inputs[1]);
+    return st;
+}
+
 po_status po_trainer_new_ex(po_model *m, const po_optim_opts *o, uint64_t seed, const po_trainer_opts *opts,
                             po_trainer **out) {
     if (!opts || opts->n_workers <= 1) return po_trainer_new(m, o, seed, out);
@@ -90,9 +97,7 @@ po_status po_trainer_new_ex(po_model *m, const po_optim_opts *o, uint64_t seed, 
     st = po__dp_new(m->spec, m->batch, o, seed, opts, &t->dp);
     if (!st) {
         t->params = po__dp_params(t->dp);
-        /* The whole batch is staged here and each worker copies its rows. */
-        st = po_tensor_new(po_node_dtype(m->x), po_node_shape(m->x), &t->inputs[0]);
-        if (!st) st = po_tensor_new(po_node_dtype(m->y), po_node_shape(m->y), &t->inputs[1]);
+        st = stage_batch(t); /* each worker copies its rows */
     }
     if (st) {
         po_trainer_free(t);
@@ -111,9 +116,7 @@ po_status po_trainer_new_pipeline(po_model *m, const po_optim_opts *o, uint64_t 
     po_status st = po__pp_new(m->spec, m->batch, o, seed, opts, &t->pp);
     if (!st) {
         t->params = po__pp_params(t->pp);
-        /* The whole batch is staged here and each stage copies its micro-batches' rows. */
-        st = po_tensor_new(po_node_dtype(m->x), po_node_shape(m->x), &t->inputs[0]);
-        if (!st) st = po_tensor_new(po_node_dtype(m->y), po_node_shape(m->y), &t->inputs[1]);
+        st = stage_batch(t); /* each stage copies its micro-batches' rows */
     }
     if (st) {
         po_trainer_free(t);
