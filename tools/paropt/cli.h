@@ -30,6 +30,10 @@ bool cli_optim_opts(const char *optimizer, const char *lr, const char *weight_de
 bool cli_check_writable(const char *flag, const char *path);
 
 /* Subcommands: argc/argv start at the subcommand name. */
+/* The error for getopt_long's ':' (a missing value) or '?' (an unknown option) of subcommand
+ * `cmd` ("train", ...), naming the offending argument and the subcommand's --help; CLI_USAGE. */
+int cli_bad_option(const char *cmd, int c, char **argv);
+
 int cmd_train(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 int cmd_devices(int argc, char **argv);

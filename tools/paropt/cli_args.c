@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -124,4 +125,12 @@ bool cli_optim_opts(const char *optimizer, const char *lr, const char *weight_de
         if (!cli_parse_float("--momentum", momentum, 0.0, 1e30, &out->momentum)) return false;
     }
     return true;
+}
+
+int cli_bad_option(const char *cmd, int c, char **argv) {
+    if (c == ':')
+        cli_error("%s needs a value (see paropt %s --help)", argv[optind - 1], cmd);
+    else
+        cli_error("unknown option \"%s\" (see paropt %s --help)", argv[optind - 1], cmd);
+    return CLI_USAGE;
 }

@@ -100,8 +100,8 @@ static int parse_args(int argc, char **argv, analyze_args *a) {
         case O_DOT: a->dot = optarg; break;
         case O_SVG: a->svg = optarg; break;
         case 'h': analyze_usage(stdout); return -1;
-        case ':': cli_error("%s needs a value (see paropt analyze --help)", argv[optind - 1]); return CLI_USAGE;
-        default: cli_error("unknown option \"%s\" (see paropt analyze --help)", argv[optind - 1]); return CLI_USAGE;
+        case ':':
+        default: return cli_bad_option("analyze", c, argv);
         }
     }
     if (optind < argc) {

@@ -67,8 +67,8 @@ static int parse_args(int argc, char **argv, devices_args *a) {
         case O_REFRESH: a->refresh = true; break;
         case O_WATCH: a->watch = true; break;
         case 'h': devices_usage(stdout); return -1;
-        case ':': cli_error("%s needs a value (see paropt devices --help)", argv[optind - 1]); return CLI_USAGE;
-        default: cli_error("unknown option \"%s\" (see paropt devices --help)", argv[optind - 1]); return CLI_USAGE;
+        case ':':
+        default: return cli_bad_option("devices", c, argv);
         }
     }
     if (optind < argc) {

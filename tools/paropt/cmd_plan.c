@@ -131,8 +131,8 @@ static int parse_args(int argc, char **argv, plan_args *a) {
         case O_JSON: a->json = true; break;
         case O_OUT: a->out = optarg; break;
         case 'h': plan_usage(stdout); return -1;
-        case ':': cli_error("%s needs a value (see paropt plan --help)", argv[optind - 1]); return CLI_USAGE;
-        default: cli_error("unknown option \"%s\" (see paropt plan --help)", argv[optind - 1]); return CLI_USAGE;
+        case ':':
+        default: return cli_bad_option("plan", c, argv);
         }
     }
     if (optind < argc) {

@@ -32,8 +32,8 @@ int cmd_report(int argc, char **argv) {
         switch (c) {
         case O_OUT: out = optarg; break;
         case 'h': report_usage(stdout); return CLI_OK;
-        case ':': cli_error("%s needs a value (see paropt report --help)", argv[optind - 1]); return CLI_USAGE;
-        default: cli_error("unknown option \"%s\" (see paropt report --help)", argv[optind - 1]); return CLI_USAGE;
+        case ':':
+        default: return cli_bad_option("report", c, argv);
         }
     }
     if (optind >= argc) {

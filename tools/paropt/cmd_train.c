@@ -216,8 +216,8 @@ static int parse_args(int argc, char **argv, train_args *a) {
             }
             break;
         case 'h': train_usage(stdout); return -1;
-        case ':': cli_error("%s needs a value (see paropt train --help)", argv[optind - 1]); return CLI_USAGE;
-        default: cli_error("unknown option \"%s\" (see paropt train --help)", argv[optind - 1]); return CLI_USAGE;
+        case ':':
+        default: return cli_bad_option("train", c, argv);
         }
     }
     if (optind < argc) {
