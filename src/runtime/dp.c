@@ -51,12 +51,18 @@ struct po_dp {
     int window;         /* steps summed in the workers' window_s */
     int64_t rebalances; /* how often shares were re-solved */
     int settle;         /* steps to skip measuring after a rebuild */
+    int patience;       /* steps averaged before judging the balance (grows while re-splits oscillate) */
+    int last_move;      /* +1 / -1: the direction worker 0's rows last moved; 0: none yet */
     po_trace *trace;    /* one track per worker, or NULL */
 };
 
 /* Mean finish times over 4 steps more than 10% apart trigger a re-split. */
 #define IMBALANCE 1.10
 #define PATIENCE  4
+/* A re-split that undoes the previous one is noise, not a change of speed: each reversal doubles
+ * the window (up to MAX_PATIENCE steps), each re-split in the same direction halves it again. A
+ * rebuild costs a step or two of page faults and primitive creation, so it must be worth it. */
+#define MAX_PATIENCE 64
 
 static po_status fail_worker(worker *w, po_status st) {
     w->status = st;
@@ -251,6 +257,7 @@ po_status po__dp_new(const char *spec, int64_t batch, const po_optim_opts *o, ui
     dp->optim_copy = *o;
     dp->optim = &dp->optim_copy;
     dp->rebalance = opts->rebalance;
+    dp->patience = PATIENCE;
     snprintf(dp->spec, sizeof dp->spec, "%s", spec);
     dp->w = calloc((size_t)dp->k, sizeof *dp->w);
     pthread_mutex_init(&dp->lock, NULL);
@@ -344,8 +351,14 @@ static po_status resplit(po_dp *dp, const double *mean_s) {
     rows[biggest] += dp->batch - given;
     for (int i = 0; i < dp->k; i++)
         moved += llabs(rows[i] - dp->w[i].rows);
-    /* Moving a row or two is within the noise: not worth rebuilding the graphs. */
-    if (moved <= 2 || rows[biggest] < 1) return PO_OK;
+    /* Moving a row or two (or under 2% of the batch) is within the noise: not worth rebuilding. */
+    if (moved <= 2 || (double)moved < 0.02 * (double)dp->batch || rows[biggest] < 1) return PO_OK;
+    int move = rows[0] > dp->w[0].rows ? 1 : -1;
+    if (dp->last_move && move != dp->last_move)
+        dp->patience = dp->patience * 2 > MAX_PATIENCE ? MAX_PATIENCE : dp->patience * 2;
+    else if (dp->last_move)
+        dp->patience = dp->patience / 2 < PATIENCE ? PATIENCE : dp->patience / 2;
+    dp->last_move = move;
     int64_t steps = po_exec_steps(dp->w[0].exec), first = 0;
     po_status st = PO_OK;
     for (int i = 0; i < dp->k && !st; i++) {
@@ -371,8 +384,8 @@ static po_status resplit(po_dp *dp, const double *mean_s) {
     return PO_OK;
 }
 
-/* Averages each worker's compute time over PATIENCE steps; re-splits when the slowest is more
- * than IMBALANCE times the fastest. */
+/* Averages each worker's compute time over dp->patience steps (PATIENCE at first); re-splits when
+ * the slowest is more than IMBALANCE times the fastest. */
 static po_status maybe_rebalance(po_dp *dp) {
     if (dp->settle > 0) { /* the first step on new graphs pays for page faults */
         dp->settle--;
@@ -380,7 +393,7 @@ static po_status maybe_rebalance(po_dp *dp) {
     }
     for (int i = 0; i < dp->k; i++)
         dp->w[i].window_s += dp->w[i].compute_s;
-    if (++dp->window < PATIENCE) return PO_OK;
+    if (++dp->window < dp->patience) return PO_OK;
     double mean_s[PO__DP_MAX_WORKERS], fastest = 1e300, slowest = 0.0;
     for (int i = 0; i < dp->k; i++) {
         mean_s[i] = dp->w[i].window_s / dp->window;
