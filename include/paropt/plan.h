@@ -99,8 +99,7 @@ po_status po_workload_layer_info(const po_workload *w, int layer, double rows, p
  * stash, scratch, input buffers). With recompute, only each micro-batch's stage input is kept in
  * flight and one micro-batch's stash is rebuilt at a time. For all layers, rows = the batch and
  * one micro-batch this equals po_analysis' peak_memory_bytes. */
-double po_workload_memory_bytes(const po_workload *w, int first, int last, double rows, int in_flight,
-                                bool recompute);
+double po_workload_memory_bytes(const po_workload *w, int first, int last, double rows, int in_flight, bool recompute);
 
 /* Key of a node's measured times: its op, dtype and the shapes of its inputs and output. */
 uint64_t po_op_key(const po_node *n);
@@ -108,15 +107,15 @@ uint64_t po_op_key(const po_node *n);
 /* --- cluster -------------------------------------------------------------------------------- */
 
 typedef struct po_cluster_device {
-    po_device dev;        /* id (unique in the cluster), kind, name, memory_bytes, cores for CPU devices */
-    po_device_perf perf;  /* gemm curve (n_gemm 0: flat at gemm_gflops), mem_bandwidth_gbs,
-                           * elementwise_gelems, dispatch_us, gemm_call_us (NaN: a default by kind,
-                           * 0.05 / 0.2 us for CPUs, 5 / 5 us for GPUs: a kernel launch) */
-    double cache_bytes;   /* working sets up to this size move at the cache rate (0: none) */
-    double active_w;      /* power while computing, watts (NaN: unknown, energy then unknown) */
-    double idle_w;        /* power while waiting */
-    int memory_group;     /* devices with the same group >= 0 share memory_bytes (the cores of one
-                           * machine); -1: memory of its own */
+    po_device dev;         /* id (unique in the cluster), kind, name, memory_bytes, cores for CPU devices */
+    po_device_perf perf;   /* gemm curve (n_gemm 0: flat at gemm_gflops), mem_bandwidth_gbs,
+                            * elementwise_gelems, dispatch_us, gemm_call_us (NaN: a default by kind,
+                            * 0.05 / 0.2 us for CPUs, 5 / 5 us for GPUs: a kernel launch) */
+    double cache_bytes;    /* working sets up to this size move at the cache rate (0: none) */
+    double active_w;       /* power while computing, watts (NaN: unknown, energy then unknown) */
+    double idle_w;         /* power while waiting */
+    int memory_group;      /* devices with the same group >= 0 share memory_bytes (the cores of one
+                            * machine); -1: memory of its own */
     char power_source[48]; /* where active_w/idle_w come from: "catalog:<id>", "cluster file" */
 } po_cluster_device;
 
@@ -184,8 +183,7 @@ const po_cluster *po_cost_model_cluster(const po_cost_model *cm);
 po_status po_cost_model_record_key(po_cost_model *cm, uint64_t key, const char *device, double seconds);
 po_status po_cost_model_record(po_cost_model *cm, const po_node *n, const char *device, double seconds);
 /* Mean measured seconds of a key on a device, or PO_ERR_NOT_FOUND ("unknown": calibrate). */
-po_status po_cost_model_lookup(const po_cost_model *cm, uint64_t key, const char *device, double *seconds,
-                               int *count);
+po_status po_cost_model_lookup(const po_cost_model *cm, uint64_t key, const char *device, double *seconds, int *count);
 /* Measures every node of g (a full training graph; parameters are allocated and initialised here)
  * on real device d (machine m; d->id must be in the cluster): `runs` steps (after one warm-up; more,
  * up to 25, until 0.2 s are timed) on a thread pinned to d's cores with the executor's per-node
@@ -208,7 +206,7 @@ const char *po_bound_name(po_bound b); /* "compute", "memory", "overhead" */
 /* A node's predicted time on device `device` (cluster index). */
 typedef struct po_op_estimate {
     double seconds;
-    bool measured; /* from the history (else the roofline) */
+    bool measured;  /* from the history (else the roofline) */
     po_bound bound; /* which roofline term is largest: FLOP/s, bytes, or dispatch */
 } po_op_estimate;
 po_status po_cost_model_node_time(const po_cost_model *cm, const po_node *n, int device, po_op_estimate *out);
@@ -226,8 +224,15 @@ double po_cost_model_energy_j(const po_cost_model *cm, int device, double busy_s
 
 /* --- plans ---------------------------------------------------------------------------------- */
 
-typedef enum { PO_STRATEGY_SINGLE, PO_STRATEGY_DP, PO_STRATEGY_PP, PO_STRATEGY_HYBRID, PO_STRATEGY_OPSPLIT, PO_STRATEGY_COUNT } po_strategy;
-const char *po_strategy_name(po_strategy s);                  /* "single", "dp", "pp", "hybrid", "opsplit" */
+typedef enum {
+    PO_STRATEGY_SINGLE,
+    PO_STRATEGY_DP,
+    PO_STRATEGY_PP,
+    PO_STRATEGY_HYBRID,
+    PO_STRATEGY_OPSPLIT,
+    PO_STRATEGY_COUNT
+} po_strategy;
+const char *po_strategy_name(po_strategy s); /* "single", "dp", "pp", "hybrid", "opsplit" */
 po_status po_strategy_parse(const char *name, po_strategy *out);
 
 typedef enum { PO_OBJECTIVE_TIME, PO_OBJECTIVE_ENERGY, PO_OBJECTIVE_EDP } po_objective;
@@ -350,19 +355,19 @@ po_status po_dp_shares(const po_workload *w, const po_cost_model *cm, const int 
  * (bottleneck, sum). Ties go to fewer stages. */
 typedef struct po_pp_problem {
     int n_layers, n_units;
-    int micro_batches;   /* m >= 1 */
-    po_schedule schedule; /* GPIPE or 1F1B (NONE counts as GPIPE) */
-    int max_stages;      /* 0: no limit beyond the units and layers */
-    const double *time, *static_bytes, *stash_bytes;                         /* [U][L][L] */
+    int micro_batches;                               /* m >= 1 */
+    po_schedule schedule;                            /* GPIPE or 1F1B (NONE counts as GPIPE) */
+    int max_stages;                                  /* 0: no limit beyond the units and layers */
+    const double *time, *static_bytes, *stash_bytes; /* [U][L][L] */
     const double *recompute_time, *recompute_static_bytes, *recompute_stash; /* NULL: no recomputation */
-    const double *comm;     /* [U][U][L] */
-    const double *capacity; /* [U] bytes */
+    const double *comm;                                                      /* [U][U][L] */
+    const double *capacity;                                                  /* [U] bytes */
 } po_pp_problem;
 
 typedef struct po_pp_solution {
-    double objective;     /* T above, seconds */
-    double bottleneck_s;  /* max_s t_s */
-    double sum_s;         /* sum_s t_s */
+    double objective;    /* T above, seconds */
+    double bottleneck_s; /* max_s t_s */
+    double sum_s;        /* sum_s t_s */
     int n_stages;
     int *first, *last, *unit; /* [n_stages], owned */
     bool *recompute;          /* [n_stages] */
@@ -455,10 +460,10 @@ po_status po_plan_cached(po_plan_cache *pc, const po_workload *w, const po_cost_
 typedef struct po_planner po_planner;
 
 typedef struct po_planner_opts {
-    po_bench_level level; /* how thoroughly devices are measured (QUICK) */
-    int calibrate;        /* steps timed per device at the batch and at half of it, each op's
-                             median recorded (po_cost_model_calibrate); 0: the figures alone
-                             (default 2) */
+    po_bench_level level;                          /* how thoroughly devices are measured (QUICK) */
+    int calibrate;                                 /* steps timed per device at the batch and at half of it, each op's
+                                                      median recorded (po_cost_model_calibrate); 0: the figures alone
+                                                      (default 2) */
     void (*progress)(const char *what, void *ctx); /* before each measurement; NULL: silence */
     void *progress_ctx;
 } po_planner_opts;

@@ -56,8 +56,8 @@ po_status po_cluster_add(po_cluster *c, const po_cluster_device *d) {
         return po_fail(PO_ERR_INVALID_ARG, "cluster: device \"%s\" needs a positive GEMM GFLOP/s figure", d->dev.id);
     for (int i = 0; i < p->n_gemm; i++)
         if (!positive(p->gemm[i].gflops) || p->gemm[i].m < 1 || p->gemm[i].n < 1 || p->gemm[i].k < 1)
-            return po_fail(PO_ERR_INVALID_ARG, "cluster: device \"%s\": GEMM curve point %d is not positive",
-                           d->dev.id, i);
+            return po_fail(PO_ERR_INVALID_ARG, "cluster: device \"%s\": GEMM curve point %d is not positive", d->dev.id,
+                           i);
     if (!positive(p->mem_bandwidth_gbs))
         return po_fail(PO_ERR_INVALID_ARG, "cluster: device \"%s\" needs a positive memory bandwidth", d->dev.id);
     if (d->dev.memory_bytes <= 0)
@@ -120,7 +120,8 @@ po_status po_cluster_set_link_directed(po_cluster *c, const char *from, const ch
     po_status st = check_link(l);
     if (st) return st;
     int a = po_cluster_find(c, from), b = po_cluster_find(c, to);
-    if (a < 0 || b < 0) return po_fail(PO_ERR_NOT_FOUND, "cluster: link names unknown device \"%s\"", a < 0 ? from : to);
+    if (a < 0 || b < 0)
+        return po_fail(PO_ERR_NOT_FOUND, "cluster: link names unknown device \"%s\"", a < 0 ? from : to);
     if (a == b) return po_fail(PO_ERR_INVALID_ARG, "cluster: a link joins two different devices (\"%s\" twice)", from);
     c->links[a * c->cap + b] = l;
     return PO_OK;
@@ -168,10 +169,9 @@ uint64_t po_cluster_signature(const po_cluster *c) {
         h = po__fnv_u64(h, (uint64_t)(d->memory_group + 1));
         const po_device_perf *p = &d->perf;
         for (int k = 0; k < p->n_gemm; k++)
-            h = fig(po__fnv_u64(h, (uint64_t)(p->gemm[k].m * 31 + p->gemm[k].n * 7 + p->gemm[k].k)),
-                    p->gemm[k].gflops);
-        double v[] = {p->gemm_gflops, p->mem_bandwidth_gbs, p->elementwise_gelems, p->dispatch_us,
-                      p->gemm_call_us, d->cache_bytes,      d->active_w,          d->idle_w};
+            h = fig(po__fnv_u64(h, (uint64_t)(p->gemm[k].m * 31 + p->gemm[k].n * 7 + p->gemm[k].k)), p->gemm[k].gflops);
+        double v[] = {p->gemm_gflops,  p->mem_bandwidth_gbs, p->elementwise_gelems, p->dispatch_us,
+                      p->gemm_call_us, d->cache_bytes,       d->active_w,           d->idle_w};
         for (size_t k = 0; k < sizeof v / sizeof v[0]; k++)
             h = fig(h, v[k]);
     }

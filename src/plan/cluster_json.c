@@ -44,9 +44,21 @@ static po_status num(const jctx *x, json_t *obj, const char *key, const char **p
     return PO_OK;
 }
 
-static const char *const device_keys[] = {"id",          "type",         "kind",          "name",       "count",
-                                          "peak_gflops", "mem_bandwidth_gbs", "memory_gb", "tdp_w",      "idle_w",
-                                          "elementwise_gelems", "dispatch_us", "cache_mb", "memory_group", NULL};
+static const char *const device_keys[] = {"id",
+                                          "type",
+                                          "kind",
+                                          "name",
+                                          "count",
+                                          "peak_gflops",
+                                          "mem_bandwidth_gbs",
+                                          "memory_gb",
+                                          "tdp_w",
+                                          "idle_w",
+                                          "elementwise_gelems",
+                                          "dispatch_us",
+                                          "cache_mb",
+                                          "memory_group",
+                                          NULL};
 
 static po_status parse_device(const jctx *x, po_cluster *c, json_t *o, int index) {
     char idx[16];
@@ -58,9 +70,10 @@ static po_status parse_device(const jctx *x, po_cluster *c, json_t *o, int index
     json_object_foreach(o, key, v) {
         if (!allowed(key, device_keys)) {
             p[2] = key;
-            return jfail(x, p, 3, "unknown key (a device takes id, type or peak_gflops, mem_bandwidth_gbs, "
-                                  "memory_gb, tdp_w, idle_w; optional kind, name, count, elementwise_gelems, "
-                                  "dispatch_us, cache_mb, memory_group)");
+            return jfail(x, p, 3,
+                         "unknown key (a device takes id, type or peak_gflops, mem_bandwidth_gbs, "
+                         "memory_gb, tdp_w, idle_w; optional kind, name, count, elementwise_gelems, "
+                         "dispatch_us, cache_mb, memory_group)");
         }
     }
     json_t *jid = json_object_get(o, "id");
@@ -84,8 +97,9 @@ static po_status parse_device(const jctx *x, po_cluster *c, json_t *o, int index
         if (!json_is_string(jtype)) return jfail(x, p, 3, "must be a string (a catalog entry)");
         const po_catalog_entry *e = po_catalog_find(json_string_value(jtype));
         if (!e || po_catalog_virtual_device(json_string_value(jtype), &d.dev, &d.perf))
-            return jfail(x, p, 3, "\"%s\" is not in the hardware catalog (paropt devices --help lists the catalog; "
-                                  "or give peak_gflops, mem_bandwidth_gbs, memory_gb, tdp_w and idle_w)",
+            return jfail(x, p, 3,
+                         "\"%s\" is not in the hardware catalog (paropt devices --help lists the catalog; "
+                         "or give peak_gflops, mem_bandwidth_gbs, memory_gb, tdp_w and idle_w)",
                          json_string_value(jtype));
         d.active_w = e->tdp_w;
         d.idle_w = e->idle_w;
@@ -95,8 +109,9 @@ static po_status parse_device(const jctx *x, po_cluster *c, json_t *o, int index
         static const char *const need[] = {"peak_gflops", "mem_bandwidth_gbs", "memory_gb", "tdp_w", "idle_w"};
         for (int k = 0; k < 5; k++)
             if (!json_object_get(o, need[k]))
-                return jfail(x, p, 2, "a device without \"type\" needs \"%s\" (and peak_gflops, mem_bandwidth_gbs, "
-                                      "memory_gb, tdp_w, idle_w)",
+                return jfail(x, p, 2,
+                             "a device without \"type\" needs \"%s\" (and peak_gflops, mem_bandwidth_gbs, "
+                             "memory_gb, tdp_w, idle_w)",
                              need[k]);
         snprintf(d.power_source, sizeof d.power_source, "cluster file");
         snprintf(d.dev.name, sizeof d.dev.name, "%s", json_string_value(jid));

@@ -124,8 +124,7 @@ po_status po_cost_model_record(po_cost_model *cm, const po_node *n, const char *
     return po_cost_model_record_key(cm, po_op_key(n), device, seconds);
 }
 
-po_status po_cost_model_lookup(const po_cost_model *cm, uint64_t key, const char *device, double *seconds,
-                               int *count) {
+po_status po_cost_model_lookup(const po_cost_model *cm, uint64_t key, const char *device, double *seconds, int *count) {
     int d = po_cluster_find(cm->c, device);
     const hist_entry *e = d >= 0 ? find(cm, key, cm->c->id_hash[d]) : NULL;
     if (!e) return po_fail(PO_ERR_NOT_FOUND, "no measurement of this op on \"%s\"", device);
@@ -238,8 +237,8 @@ double po__node_seconds(const po_cost_model *cm, const po_workload *w, const po_
         double dist = fabs(log(rows * frac / rk));
         if (dist >= best) continue;
         best = dist;
-        double tk = roofline(d, po__aff(n->flops, rk), po__aff(n->bytes, rk), po__aff(n->call_flops, rk), n->gemm,
-                             NULL);
+        double tk =
+            roofline(d, po__aff(n->flops, rk), po__aff(n->bytes, rk), po__aff(n->call_flops, rk), n->gemm, NULL);
         scaled = e->sum / e->count * (tk > 0.0 ? t / tk : 1.0);
     }
     if (parts) {

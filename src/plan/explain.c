@@ -45,7 +45,8 @@ static po_status bottleneck(po_plan *p, const po__sim_out *so, const po_cluster 
             "step (%.0f%% of it)%s; the busiest device, %s, computes %.0f%% of the step.",
             st->n_replicas, p->n_stages > 1 ? "the slowest stage" : "the model", so->allreduce_s * 1e3,
             100.0 * so->allreduce_s / T,
-            cpu ? ", on the cores themselves (the CPU workers reduce)" : ", of which the backward pass hides what it can",
+            cpu ? ", on the cores themselves (the CPU workers reduce)"
+                : ", of which the backward pass hides what it can",
             id, busy);
     }
     if (exposed > 0.25 * T && so->busiest_link_from >= 0) {
@@ -74,9 +75,9 @@ static po_status bottleneck(po_plan *p, const po__sim_out *so, const po_cluster 
         detail = "in per-op dispatch overhead (many small ops)";
         share = parts > 0.0 ? d->over_s / parts : 0.0;
     }
-    return po__plan_add_sentence(p, "Bottleneck: device %s, computing %.0f%% of the step and %s: %.0f%% of its time %s%s.",
-                                 id, busy, kind, 100.0 * share, detail,
-                                 d->comm_s > 0.1 * T ? "; the gradient all-reduce takes the rest" : "");
+    return po__plan_add_sentence(
+        p, "Bottleneck: device %s, computing %.0f%% of the step and %s: %.0f%% of its time %s%s.", id, busy, kind,
+        100.0 * share, detail, d->comm_s > 0.1 * T ? "; the gradient all-reduce takes the rest" : "");
 }
 
 static po_status constraint(po_plan *p, const po__sim_out *so, const po_cluster *c, const char *note) {
@@ -89,15 +90,16 @@ static po_status constraint(po_plan *p, const po__sim_out *so, const po_cluster 
     for (int s = 0; s < p->n_stages; s++)
         rc = rc || p->stages[s].recompute;
     if (note && strncmp(note, "the memory of", 13) == 0)
-        return po__plan_add_sentence(p, "Binding constraint: %s; this plan's largest need is %s of %s on %s%s.", note, a,
-                                     b, cd->dev.id,
+        return po__plan_add_sentence(p, "Binding constraint: %s; this plan's largest need is %s of %s on %s%s.", note,
+                                     a, b, cd->dev.id,
                                      rc ? " (a stage recomputes its activations in the backward pass to fit)" : "");
     if (rc || so->worst_mem_ratio > 0.8)
         return po__plan_add_sentence(p, "Binding constraint: the memory of %s (peak %s of %s, %.0f%%)%s.", cd->dev.id,
                                      a, b, 100.0 * so->worst_mem_ratio,
                                      rc ? "; a stage recomputes its activations in the backward pass to fit" : "");
-    if (note) return po__plan_add_sentence(p, "Binding constraint: %s; memory is not short (at most %.0f%%, on %s).",
-                                           note, 100.0 * so->worst_mem_ratio, cd->dev.id);
+    if (note)
+        return po__plan_add_sentence(p, "Binding constraint: %s; memory is not short (at most %.0f%%, on %s).", note,
+                                     100.0 * so->worst_mem_ratio, cd->dev.id);
     return po__plan_add_sentence(p, "Binding constraint: none; memory is not short (at most %.0f%%: %s of %s on %s).",
                                  100.0 * so->worst_mem_ratio, a, b, cd->dev.id);
 }
@@ -129,10 +131,12 @@ static po_status utilisation(po_plan *p, const po__sim_out *so, const po_cluster
     mean /= so->n_dev ? so->n_dev : 1;
     int shown = so->n_dev <= 16 ? so->n_dev : 8;
     for (int k = 0; k < shown && used < sizeof buf; k++)
-        used += (size_t)snprintf(buf + used, sizeof buf - used, "%s %s %.0f%%", k ? "," : "", c->dev[so->d[k].dev].dev.id,
-                                 so->step_s > 0.0 ? 100.0 * so->d[k].busy_s / so->step_s : 0.0);
+        used +=
+            (size_t)snprintf(buf + used, sizeof buf - used, "%s %s %.0f%%", k ? "," : "", c->dev[so->d[k].dev].dev.id,
+                             so->step_s > 0.0 ? 100.0 * so->d[k].busy_s / so->step_s : 0.0);
     if (shown < so->n_dev && used < sizeof buf)
-        used += (size_t)snprintf(buf + used, sizeof buf - used, ", ... (%d devices, mean %.0f%%)", so->n_dev, 100.0 * mean);
+        used +=
+            (size_t)snprintf(buf + used, sizeof buf - used, ", ... (%d devices, mean %.0f%%)", so->n_dev, 100.0 * mean);
     return po__plan_add_sentence(p, "%s.", buf);
 }
 
@@ -160,7 +164,8 @@ po_status po__plan_explain(po_plan *p, const po_workload *w, const po_cost_model
                                : p->objective == PO_OBJECTIVE_ENERGY ? "energy"
                                                                      : "energy x delay",
                                sum, so.step_s * 1e3, rate, en, p->predicted.energy_source);
-    if (!st && so.split_ops) st = po__plan_add_sentence(p, "Operator split shares %d of the %d GEMM-like ops.", so.split_ops, so.gemm_ops);
+    if (!st && so.split_ops)
+        st = po__plan_add_sentence(p, "Operator split shares %d of the %d GEMM-like ops.", so.split_ops, so.gemm_ops);
     if (!st) st = bottleneck(p, &so, e.c);
     if (!st) st = constraint(p, &so, e.c, note);
     if (!st) st = runner(p, w, runner_up);

@@ -167,20 +167,24 @@ static po_status classify(dp *d) {
     prune_twins(d);
     uint64_t mult = 1;
     for (int c = 0; c < d->n_cls; c++) {
-        if (!d->active[c]) d->cap[c] = 0;
+        if (!d->active[c])
+            d->cap[c] = 0;
         else
             d->cap[c] = d->size[c] < d->smax ? d->size[c] : d->smax;
         d->mult[c] = mult;
         if (mult > (UINT64_MAX >> 2) / (uint64_t)(d->cap[c] + 1))
-            return po_fail(PO_ERR_UNSUPPORTED, "pipeline partitioning: too many distinct units (%d classes) for the "
-                                               "exact search; give it fewer",
+            return po_fail(PO_ERR_UNSUPPORTED,
+                           "pipeline partitioning: too many distinct units (%d classes) for the "
+                           "exact search; give it fewer",
                            d->n_cls);
         mult *= (uint64_t)(d->cap[c] + 1);
     }
     return PO_OK;
 }
 
-static int count_of(const dp *d, uint64_t code, int c) { return (int)((code / d->mult[c]) % (uint64_t)(d->cap[c] + 1)); }
+static int count_of(const dp *d, uint64_t code, int c) {
+    return (int)((code / d->mult[c]) % (uint64_t)(d->cap[c] + 1));
+}
 
 static uint64_t mix(uint64_t code, int i, int front) {
     uint64_t h = code * 0x9E3779B97F4A7C15ull ^ ((uint64_t)i << 40) ^ ((uint64_t)front << 20);
@@ -302,8 +306,8 @@ static void dp_free(dp *d) {
 }
 
 static po_status check_problem(const po_pp_problem *p) {
-    if (p->n_layers < 1 || p->n_units < 1 || p->micro_batches < 1 || !p->time || !p->static_bytes ||
-        !p->stash_bytes || !p->comm || !p->capacity)
+    if (p->n_layers < 1 || p->n_units < 1 || p->micro_batches < 1 || !p->time || !p->static_bytes || !p->stash_bytes ||
+        !p->comm || !p->capacity)
         return po_fail(PO_ERR_INVALID_ARG, "pipeline partitioning: a problem needs layers, units, micro-batches >= 1 "
                                            "and every table");
     if (p->recompute_time && (!p->recompute_static_bytes || !p->recompute_stash))

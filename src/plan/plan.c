@@ -97,8 +97,8 @@ po_status po_plan_copy(const po_plan *src, po_plan *dst) {
         if (!t.stages) st = po_fail(PO_ERR_NO_MEMORY, "out of memory");
         for (int s = 0; !st && s < src->n_stages; s++) {
             t.stages[s] = src->stages[s];
-            t.stages[s].replicas = malloc((size_t)(src->stages[s].n_replicas ? src->stages[s].n_replicas : 1) *
-                                          sizeof(po_plan_replica));
+            t.stages[s].replicas =
+                malloc((size_t)(src->stages[s].n_replicas ? src->stages[s].n_replicas : 1) * sizeof(po_plan_replica));
             if (!t.stages[s].replicas) {
                 t.stages[s].n_replicas = 0;
                 st = po_fail(PO_ERR_NO_MEMORY, "out of memory");
@@ -297,8 +297,9 @@ po_status po_plan_validate(const po_plan *p, const po_workload *w, const po_clus
                 return po_fail(PO_ERR_INVALID_ARG, "plan: stage %d, device %s: share %g is not in (0, 1]", s,
                                st->replicas[r].device, sh);
             if (p->strategy != PO_STRATEGY_OPSPLIT && sh * rows < 0.5)
-                return po_fail(PO_ERR_INVALID_ARG, "plan: stage %d, device %s: share %g gets no sample of a %g-sample "
-                                                   "micro-batch",
+                return po_fail(PO_ERR_INVALID_ARG,
+                               "plan: stage %d, device %s: share %g gets no sample of a %g-sample "
+                               "micro-batch",
                                s, st->replicas[r].device, sh, rows);
             sum += sh;
         }

@@ -40,11 +40,11 @@ typedef struct po__wnode {
     bool gemm;       /* matrix products, convolutions, attention: timed on the GEMM curve */
     bool splittable; /* a GEMM or convolution operator split may share out */
     double flops[2], bytes[2];
-    double call_flops[2];     /* FLOPs of one product call (gemm) */
-    double in_bytes[2];       /* activation (non-parameter) inputs */
-    double out_bytes[2];      /* its output */
-    double param_bytes;       /* parameter values it reads */
-    uint64_t key[2];          /* po_op_key at the two batches */
+    double call_flops[2]; /* FLOPs of one product call (gemm) */
+    double in_bytes[2];   /* activation (non-parameter) inputs */
+    double out_bytes[2];  /* its output */
+    double param_bytes;   /* parameter values it reads */
+    uint64_t key[2];      /* po_op_key at the two batches */
 } po__wnode;
 
 struct po_workload {
@@ -136,15 +136,15 @@ typedef struct po__sim_out {
     double step_s, energy_j;
     bool energy_known, fits;
     int n_dev;
-    po__sim_device *d;        /* owned, plan order */
-    int worst_mem;            /* index into d with the highest peak / capacity */
+    po__sim_device *d; /* owned, plan order */
+    int worst_mem;     /* index into d with the highest peak / capacity */
     double worst_mem_ratio;
     int busiest_link_from, busiest_link_to; /* cluster indices, -1 none */
     double busiest_link_s;
-    double allreduce_s;       /* longest total all-reduce time of one stage */
+    double allreduce_s; /* longest total all-reduce time of one stage */
     int allreduce_stage;
-    double compute_max_s;     /* busy time of the busiest device */
-    int split_ops, gemm_ops;  /* operator split: nodes split, GEMM-like nodes */
+    double compute_max_s;    /* busy time of the busiest device */
+    int split_ops, gemm_ops; /* operator split: nodes split, GEMM-like nodes */
 } po__sim_out;
 
 po_status po__simulate(po__eval *e, const po_plan *p, po__sim_out *out);

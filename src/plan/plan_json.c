@@ -45,12 +45,13 @@ static json_t *plan_json(const po_plan *p, const po_workload *w) {
         json_t *so = json_object(), *reps = json_array();
         json_object_set_new(so, "layers", json_pack("[ii]", st->first_layer, st->last_layer));
         if (w && po_workload_layer_name(w, st->first_layer) && po_workload_layer_name(w, st->last_layer))
-            json_object_set_new(so, "layer_names", json_pack("[ss]", po_workload_layer_name(w, st->first_layer),
-                                                             po_workload_layer_name(w, st->last_layer)));
+            json_object_set_new(so, "layer_names",
+                                json_pack("[ss]", po_workload_layer_name(w, st->first_layer),
+                                          po_workload_layer_name(w, st->last_layer)));
         json_object_set_new(so, "recompute", json_boolean(st->recompute));
         for (int r = 0; r < st->n_replicas; r++)
-            json_array_append_new(reps, json_pack("{ss so}", "device", st->replicas[r].device, "share",
-                                                  num(st->replicas[r].share)));
+            json_array_append_new(
+                reps, json_pack("{ss so}", "device", st->replicas[r].device, "share", num(st->replicas[r].share)));
         json_object_set_new(so, "replicas", reps);
         json_array_append_new(stages, so);
     }
@@ -167,7 +168,8 @@ static po_status read_stage(rd *r, json_t *o, int s, po_plan_stage *st) {
     const char *key;
     json_t *v;
     json_object_foreach(o, key, v) {
-        if (strcmp(key, "layers") && strcmp(key, "layer_names") && strcmp(key, "recompute") && strcmp(key, "replicas")) {
+        if (strcmp(key, "layers") && strcmp(key, "layer_names") && strcmp(key, "recompute") &&
+            strcmp(key, "replicas")) {
             r->path[2] = key;
             return rfail(r, 3, "unknown key (a stage has layers, replicas, recompute, layer_names)");
         }
@@ -216,9 +218,9 @@ static po_status read_stage(rd *r, json_t *o, int s, po_plan_stage *st) {
     return PO_OK;
 }
 
-static const char *const top_keys[] = {"format",        "strategy", "objective", "max_slowdown", "model",       "batch",
-                                       "stages",        "micro_batches", "schedule", "predicted", "explanation",
-                                       "alternatives", NULL};
+static const char *const top_keys[] = {
+    "format",        "strategy", "objective", "max_slowdown", "model",        "batch", "stages",
+    "micro_batches", "schedule", "predicted", "explanation",  "alternatives", NULL};
 
 static po_status read_plan(rd *r, json_t *root, po_plan *p) {
     if (!json_is_object(root)) return rfail(r, 0, "a plan is a JSON object");
@@ -230,8 +232,9 @@ static po_status read_plan(rd *r, json_t *root, po_plan *p) {
             ok = strcmp(*k, key) == 0;
         if (!ok) {
             r->path[0] = key;
-            return rfail(r, 1, "unknown key (a plan has strategy, objective, stages, micro_batches, schedule, "
-                               "predicted, explanation, alternatives, model, batch, max_slowdown, format)");
+            return rfail(r, 1,
+                         "unknown key (a plan has strategy, objective, stages, micro_batches, schedule, "
+                         "predicted, explanation, alternatives, model, batch, max_slowdown, format)");
         }
     }
     json_t *fmt = json_object_get(root, "format");

@@ -35,7 +35,6 @@ const po_workload *po_planner_workload(const po_planner *p) { return p->w; }
 const po_cluster *po_planner_cluster(const po_planner *p) { return p->cluster; }
 const po_cost_model *po_planner_cost_model(const po_planner *p) { return p->cm; }
 
-
 /* Every op of a step timed on each device at the workload's two batch sizes (the cost model
  * interpolates between them for a device's share of the batch). */
 static po_status calibrate(po_planner *p, const char *spec, const po_optim_opts *o, const po_device_list *devs,
@@ -65,7 +64,7 @@ static po_status calibrate(po_planner *p, const char *spec, const po_optim_opts 
 #define CONTENTION_RUNS 5
 
 typedef struct {
-    po_exec **ex;  /* one per device */
+    po_exec **ex;             /* one per device */
     double *alone, *together; /* median step seconds per device */
     int n;
     bool concurrent; /* all devices at once, else only `only` */
@@ -116,9 +115,16 @@ static po_status measure_contention(po_planner *p, const po_optim_opts *o, const
     po_model *model = NULL;
     po_params **params = calloc((size_t)n, sizeof *params);
     int *cores = calloc((size_t)n, sizeof *cores);
-    contention_job j = {calloc((size_t)n, sizeof(po_exec *)), calloc((size_t)n, sizeof(double)),
-                        calloc((size_t)n, sizeof(double)), n, false, 0, {{0}}, PO_OK};
-    po_status st = params && cores && j.ex && j.alone && j.together ? PO_OK : po_fail(PO_ERR_NO_MEMORY, "out of memory");
+    contention_job j = {calloc((size_t)n, sizeof(po_exec *)),
+                        calloc((size_t)n, sizeof(double)),
+                        calloc((size_t)n, sizeof(double)),
+                        n,
+                        false,
+                        0,
+                        {{0}},
+                        PO_OK};
+    po_status st =
+        params && cores && j.ex && j.alone && j.together ? PO_OK : po_fail(PO_ERR_NO_MEMORY, "out of memory");
     if (!st) st = po_model_build_step(po_workload_name(p->w), rows, o, &model);
     for (int i = 0; !st && i < n; i++) {
         cores[i] = devs->dev[i].first_core;

@@ -40,8 +40,8 @@ typedef struct {
 
 static bool same_figures(const po_cluster_device *a, const po_cluster_device *b) {
     const po_device_perf *p = &a->perf, *q = &b->perf;
-    if (a->dev.kind != b->dev.kind || a->dev.memory_bytes != b->dev.memory_bytes || a->memory_group != b->memory_group ||
-        p->n_gemm != q->n_gemm)
+    if (a->dev.kind != b->dev.kind || a->dev.memory_bytes != b->dev.memory_bytes ||
+        a->memory_group != b->memory_group || p->n_gemm != q->n_gemm)
         return false;
     for (int i = 0; i < p->n_gemm; i++)
         if (p->gemm[i].m != q->gemm[i].m || p->gemm[i].n != q->gemm[i].n || p->gemm[i].k != q->gemm[i].k ||
@@ -54,7 +54,9 @@ static bool same_figures(const po_cluster_device *a, const po_cluster_device *b)
            (a->idle_w == b->idle_w || (isnan(a->idle_w) && isnan(b->idle_w)));
 }
 
-static bool same_link(po_link a, po_link b) { return a.bandwidth_gbs == b.bandwidth_gbs && a.latency_us == b.latency_us; }
+static bool same_link(po_link a, po_link b) {
+    return a.bandwidth_gbs == b.bandwidth_gbs && a.latency_us == b.latency_us;
+}
 
 static bool interchangeable(const search *s, int a, int b, const bool *hist) {
     const po_cluster *c = s->c;
@@ -588,15 +590,17 @@ po_status po_plan_search(const po_workload *w, const po_cost_model *cm, const po
     bool want_single = (mask >> PO_STRATEGY_SINGLE) & 1u, want_dp = (mask >> PO_STRATEGY_DP) & 1u;
     if (!st && want_single) st = family_single(&s);
     if (!st && want_dp) st = family_dp(&s);
-    if (!st && (want_pp || want_single || want_hy || want_dp)) st = family_pipelines(&s, want_pp || want_single, want_hy || want_dp);
+    if (!st && (want_pp || want_single || want_hy || want_dp))
+        st = family_pipelines(&s, want_pp || want_single, want_hy || want_dp);
     if (!st && ((mask >> PO_STRATEGY_OPSPLIT) & 1u)) st = family_opsplit(&s);
     if (!st && s.n == 0) {
         char a[32], b[32];
         po__fmt_bytes(s.over_peak, a, sizeof a);
         po__fmt_bytes(s.over_cap, b, sizeof b);
-        st = s.over_dev[0] ? po_fail(PO_ERR_NOT_FOUND,
-                                     "no plan fits in memory: the closest needs %s on %s, which has %s", a, s.over_dev, b)
-                           : po_fail(PO_ERR_NOT_FOUND, "no plan of the requested strategies exists for these devices");
+        st = s.over_dev[0]
+                 ? po_fail(PO_ERR_NOT_FOUND, "no plan fits in memory: the closest needs %s on %s, which has %s", a,
+                           s.over_dev, b)
+                 : po_fail(PO_ERR_NOT_FOUND, "no plan of the requested strategies exists for these devices");
     }
     if (!st) {
         qsort(s.v, (size_t)s.n, sizeof *s.v, cmp_cand);

@@ -150,7 +150,8 @@ static po_status run(sim *s) {
         n_edges += s->seq[r].n > 0 ? s->seq[r].n - 1 : 0;
     int *head = malloc((size_t)(n + 1) * sizeof(int)), *adj = malloc((size_t)(n_edges ? n_edges : 1) * sizeof(int));
     int *pending = calloc((size_t)(n ? n : 1), sizeof(int)), *queue = malloc((size_t)(n ? n : 1) * sizeof(int));
-    int *src = malloc((size_t)(n_edges ? n_edges : 1) * sizeof(int)), *dst = malloc((size_t)(n_edges ? n_edges : 1) * sizeof(int));
+    int *src = malloc((size_t)(n_edges ? n_edges : 1) * sizeof(int)),
+        *dst = malloc((size_t)(n_edges ? n_edges : 1) * sizeof(int));
     po_status st = PO_OK;
     if (!head || !adj || !pending || !queue || !src || !dst) st = po_fail(PO_ERR_NO_MEMORY, "out of memory");
     if (!st) {
@@ -193,7 +194,8 @@ static po_status run(sim *s) {
                 if (--pending[v] == 0) queue[qt++] = v;
             }
         }
-        if (done != n) st = po_fail(PO_ERR_INVALID_ARG, "simulator: the schedule deadlocks (%d of %d tasks ran)", done, n);
+        if (done != n)
+            st = po_fail(PO_ERR_INVALID_ARG, "simulator: the schedule deadlocks (%d of %d tasks ran)", done, n);
     }
     free(head), free(adj), free(pending), free(queue), free(src), free(dst);
     return st;
@@ -384,7 +386,8 @@ static po_status build_stages(sim *s, int **peak_inflight) {
             int q = s->slot_of[sgi] + k;
             for (int l = nl - 1; l >= 0; l--) {
                 po__tparts o = po__layer_time(s->e, sg->first_layer + l, PO_PHASE_OPTIMIZER, s->dev[q], s->rows[q]);
-                scale(&o, opt_frac * (busy_neighbours(s, s->dev[q]) ? po_cost_model_contention(s->e->cm, s->dev[q]) : 1.0));
+                scale(&o,
+                      opt_frac * (busy_neighbours(s, s->dev[q]) ? po_cost_model_contention(s->e->cm, s->dev[q]) : 1.0));
                 int t = new_task(s, TK_OPT, q, o.t, &o, sg->first_layer + l);
                 dep(s, ar[l], t);
                 use(s, q, t);
@@ -525,8 +528,9 @@ po_status po__simulate(po__eval *e, const po_plan *p, po__sim_out *out) {
         if (new_resource(&s) != k) st = s.st ? s.st : po_fail(PO_ERR_NO_MEMORY, "out of memory");
     out->n_dev = s.n_slots;
     out->busiest_link_from = out->busiest_link_to = -1;
-    if (!st) st = p->strategy == PO_STRATEGY_OPSPLIT ? build_opsplit(&s, out, moved, extra)
-                                                     : build_stages(&s, &peak_inflight);
+    if (!st)
+        st = p->strategy == PO_STRATEGY_OPSPLIT ? build_opsplit(&s, out, moved, extra)
+                                                : build_stages(&s, &peak_inflight);
     if (!st) st = run(&s);
     if (!st) {
         double T = 0.0;
@@ -576,7 +580,8 @@ po_status po__simulate(po__eval *e, const po_plan *p, po__sim_out *out) {
             if (d->busy_s > T) d->busy_s = T;
             if (p->strategy == PO_STRATEGY_OPSPLIT) {
                 if (k == 0)
-                    d->peak_bytes = po_workload_memory_bytes(e->w, 0, e->w->n_layers - 1, s.rows[k], 1, false) + moved[0];
+                    d->peak_bytes =
+                        po_workload_memory_bytes(e->w, 0, e->w->n_layers - 1, s.rows[k], 1, false) + moved[0];
                 else
                     d->peak_bytes = moved[k] + extra[k];
             } else {

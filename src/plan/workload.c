@@ -180,8 +180,9 @@ static void fit(double out[2], double v1, double b1, double v2, double b2) {
 
 static po_status same_structure(const po_graph *g, const po_graph *g2) {
     if (po_graph_size(g) != po_graph_size(g2) || po_graph_n_layers(g) != po_graph_n_layers(g2))
-        return po_fail(PO_ERR_INVALID_ARG, "workload: the two graphs differ in size (%d and %d nodes, %d and %d layers)",
-                       po_graph_size(g), po_graph_size(g2), po_graph_n_layers(g), po_graph_n_layers(g2));
+        return po_fail(PO_ERR_INVALID_ARG,
+                       "workload: the two graphs differ in size (%d and %d nodes, %d and %d layers)", po_graph_size(g),
+                       po_graph_size(g2), po_graph_n_layers(g), po_graph_n_layers(g2));
     for (int i = 0; i < po_graph_size(g); i++) {
         const po_node *a = po_graph_node(g, i), *b = po_graph_node(g2, i);
         if (po_node_op(a) != po_node_op(b) || po_node_layer(a) != po_node_layer(b) ||
@@ -376,7 +377,7 @@ po_status po_workload_from_model(const char *spec, int64_t batch, const po_optim
     int64_t b2 = m1->batch >= 2 ? m1->batch / 2 : 2;
     st = po_model_build_step(m1->spec, b2, o, &m2);
     if (!st) st = po_workload_from_graphs(m1->graph, m1->batch, m2->graph, b2, out);
-    if (!st) snprintf((*out)->name, sizeof (*out)->name, "%s", m1->spec);
+    if (!st) snprintf((*out)->name, sizeof(*out)->name, "%s", m1->spec);
     po_model_free(m1);
     po_model_free(m2);
     return st;
@@ -415,8 +416,7 @@ po_status po_workload_layer_info(const po_workload *w, int layer, double rows, p
     return PO_OK;
 }
 
-double po_workload_memory_bytes(const po_workload *w, int first, int last, double rows, int in_flight,
-                                bool recompute) {
+double po_workload_memory_bytes(const po_workload *w, int first, int last, double rows, int in_flight, bool recompute) {
     if (first < 0) first = 0;
     if (last >= w->n_layers) last = w->n_layers - 1;
     double stat = 0.0, stash = 0.0;

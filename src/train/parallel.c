@@ -18,8 +18,10 @@ po_status po_plan_workers(const po_plan *p, const po_device_list *devs, po_worke
     *n_workers = 0;
     bool pp = p->strategy == PO_STRATEGY_PP;
     if (!((1u << p->strategy) & RUNNABLE) || (!pp && p->n_stages != 1))
-        return po_fail(PO_ERR_UNSUPPORTED, "a %s plan; the runtime trains single-device, data-parallel and pipeline plans "
-                       "so far", po_strategy_name(p->strategy));
+        return po_fail(PO_ERR_UNSUPPORTED,
+                       "a %s plan; the runtime trains single-device, data-parallel and pipeline plans "
+                       "so far",
+                       po_strategy_name(p->strategy));
     int n = pp ? p->n_stages : p->stages[0].n_replicas;
     if (n > max_workers) return po_fail(PO_ERR_UNSUPPORTED, "at most %d devices", max_workers);
     for (int k = 0; k < n; k++) {

@@ -111,7 +111,8 @@ static void workload_matches_analysis(void **state) {
     po_workload_free(w);
     assert_int_equal(po_workload_from_model("nope", 8, NULL, &w), PO_ERR_INVALID_ARG);
     /* two graphs that are not the same model at two batches */
-    po_model *a = step_model("mnist_mlp:hidden=32", 8), *b = step_model("tiny_gpt:vocab=16,d_model=16,layers=1,heads=2,seq=8", 4);
+    po_model *a = step_model("mnist_mlp:hidden=32", 8),
+             *b = step_model("tiny_gpt:vocab=16,d_model=16,layers=1,heads=2,seq=8", 4);
     assert_int_equal(po_workload_from_graphs(a->graph, 8, b->graph, 4, &w), PO_ERR_INVALID_ARG);
     assert_int_equal(po_workload_from_graphs(a->graph, 8, a->graph, 8, &w), PO_ERR_INVALID_ARG);
     po_model_free(a);
@@ -378,9 +379,12 @@ static void calibrate_on_core(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(workload_matches_analysis), cmocka_unit_test(roofline_and_curve),
-        cmocka_unit_test(measured_history),          cmocka_unit_test(transfers_and_energy),
-        cmocka_unit_test(cluster_api),               cmocka_unit_test(cluster_files),
+        cmocka_unit_test(workload_matches_analysis),
+        cmocka_unit_test(roofline_and_curve),
+        cmocka_unit_test(measured_history),
+        cmocka_unit_test(transfers_and_energy),
+        cmocka_unit_test(cluster_api),
+        cmocka_unit_test(cluster_files),
         cmocka_unit_test(calibrate_on_core),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

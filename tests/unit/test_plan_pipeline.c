@@ -146,11 +146,13 @@ static void check(pcase *c, int *feasible, int *total) {
     (*total)++;
     if (!isfinite(want)) {
         if (st != PO_ERR_NOT_FOUND)
-            fail_msg("L=%d U=%d m=%d: brute force finds nothing feasible, po_pp_solve returned %d", c->L, c->U, c->m, st);
+            fail_msg("L=%d U=%d m=%d: brute force finds nothing feasible, po_pp_solve returned %d", c->L, c->U, c->m,
+                     st);
         return;
     }
     (*feasible)++;
-    if (st) fail_msg("L=%d U=%d m=%d: po_pp_solve failed: %s (brute force %.9g)", c->L, c->U, c->m, po_last_error(), want);
+    if (st)
+        fail_msg("L=%d U=%d m=%d: po_pp_solve failed: %s (brute force %.9g)", c->L, c->U, c->m, po_last_error(), want);
     if (fabs(sol.objective - want) > 1e-9 * want)
         fail_msg("L=%d U=%d m=%d sched=%d rc=%d: DP %.12g, brute force %.12g", c->L, c->U, c->m, c->sched, c->rc,
                  sol.objective, want);
@@ -208,7 +210,7 @@ static void interchangeable_units(void **state) {
         double speed[MAXU] = {2.0, 2.0, 1.0, 1.0}, link[MAXU][MAXU];
         for (int u = 0; u < 4; u++)
             for (int v = 0; v < 4; v++)
-                link[u][v] = 5.0; /* uniform, so units 0-1 and 2-3 are interchangeable */
+                link[u][v] = 5.0;                    /* uniform, so units 0-1 and 2-3 are interchangeable */
         if (irand(2)) link[0][2] = link[2][0] = 1.0; /* ...or not */
         fill(&c, speed, link);
         double all = c.stat[I3(&c, 0, 0, c.L - 1)] + c.m * c.stash[I3(&c, 0, 0, c.L - 1)];

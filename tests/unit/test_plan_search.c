@@ -319,12 +319,20 @@ static void json_round_trip(void **state) {
     PO_CHECK(po_plan_search(e.w, e.cm, NULL, &p));
     char *s = po_plan_to_json(&p, e.w);
     assert_non_null(s);
-    static const char *const keys[] = {"\"strategy\":", "\"objective\":\"time\"", "\"stages\":[{\"layers\":[0,",
-                                           "\"replicas\":[{\"device\":", "\"micro_batches\":", "\"schedule\":",
-                                           "\"predicted\":{\"step_ms\":", "\"samples_per_s\":",
-                                           "\"energy_j_per_sample\":", "\"energy_source\":\"estimated:model\"",
-                                           "\"peak_memory_bytes\":{", "\"busy\":{", "\"explanation\":[\"Chosen",
-                                           "\"alternatives\":[{\"strategy\":"};
+    static const char *const keys[] = {"\"strategy\":",
+                                       "\"objective\":\"time\"",
+                                       "\"stages\":[{\"layers\":[0,",
+                                       "\"replicas\":[{\"device\":",
+                                       "\"micro_batches\":",
+                                       "\"schedule\":",
+                                       "\"predicted\":{\"step_ms\":",
+                                       "\"samples_per_s\":",
+                                       "\"energy_j_per_sample\":",
+                                       "\"energy_source\":\"estimated:model\"",
+                                       "\"peak_memory_bytes\":{",
+                                       "\"busy\":{",
+                                       "\"explanation\":[\"Chosen",
+                                       "\"alternatives\":[{\"strategy\":"};
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
         if (!strstr(s, keys[k])) fail_msg("JSON lacks %s: %s", keys[k], s);
     PO_CHECK(po_plan_from_json(s, "mem", &q));
@@ -507,11 +515,11 @@ static void contention(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(shares_two_to_one),
-        cmocka_unit_test(contention),   cmocka_unit_test(memory_limits),
-        cmocka_unit_test(energy_uses_fewer_devices), cmocka_unit_test(strategy_restriction),
-        cmocka_unit_test(simulator_schedules), cmocka_unit_test(json_round_trip),
-        cmocka_unit_test(plan_cache),          cmocka_unit_test(explanation),
+        cmocka_unit_test(shares_two_to_one),    cmocka_unit_test(contention),
+        cmocka_unit_test(memory_limits),        cmocka_unit_test(energy_uses_fewer_devices),
+        cmocka_unit_test(strategy_restriction), cmocka_unit_test(simulator_schedules),
+        cmocka_unit_test(json_round_trip),      cmocka_unit_test(plan_cache),
+        cmocka_unit_test(explanation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -50,8 +50,22 @@ static void plan_usage(FILE *f) {
 
 static int parse_args(int argc, char **argv, plan_args *a) {
     enum {
-        O_MODEL = 256, O_BATCH, O_DEVICES, O_CLUSTER, O_OBJECTIVE, O_SLOW, O_STRATEGY, O_TOP, O_OPT, O_MOM, O_BENCH,
-        O_CALIB, O_REFRESH, O_NOCACHE, O_JSON, O_OUT
+        O_MODEL = 256,
+        O_BATCH,
+        O_DEVICES,
+        O_CLUSTER,
+        O_OBJECTIVE,
+        O_SLOW,
+        O_STRATEGY,
+        O_TOP,
+        O_OPT,
+        O_MOM,
+        O_BENCH,
+        O_CALIB,
+        O_REFRESH,
+        O_NOCACHE,
+        O_JSON,
+        O_OUT
     };
     static const struct option opts[] = {{"model", required_argument, 0, O_MODEL},
                                          {"batch", required_argument, 0, O_BATCH},
@@ -163,7 +177,6 @@ static void progress(const char *what, void *ctx) {
     fprintf(stderr, "paropt: measuring %s\n", what);
 }
 
-
 static int calibrate(const plan_args *a, const po_machine *m, const po_device_list *devs, const po_workload *w,
                      po_cost_model *cm) {
     int64_t batches[2] = {po_workload_batch(w), po_workload_batch(w) >= 2 ? po_workload_batch(w) / 2 : 2};
@@ -221,7 +234,8 @@ static void print_text(const po_plan *p, const po_workload *w, const char *where
                 printf("%s %s (%.3f of each split op)", r ? "," : "", st->replicas[r].device, st->replicas[r].share);
             else
                 printf("%s %s (share %.4f, %.0f row%s)", r ? "," : "", st->replicas[r].device, st->replicas[r].share,
-                       st->replicas[r].share * (double)rows_mb, st->replicas[r].share * (double)rows_mb == 1.0 ? "" : "s");
+                       st->replicas[r].share * (double)rows_mb,
+                       st->replicas[r].share * (double)rows_mb == 1.0 ? "" : "s");
         }
         if (st->n_replicas > 8) printf(", ... (%d devices)", st->n_replicas);
         printf("\n");

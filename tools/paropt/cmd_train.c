@@ -246,8 +246,7 @@ static int parse_args(int argc, char **argv, train_args *a) {
         return CLI_USAGE;
     }
     if (a->plan && train_plan_is_file(a->plan) && access(a->plan, R_OK) != 0) {
-        cli_error("--plan: \"%s\" is neither auto, single, dp, pp, hybrid, opsplit nor a readable plan file",
-                  a->plan);
+        cli_error("--plan: \"%s\" is neither auto, single, dp, pp, hybrid, opsplit nor a readable plan file", a->plan);
         return CLI_USAGE;
     }
     if (a->plan && !a->devices && strcmp(a->plan, "single") != 0) a->devices = "auto";
@@ -533,9 +532,9 @@ static int setup(train_args *a, train_setup *s) {
     }
     /* Shares follow measured speed unless the user fixed them. */
     po_trainer_opts topts = {s->n_workers, s->workers, !a->shares};
-    po_status tst = s->planned ? po_trainer_new_plan(s->model, &a->optim, a->seed, &s->plan, &s->devs, !a->shares,
-                                                     &s->trainer)
-                               : po_trainer_new_ex(s->model, &a->optim, a->seed, &topts, &s->trainer);
+    po_status tst = s->planned
+                        ? po_trainer_new_plan(s->model, &a->optim, a->seed, &s->plan, &s->devs, !a->shares, &s->trainer)
+                        : po_trainer_new_ex(s->model, &a->optim, a->seed, &topts, &s->trainer);
     if (tst) {
         cli_error("%s", po_last_error());
         return CLI_FAIL;
@@ -666,8 +665,9 @@ static json_t *summary_json(const train_args *a, const train_setup *s, const tra
         json_object_set_new(o, "plan", p ? p : json_null());
         json_object_set_new(o, "predicted_step_ms", real_or_null(round(pred * 1e3) / 1e3));
         /* Signed: measured / predicted - 1 (positive: slower than predicted). */
-        json_object_set_new(o, "prediction_error",
-                            real_or_null(pred > 0.0 && r->ms_per_step > 0.0 ? round((r->ms_per_step / pred - 1.0) * 1e4) / 1e4 : NAN));
+        json_object_set_new(
+            o, "prediction_error",
+            real_or_null(pred > 0.0 && r->ms_per_step > 0.0 ? round((r->ms_per_step / pred - 1.0) * 1e4) / 1e4 : NAN));
     } else {
         json_object_set_new(o, "plan", json_string("single"));
         json_object_set_new(o, "predicted_step_ms", json_null());
@@ -684,11 +684,12 @@ static void print_summary(const train_args *a, const train_setup *s, const train
         if (r->evaluated) printf(", test accuracy %.4f, test loss %.4f", r->eval.accuracy, r->eval.loss);
         printf("\n");
         if (s->planned && s->plan.predicted.step_ms > 0.0 && r->ms_per_step > 0.0)
-            printf("predicted %.4g ms per step, measured %.4g ms: %+.1f%%\n", s->plan.predicted.step_ms,
-                   r->ms_per_step, 100.0 * (r->ms_per_step / s->plan.predicted.step_ms - 1.0));
+            printf("predicted %.4g ms per step, measured %.4g ms: %+.1f%%\n", s->plan.predicted.step_ms, r->ms_per_step,
+                   100.0 * (r->ms_per_step / s->plan.predicted.step_ms - 1.0));
         if (isfinite(r->energy_j) && r->timed_steps > 0)
             printf("energy %.4g J over %lld timed steps, %.4g mJ per sample (%s)\n", r->energy_j,
-                   (long long)r->timed_steps, 1e3 * r->energy_j / (double)(r->timed_steps * m->batch), r->energy_source);
+                   (long long)r->timed_steps, 1e3 * r->energy_j / (double)(r->timed_steps * m->batch),
+                   r->energy_source);
         return;
     }
     json_t *o = summary_json(a, s, r);

@@ -49,14 +49,14 @@ typedef struct train_setup {
         float factor;
     } slow_events[16]; /* --slowdown-at */
     int n_slow_events;
-    po_device_list devs;   /* --devices, parsed */
-    bool planned;          /* plan holds what the run trains with and its prediction */
+    po_device_list devs; /* --devices, parsed */
+    bool planned;        /* plan holds what the run trains with and its prediction */
     po_plan plan;
     po_planner *planner;         /* the measured devices and calibrated cost model */
     const po_workload *workload; /* the step the plan was made for (names its layers) */
-    po_trace *trace;       /* the run directory's trace while training */
-    po_meter *meter;       /* energy of the timed steps */
-    po_tfevents *events;   /* the run directory's TensorBoard scalars, or NULL */
+    po_trace *trace;             /* the run directory's trace while training */
+    po_meter *meter;             /* energy of the timed steps */
+    po_tfevents *events;         /* the run directory's TensorBoard scalars, or NULL */
 } train_setup;
 
 typedef struct train_result {
@@ -64,10 +64,10 @@ typedef struct train_result {
     double ms_per_step, samples_per_s;
     bool evaluated;
     po_eval_result eval;
-    int64_t timed_steps;       /* steps in ms_per_step (after --warmup) */
-    double busy[64];           /* per worker: compute time / wall time over the timed steps */
-    double energy_j;           /* over the timed steps; NaN when not metered */
-    char energy_source[64];    /* po_meter_source */
+    int64_t timed_steps;    /* steps in ms_per_step (after --warmup) */
+    double busy[64];        /* per worker: compute time / wall time over the timed steps */
+    double energy_j;        /* over the timed steps; NaN when not metered */
+    char energy_source[64]; /* po_meter_source */
 } train_result;
 
 /* --plan with --devices (train_plan.c): plans (auto), builds the named family's plan, or loads

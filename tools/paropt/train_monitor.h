@@ -11,9 +11,9 @@
 #include "train_cmd.h"
 
 typedef struct train_monitor {
-    double compute_s[64]; /* per worker: forward + backward time over the timed steps */
-    double step_s;        /* the calling thread's po_trainer_step time over the timed steps */
-    int traced;           /* steps recorded in the trace so far */
+    double compute_s[64];  /* per worker: forward + backward time over the timed steps */
+    double step_s;         /* the calling thread's po_trainer_step time over the timed steps */
+    int traced;            /* steps recorded in the trace so far */
     double last_j, last_t; /* the energy reading at the previous logged step */
 } train_monitor;
 
@@ -30,8 +30,8 @@ void monitor_trace_done(train_setup *s, double t0, double t1);
 void monitor_timed_step(train_setup *s, train_monitor *m, double step_s);
 /* A logged step: adds rss_bytes and, when metered, power_w, energy_j and energy_source to the
  * metrics record, and writes the TensorBoard scalars (energy tags name their source). */
-void monitor_log_step(train_setup *s, train_monitor *m, json_t *record, int64_t step, float loss,
-                      double samples_per_s, double step_ms);
+void monitor_log_step(train_setup *s, train_monitor *m, json_t *record, int64_t step, float loss, double samples_per_s,
+                      double step_ms);
 /* An evaluation's TensorBoard scalars. */
 void monitor_log_eval(train_setup *s, int64_t step, const po_eval_result *e);
 /* At the end: energy and busy fractions into r, trace.json written atomically. Exit code. */
