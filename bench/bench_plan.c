@@ -92,7 +92,8 @@ int main(int argc, char **argv) {
         const char *name;
         po_cluster *c;
         double limit_s;
-    } clusters[] = {{"8 x A100 NVLink", a100s(8), 1.0}, {"8 mixed GPUs PCIe", mixed(), 1.0},
+    } clusters[] = {{"8 x A100 NVLink", a100s(8), 1.0},
+                    {"8 mixed GPUs PCIe", mixed(), 1.0},
                     {"64 x A100 (8 nodes)", a100_nodes(), 10.0}};
     int over = 0;
     printf("planning time (po_plan_search, best of %d)\n", rounds);
