@@ -43,6 +43,14 @@ expect_error '--steps' "$PO_BIN" bench "${E[@]}" --steps 0
 expect_error '--warmup 8 leaves no step' "$PO_BIN" bench "${E[@]}" --steps 8 --warmup 8
 expect_error 'unknown option "--frob"' "$PO_BIN" bench --frob
 expect_error 'unexpected argument "extra"' "$PO_BIN" bench "${E[@]}" extra
+# --rounds: 1..20; anything else is one usage line, exit status 2, before any run.
+for bad in 0 21 abc; do
+  expect_error "--rounds" "$PO_BIN" bench "${E[@]}" --rounds "$bad"
+  rc=0; "$PO_BIN" bench "${E[@]}" --rounds "$bad" >"$TMP/out" 2>&1 || rc=$?
+  [ "$rc" -eq 2 ] || fail "--rounds $bad: exit status $rc, not 2"
+  grep -q "^bench:" "$TMP/out" && fail "--rounds $bad started a run"
+done
+"$PO_BIN" bench --help | grep -q -- "--rounds N" || fail "paropt bench --help lacks --rounds"
 [ -e "$TMP/never" ] && fail "a rejected command created its --out directory"
 [ "$(ls -A "$TMP/other")" = "notes.txt" ] || fail "a refused --out directory was changed"
 
@@ -87,6 +95,7 @@ for k in ("hostname", "cpu_model", "cores", "date", "os"):
 need(m["date"].endswith("Z") and m["date"][4] == "-", "machine.date is ISO 8601 UTC: %r" % m["date"])
 s = r["settings"]
 need(s["quick"] is True and s["steps"] == 8 and s["warmup"] == 2 and s["calibrate"] == 1, "settings %r" % s)
+need(s["rounds"] == 1 and all(x["round"] == 1 for x in r["runs"]), "one round by default: settings.rounds, run rounds")
 need(s["devices"] == devices and [w["spec"] for w in s["workloads"]] == [spec], "settings devices/workloads")
 need(s["workloads"][0]["params"] == 64 * 48 + 48 + 48 * 48 + 48 + 48 * 10 + 10, "params %r" % s["workloads"][0])
 
@@ -246,6 +255,147 @@ for must in ("<style>", "estimated:model", "mnist_mlp:d_in=64,hidden=48,batch=32
              "cpu:0", "Notes on sources", "not a measurement"):
     assert must in text, "missing %r" % must
 print("report.html: %d sections, %d charts, well-formed" % (len(p.sections), p.svgs))
+EOF
+
+# --- --rounds 2: every run kept with its round, rounds one after the other, medians in the table ---
+OUT2="$TMP/bench2"
+"$PO_BIN" bench --quick --rounds 2 --workloads "$W" --devices "$DEVICES" --out "$OUT2" --peer "$TMP/peer.jsonl" \
+  >"$TMP/bench2.out" 2>"$TMP/bench2.err" || fail "paropt bench --rounds 2 failed: $(tail -3 "$TMP/bench2.err")"
+NR=$(($(echo "$DEVICES" | tr ',' ' ' | wc -w) + 2)) # runs per round
+for rd in 1 2; do
+  for i in $(seq 1 "$NR"); do
+    grep -q "^bench: round $rd/2 \[$i/$NR\] $W: .* ms/step" "$TMP/bench2.err" ||
+      fail "no progress line for round $rd/2 [$i/$NR]: $(cat "$TMP/bench2.err")"
+  done
+done
+[ "$(grep -c '^bench: round ' "$TMP/bench2.err")" -eq $((2 * NR)) ] || fail "progress lines: $(cat "$TMP/bench2.err")"
+grep -q "medians of 2 rounds" "$TMP/bench2.out" || fail "stdout does not say medians: $(head -1 "$TMP/bench2.out")"
+grep -q "^  auto plan .* ms/step .* spread [0-9.]*%" "$TMP/bench2.out" || fail "stdout lacks spreads: $(cat "$TMP/bench2.out")"
+grep -q "^  baseline .* spread [0-9.]*%" "$TMP/bench2.out" || fail "stdout lacks the baseline's spread"
+python3 - "$OUT2/results.json" "$W" "$DEVICES" <<'EOF' || fail "results.json with --rounds 2 (above)"
+import json, math, statistics, sys
+r = json.load(open(sys.argv[1]))
+spec, devices = sys.argv[2], sys.argv[3].split(",")
+n, R = len(devices), 2
+bad = []
+def need(cond, what):
+    if not cond: bad.append(what)
+def close(a, b, what):
+    ok = (a is None and b is None) or (a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12))
+    need(ok, "%s: table has %r, recomputed %r" % (what, a, b))
+need(r["settings"]["rounds"] == R, "settings.rounds %r" % r["settings"].get("rounds"))
+runs = r["runs"]
+per = 3 + n - 1
+kinds = ["baseline", "auto", "energy"] + ["scaling"] * (n - 1)
+need(len(runs) == R * per, "%d runs, expected %d" % (len(runs), R * per))
+# Every run has its round; round 1's runs all come before round 2's; each round is the same
+# configurations in the same order, with the same command.
+need(all("round" in x for x in runs), "a run without its round")
+need([x.get("round") for x in runs] == [1] * per + [2] * per, "rounds %r" % [x.get("round") for x in runs])
+need([x["index"] for x in runs] == list(range(len(runs))), "run indices")
+need([x["kind"] for x in runs] == kinds * R, "run kinds %r" % [x["kind"] for x in runs])
+for i in range(per):
+    a, b = runs[i], runs[per + i]
+    need(a["argv"] == b["argv"] and a["devices"] == b["devices"] and a["workload"] == b["workload"] == spec,
+         "run %d and %d are not the same configuration" % (i, per + i))
+    need(a["summary"]["steps"] == 8 and b["summary"]["steps"] == 8, "run %d steps" % i)
+
+# The table, recomputed from the embedded runs: each configuration's median over its rounds.
+def cfg(kind, k):
+    return [x for x in runs if x["kind"] == kind and x["devices"] == devices[:k]]
+def plan_devs(summ): return [rep["device"] for st in summ["plan"]["stages"] for rep in st["replicas"]]
+def plan_shares(summ): return [rep["share"] for st in summ["plan"]["stages"] for rep in st["replicas"]]
+def busy(summ):
+    v = [summ["busy"][d] for d in plan_devs(summ) if d in summ["busy"]]
+    return sum(v) / len(v) if v else None
+def med(c, key):
+    v = [busy(x["summary"]) if key == "busy" else x["summary"][key] for x in c]
+    v = [x for x in v if x is not None]
+    return statistics.median(v) if v else None
+def kind(src): return "measured" if "measured" in src and "estimated" not in src else \
+    "estimated" if "estimated" in src and "measured" not in src else "mixed"
+def check_rounds(e, c, what):
+    need(len(c) == R, what + ": %d runs" % len(c))
+    need(e["run"] == c[0]["index"] and e["runs"] == [x["index"] for x in c], what + ".runs %r" % e.get("runs"))
+    ms = [x["summary"]["ms_per_step"] for x in c]
+    need(len(e["ms_per_step_rounds"]) == R, what + ".ms_per_step_rounds")
+    for a, b in zip(e["ms_per_step_rounds"], ms): close(a, b, what + ".ms_per_step_rounds")
+    close(e["ms_per_step_spread"], max(ms) / min(ms) - 1, what + ".ms_per_step_spread")
+t = r["table"][0]
+B = cfg("baseline", 1)
+bms, be, bbusy = med(B, "ms_per_step"), med(B, "energy_j_per_sample"), med(B, "busy")
+tb = t["baseline"]
+check_rounds(tb, B, "baseline")
+close(tb["ms_per_step"], bms, "baseline.ms_per_step (median)")
+close(tb["samples_per_s"], med(B, "samples_per_s"), "baseline.samples_per_s (median)")
+close(tb["energy_j_per_sample"], be, "baseline.energy_j_per_sample (median)")
+close(tb["busy_mean"], bbusy, "baseline.busy_mean (median)")
+need(tb["devices"] == ["cpu:0"] and tb["strategy"] == "single", "baseline plan")
+srcs = lambda c: ", ".join(dict.fromkeys(x["summary"]["energy_source"] for x in c))
+need(tb["energy_source"] == srcs(B), "baseline.energy_source")
+for name in ("auto", "energy"):
+    e, c = t[name], cfg(name, n)
+    check_rounds(e, c, name)
+    p0 = c[0]["summary"]
+    need(e["strategy"] == p0["plan"]["strategy"] and e["devices"] == plan_devs(p0) and
+         len(e["shares"]) == len(plan_shares(p0)), name + ": the first round's plan")
+    need(e["strategy_rounds"] == [x["summary"]["plan"]["strategy"] for x in c], name + ".strategy_rounds")
+    ms, en, bu = med(c, "ms_per_step"), med(c, "energy_j_per_sample"), med(c, "busy")
+    close(e["ms_per_step"], ms, name + ".ms_per_step (median)")
+    close(e["samples_per_s"], med(c, "samples_per_s"), name + ".samples_per_s (median)")
+    close(e["energy_j_per_sample"], en, name + ".energy_j_per_sample (median)")
+    close(e["busy_mean"], bu, name + ".busy_mean (median)")
+    close(e["baseline_busy_mean"], bbusy, name + ".baseline_busy_mean (median)")
+    close(e["speedup"], bms / ms, name + ".speedup (of medians)")
+    close(e["energy_per_sample_change_pct"], (en / be - 1) * 100, name + ".energy change (of medians)")
+    close(e["utilization_change_pp"], (bu - bbusy) * 100, name + ".utilization change (of medians)")
+    need(e["energy_source"] == srcs(c) and e["baseline_energy_source"] == srcs(B), name + ": energy sources")
+    basis = kind(e["energy_source"]) if kind(e["energy_source"]) == kind(srcs(B)) != "mixed" else "mixed"
+    need(e["energy_basis"] == basis, name + ".energy_basis")
+need([p["k"] for p in t["scaling"]] == list(range(1, n + 1)), "scaling k")
+for p in t["scaling"]:
+    c = cfg("baseline" if p["k"] == 1 else "scaling", p["k"])
+    check_rounds(p, c, "scaling k=%d" % p["k"])
+    ms = med(c, "ms_per_step")
+    close(p["ms_per_step"], ms, "scaling k=%d ms (median)" % p["k"])
+    close(p["samples_per_s"], med(c, "samples_per_s"), "scaling k=%d samples/s (median)" % p["k"])
+    close(p["speedup"], bms / ms, "scaling k=%d speedup (of medians)" % p["k"])
+    close(p["efficiency"], bms / ms / p["k"], "scaling k=%d efficiency (of medians)" % p["k"])
+need([p["run"] for p in t["prediction"]] == list(range(per)), "a prediction per configuration")
+for p in t["prediction"]:
+    x = runs[p["run"]]
+    c = [y for y in runs if y["kind"] == x["kind"] and y["devices"] == x["devices"]]
+    check_rounds(p, c, "prediction %d" % p["run"])
+    need(p["label"] == x["label"], "prediction label")
+    for key in ("predicted_step_ms", "measured_step_ms", "prediction_error"):
+        close(p[key], med(c, key), "prediction run %d %s (median)" % (p["run"], key))
+pt = t["pytorch"]
+close(pt["speedup_baseline_vs_one_thread"], 11.0 / bms, "paropt (median) vs pytorch one thread")
+close(pt["speedup_auto_vs_best"], 8.0 / med(cfg("auto", n), "ms_per_step"), "paropt auto (median) vs pytorch best")
+if bad:
+    print("\n".join("FAIL: " + x for x in bad)); sys.exit(1)
+print("--rounds 2: baseline %s ms -> median %.4g, spread %.0f%%" % (
+    tb["ms_per_step_rounds"], tb["ms_per_step"], tb["ms_per_step_spread"] * 100))
+EOF
+python3 - "$OUT2/report.html" <<'EOF' || fail "report.html with --rounds 2 (above)"
+import sys
+from html.parser import HTMLParser
+text = open(sys.argv[1], encoding="utf-8").read()
+VOID = {"meta", "br"}
+class P(HTMLParser):
+    def __init__(s): super().__init__(); s.stack, s.errors = [], []
+    def handle_starttag(s, tag, attrs):
+        if tag not in VOID: s.stack.append(tag)
+    def handle_endtag(s, tag):
+        if tag in VOID: return
+        if not s.stack or s.stack[-1] != tag: s.errors.append("</%s>" % tag); return
+        s.stack.pop()
+p = P(); p.feed(text); p.close()
+assert not p.errors and not p.stack, (p.errors[:5], p.stack)
+for must in ("It ran 2 rounds", "spread (ms/step by round)", "<th>round</th>", "Rounds: the suite ran 2 rounds",
+             "medians over a configuration"):
+    assert must in text, "missing %r" % must
+print("report.html with --rounds 2: well-formed, medians and spreads")
 EOF
 
 # --- a failing run leaves the earlier output as it was --------------------------------------------

@@ -7,10 +7,12 @@
  * results.json:
  *   format "paropt bench 1", paropt_version, machine {hostname, cpu_model, cores, threads, os,
  *   date}, settings {workloads [{spec, params}], devices [text], quick, steps, warmup,
- *   calibrate, peer}, runs [{index, workload, kind, label, devices, argv, wall_s, summary}],
- *   peer {file, records} (with --peer), table [per workload], duration_s.
+ *   calibrate, rounds, peer}, runs [{index, round, workload, kind, label, devices, argv, wall_s,
+ *   summary}], peer {file, records} (with --peer), table [per workload], duration_s.
  * A run's kind is "baseline", "auto", "energy" or "scaling"; its summary is the child's --json
- * summary as printed. */
+ * summary as printed; its round counts from 1 (every round runs every configuration once, in the
+ * same order). A configuration is a (workload, kind, devices) triple: with several rounds it has
+ * one run per round, and the table gives its medians (see bench_table). */
 #ifndef PO_BENCH_H
 #define PO_BENCH_H
 
@@ -35,7 +37,15 @@ bool bench_run_child(char *const argv[], json_t **summary, double *wall_s, char 
 json_t *bench_peer_read(const char *path);
 
 /* The results table (a new array, one object per workload) computed from results' settings,
- * runs and peer records alone. */
+ * runs and peer records alone. Each configuration's figures are medians over its runs (one per
+ * round; the mean of the middle two for an even count): ms_per_step, samples_per_s,
+ * energy_j_per_sample, the busy means, predicted_step_ms, measured_step_ms and
+ * prediction_error. Every ratio (speed-up, energy change, utilization change, scaling efficiency,
+ * paropt against PyTorch) is computed from those medians. Each configuration also records
+ * runs (its run indices, by round), ms_per_step_rounds (its ms_per_step in each round) and
+ * ms_per_step_spread (max / min - 1 of those); the plan shown (strategy, devices, shares) is
+ * the first round's, with strategy_rounds giving each round's strategy. With one round every
+ * median is the run's own figure. */
 json_t *bench_table(const json_t *results);
 
 /* The energy basis of a comparison between two energy sources: "measured" when both are

@@ -20,6 +20,27 @@ static const char *str(const json_t *o, const char *key) {
     return s ? s : "";
 }
 
+/* The suite's rounds (settings.rounds; 1 when absent). With more than one, every figure of the
+ * table is a median over the rounds and the presentation adds each configuration's spread. */
+static long long rounds_of(const json_t *results) {
+    json_t *r = json_object_get(json_object_get(results, "settings"), "rounds");
+    return json_is_integer(r) && json_integer_value(r) > 1 ? (long long)json_integer_value(r) : 1;
+}
+
+/* The strategies of a plan's rounds, "single, dp", when they differ (else ""). */
+static void strategies_text(char *buf, size_t size, const json_t *e) {
+    const json_t *a = json_object_get(e, "strategy_rounds"), *v;
+    size_t i;
+    bool differ = false;
+    json_array_foreach(a, i, v) differ |= !json_equal(v, json_array_get(a, 0));
+    buf[0] = 0;
+    if (!differ) return;
+    json_array_foreach(a, i, v) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, size - len, "%s%s", i ? ", " : "", json_is_string(v) ? json_string_value(v) : "?");
+    }
+}
+
 /* "dp: cpu:0 0.43, cpu:1 0.57" or "single: cpu:0". */
 static void plan_text(char *buf, size_t size, const json_t *entry) {
     const json_t *devs = json_object_get(entry, "devices"), *shares = json_object_get(entry, "shares");
@@ -56,21 +77,37 @@ static const char *SOURCE_NOTES[][2] = {
 
 /* --- text --------------------------------------------------------------------------------------- */
 
-static void text_plan_row(FILE *f, const char *label, const json_t *e) {
+/* With several rounds: the configuration's spread, and its plans when the rounds chose different
+ * ones; then the end of the line. */
+static void text_rounds_end(FILE *f, const json_t *e, long long rounds) {
+    if (rounds > 1) {
+        char by[256];
+        fprintf(f, "  spread %.1f%%", num(e, "ms_per_step_spread") * 100);
+        strategies_text(by, sizeof by, e);
+        if (*by) fprintf(f, " (plans by round: %s)", by);
+    }
+    fputc('\n', f);
+}
+
+static void text_plan_row(FILE *f, const char *label, const json_t *e, long long rounds) {
     char plan[256];
     plan_text(plan, sizeof plan, e);
-    fprintf(f, "  %-18s %-30s %9.3f ms/step %9.1f samples/s  %5.2fx  energy/sample %+6.1f%% (%s)  busy %+5.1f pp\n",
+    fprintf(f, "  %-18s %-30s %9.3f ms/step %9.1f samples/s  %5.2fx  energy/sample %+6.1f%% (%s)  busy %+5.1f pp",
             label, plan, num(e, "ms_per_step"), num(e, "samples_per_s"), num(e, "speedup"),
             num(e, "energy_per_sample_change_pct"), str(e, "energy_basis"), num(e, "utilization_change_pp"));
+    text_rounds_end(f, e, rounds);
 }
 
 void bench_report_text(FILE *f, const json_t *results) {
     const json_t *m = json_object_get(results, "machine"), *s = json_object_get(results, "settings");
-    fprintf(f, "paropt bench on %s: %s, %lld cores; paropt %s; %lld steps after %lld warm-up steps%s\n",
+    long long rounds = rounds_of(results);
+    fprintf(f, "paropt bench on %s: %s, %lld cores; paropt %s; %lld steps after %lld warm-up steps%s",
             str(m, "hostname"), str(m, "cpu_model"), (long long)json_integer_value(json_object_get(m, "cores")),
             str(results, "paropt_version"), (long long)json_integer_value(json_object_get(s, "steps")),
             (long long)json_integer_value(json_object_get(s, "warmup")),
             json_is_true(json_object_get(s, "quick")) ? " (quick)" : "");
+    if (rounds > 1) fprintf(f, "; medians of %lld rounds", rounds);
+    fputc('\n', f);
     const json_t *table = json_object_get(results, "table"), *w;
     size_t i;
     json_array_foreach(table, i, w) {
@@ -79,17 +116,19 @@ void bench_report_text(FILE *f, const json_t *results) {
                 (long long)json_integer_value(json_object_get(w, "batch")));
         char plan[256];
         plan_text(plan, sizeof plan, b);
-        fprintf(f, "  %-18s %-30s %9.3f ms/step %9.1f samples/s  %.4g J/sample (%s)  busy %.0f%%\n", "baseline", plan,
+        fprintf(f, "  %-18s %-30s %9.3f ms/step %9.1f samples/s  %.4g J/sample (%s)  busy %.0f%%", "baseline", plan,
                 num(b, "ms_per_step"), num(b, "samples_per_s"), num(b, "energy_j_per_sample"), str(b, "energy_source"),
                 num(b, "busy_mean") * 100);
-        text_plan_row(f, "auto plan", json_object_get(w, "auto"));
-        text_plan_row(f, "energy-aware plan", json_object_get(w, "energy"));
+        text_rounds_end(f, b, rounds);
+        text_plan_row(f, "auto plan", json_object_get(w, "auto"), rounds);
+        text_plan_row(f, "energy-aware plan", json_object_get(w, "energy"), rounds);
         fprintf(f, "  %-18s", "scaling efficiency");
         const json_t *p;
         size_t k;
         json_array_foreach(json_object_get(w, "scaling"), k, p) {
             fprintf(f, "%s %lld: %.2fx (%.0f%%)", k ? "," : "", (long long)json_integer_value(json_object_get(p, "k")),
                     num(p, "speedup"), num(p, "efficiency") * 100);
+            if (rounds > 1) fprintf(f, " spread %.1f%%", num(p, "ms_per_step_spread") * 100);
         }
         fprintf(f, "\n  %-18s", "predicted/measured");
         json_array_foreach(json_object_get(w, "prediction"), k, p) {
@@ -112,6 +151,13 @@ void bench_report_text(FILE *f, const json_t *results) {
     fprintf(f, "\nspeed-up: baseline ms/step / plan ms/step; energy/sample change against the baseline, marked "
                "measured, estimated or mixed by its sources; busy: mean busy fraction of the plan's devices against "
                "the baseline's, in percentage points\n");
+    if (rounds > 1)
+        fprintf(f,
+                "rounds: the suite ran %lld times, every configuration once per round; each figure above (ms/step, "
+                "samples/s, J/sample, busy, predicted/measured and the error) is the median of the configuration's "
+                "%lld runs, and speed-ups, energy changes and efficiencies are computed from those medians; spread: "
+                "max/min - 1 of the configuration's ms/step over the rounds\n",
+                rounds, rounds);
     for (size_t n = 0; n < sizeof SOURCE_NOTES / sizeof *SOURCE_NOTES; n++) {
         const json_t *r;
         json_array_foreach(json_object_get(results, "runs"), i, r) {
@@ -208,6 +254,12 @@ static void header(FILE *f, const json_t *results, bool peer) {
     }
     po__html_textf(f, ". The suite took %.0f s%s.", num(results, "duration_s"),
                    json_is_true(json_object_get(s, "quick")) ? " (--quick)" : "");
+    long long rounds = rounds_of(results);
+    if (rounds > 1)
+        po__html_textf(f,
+                       " It ran %lld rounds, every configuration once per round in the same order: the figures "
+                       "are medians over the rounds (see the notes), each with its spread.",
+                       rounds);
     fputs("</p>\n<nav><a href=\"#results\">Results</a><a href=\"#speedup\">Speed-up</a><a href=\"#energy\">Energy</a>"
           "<a href=\"#scaling\">Scaling</a><a href=\"#prediction\">Prediction</a>",
           f);
@@ -222,15 +274,39 @@ static void signed_num(FILE *f, double v, const char *unit) {
     if (isfinite(v)) po__html_text(f, unit);
 }
 
+/* A configuration's spread over the rounds as a cell, with its ms per step in each round. */
+static void td_spread(FILE *f, const json_t *e) {
+    char buf[64];
+    fputs("<td class=\"num\">", f);
+    po__html_text(f, po__fmt_num(buf, sizeof buf, num(e, "ms_per_step_spread") * 100, 3));
+    if (isfinite(num(e, "ms_per_step_spread"))) fputc('%', f);
+    fputs("<br/><span class=\"note\">", f);
+    const json_t *v;
+    size_t i;
+    json_array_foreach(json_object_get(e, "ms_per_step_rounds"), i, v) {
+        if (i) fputs(", ", f);
+        po__html_text(f, po__fmt_num(buf, sizeof buf, json_is_number(v) ? json_number_value(v) : NAN, 4));
+    }
+    fputs("</span></td>", f);
+}
+
 /* One row of the results table: the baseline or a plan compared with it. */
-static void result_row(FILE *f, const char *what, const json_t *e, bool base) {
+static void result_row(FILE *f, const char *what, const json_t *e, bool base, long long rounds) {
     char plan[256], buf[64];
     plan_text(plan, sizeof plan, e);
     td_text(f, what);
     fputs("<td class=\"plan\">", f);
     po__html_text(f, plan);
+    char by[256];
+    strategies_text(by, sizeof by, e);
+    if (*by) {
+        fputs("<br/><span class=\"note\">by round: ", f);
+        po__html_text(f, by);
+        fputs("</span>", f);
+    }
     fputs("</td>", f);
     td_num(f, num(e, "ms_per_step"), 4, NULL);
+    if (rounds > 1) td_spread(f, e);
     td_num(f, num(e, "samples_per_s"), 4, NULL);
     if (base)
         fputs("<td class=\"num\">1x</td>", f);
@@ -262,14 +338,27 @@ static void result_row(FILE *f, const char *what, const json_t *e, bool base) {
 static void section_results(FILE *f, const json_t *results) {
     const json_t *table = json_object_get(results, "table"), *w;
     size_t i;
+    long long rounds = rounds_of(results);
+    int wide = rounds > 1 ? 8 : 7; /* the columns after the run's name */
     section_open(f, "results", "Results");
     fputs("<p class=\"note\">Per workload: the baseline on one device, the automatic (time-optimal) plan and the "
           "energy-aware plan over every device. Speed-up: the baseline's ms per step over the plan's. Energy per "
           "sample with its source, and its change against the baseline (basis: measured only when both figures are "
           "measured). Busy: mean busy fraction of the plan's devices, and its change against the baseline device's "
           "in percentage points (pp). Scaling efficiency: the speed-up of data parallel over k devices divided by "
-          "k.</p>\n<div class=\"wide\"><table class=\"results\">\n<thead><tr><th>workload</th><th>run</th>"
-          "<th>plan (shares)</th><th>ms/step</th><th>samples/s</th><th>speed-up</th><th>J/sample</th>"
+          "k.",
+          f);
+    if (rounds > 1)
+        po__html_textf(f,
+                       " Every figure is the median over the %lld rounds, and every ratio is computed from medians; "
+                       "spread: the largest ms per step of a configuration's rounds over its smallest, minus 1 (its "
+                       "ms per step in each round below it).",
+                       rounds);
+    fputs("</p>\n<div class=\"wide\"><table class=\"results\">\n<thead><tr><th>workload</th><th>run</th>"
+          "<th>plan (shares)</th><th>ms/step</th>",
+          f);
+    if (rounds > 1) fputs("<th>spread (ms/step by round)</th>", f);
+    fputs("<th>samples/s</th><th>speed-up</th><th>J/sample</th>"
           "<th>energy/sample vs baseline (basis)</th><th>busy (vs baseline)</th></tr>"
           "</thead>\n<tbody>\n",
           f);
@@ -279,12 +368,12 @@ static void section_results(FILE *f, const json_t *results) {
         fprintf(f, "<tr><td class=\"workload\" rowspan=\"%d\"><b>", rows);
         po__html_text(f, str(w, "workload"));
         fprintf(f, "</b><br/>batch %lld</td>", (long long)json_integer_value(json_object_get(w, "batch")));
-        result_row(f, "baseline", json_object_get(w, "baseline"), true);
+        result_row(f, "baseline", json_object_get(w, "baseline"), true, rounds);
         fputs("</tr>\n<tr>", f);
-        result_row(f, "automatic plan", json_object_get(w, "auto"), false);
+        result_row(f, "automatic plan", json_object_get(w, "auto"), false, rounds);
         fputs("</tr>\n<tr>", f);
-        result_row(f, "energy-aware plan", json_object_get(w, "energy"), false);
-        fputs("</tr>\n<tr><td>scaling efficiency</td><td colspan=\"7\">", f);
+        result_row(f, "energy-aware plan", json_object_get(w, "energy"), false, rounds);
+        fprintf(f, "</tr>\n<tr><td>scaling efficiency</td><td colspan=\"%d\">", wide);
         const json_t *p;
         size_t k;
         char buf[64];
@@ -294,11 +383,17 @@ static void section_results(FILE *f, const json_t *results) {
             po__html_text(f, po__fmt_num(buf, sizeof buf, num(p, "efficiency") * 100, 3));
             po__html_text(f, "% (");
             po__html_text(f, po__fmt_num(buf, sizeof buf, num(p, "speedup"), 3));
-            po__html_text(f, "x)");
+            po__html_text(f, "x");
+            if (rounds > 1) {
+                po__html_text(f, ", spread ");
+                po__html_text(f, po__fmt_num(buf, sizeof buf, num(p, "ms_per_step_spread") * 100, 3));
+                po__html_text(f, "%");
+            }
+            po__html_text(f, ")");
         }
         fputs("</td></tr>\n", f);
         if (pt) {
-            fputs("<tr><td>PyTorch</td><td colspan=\"7\">", f);
+            fprintf(f, "<tr><td>PyTorch</td><td colspan=\"%d\">", wide);
             if (!json_is_object(pt)) {
                 po__html_text(f, "no record of this model at this batch in the peer file");
             } else {
@@ -431,11 +526,13 @@ static void section_scaling(FILE *f, const json_t *results) {
                            NULL};
         po__svg_line_chart(f, &c, s, (int)n + 1);
     }
+    long long rounds = rounds_of(results);
     fputs("<p class=\"note\">Data parallel over the first k devices (k = 1 is the baseline): speed-up over the "
           "baseline divided by k; 1 is perfect scaling.</p>\n<table>\n<thead><tr><th>workload</th><th>k</th>"
-          "<th>devices</th><th>ms/step</th><th>samples/s</th><th>speed-up</th><th>efficiency</th></tr></thead>\n"
-          "<tbody>\n",
+          "<th>devices</th><th>ms/step</th>",
           f);
+    if (rounds > 1) fputs("<th>spread (ms/step by round)</th>", f);
+    fputs("<th>samples/s</th><th>speed-up</th><th>efficiency</th></tr></thead>\n<tbody>\n", f);
     const json_t *w, *p;
     size_t i, k;
     json_array_foreach(table, i, w) {
@@ -452,6 +549,7 @@ static void section_scaling(FILE *f, const json_t *results) {
             td_num(f, num(p, "k"), 3, NULL);
             td_text(f, devs);
             td_num(f, num(p, "ms_per_step"), 4, NULL);
+            if (rounds > 1) td_spread(f, p);
             td_num(f, num(p, "samples_per_s"), 4, NULL);
             td_num(f, num(p, "speedup"), 3, "x");
             td_num(f, num(p, "efficiency") * 100, 3, "%");
@@ -555,15 +653,20 @@ static void section_pytorch(FILE *f, const json_t *results) {
 static void section_runs(FILE *f, const json_t *results) {
     const json_t *r;
     size_t i;
+    long long rounds = rounds_of(results);
     section_open(f, "runs", "Runs");
     fputs("<p class=\"note\">Every figure above comes from these runs' --json summaries, kept verbatim in "
-          "results.json with each run's exact command.</p>\n<table>\n<thead><tr><th>#</th><th>workload</th><th>run</th>"
-          "<th>ms/step</th><th>samples/s</th><th>J/sample</th><th>wall s</th><th>command</th></tr></thead>\n<tbody>\n",
+          "results.json with each run's exact command.</p>\n<table>\n<thead><tr><th>#</th>",
+          f);
+    if (rounds > 1) fputs("<th>round</th>", f);
+    fputs("<th>workload</th><th>run</th><th>ms/step</th><th>samples/s</th><th>J/sample</th><th>wall s</th>"
+          "<th>command</th></tr></thead>\n<tbody>\n",
           f);
     json_array_foreach(json_object_get(results, "runs"), i, r) {
         const json_t *s = json_object_get(r, "summary"), *a;
         fputs("<tr>", f);
         td_num(f, (double)i, 3, NULL);
+        if (rounds > 1) td_num(f, num(r, "round"), 3, NULL);
         td_text(f, str(r, "workload"));
         td_text(f, str(r, "label"));
         td_num(f, num(s, "ms_per_step"), 4, NULL);
@@ -615,6 +718,21 @@ static void section_notes(FILE *f, const json_t *results) {
           "<li>Prediction: predicted_step_ms from the plan's cost model, calibrated on this machine; "
           "measured_step_ms as timed.</li>\n",
           f);
+    long long rounds = rounds_of(results);
+    if (rounds > 1) {
+        fputs("<li>", f);
+        po__html_textf(f,
+                       "Rounds: the suite ran %lld rounds, every configuration (workload, run, devices) once "
+                       "per round and in the same order, so the configurations alternate. The figures of the "
+                       "tables and charts are medians over a configuration's %lld runs (the mean of the middle two "
+                       "for an even count): ms per step, samples per s, J per sample, busy, predicted and measured "
+                       "ms per step and the prediction error. Speed-ups, energy and utilization changes, scaling "
+                       "efficiencies and the PyTorch comparison are computed from those medians. Spread: max / min "
+                       "- 1 of a configuration's ms per step over the rounds. The plan shown is the first round's "
+                       "(the rounds' plans are listed where they differ). The runs table lists every run.",
+                       rounds, rounds);
+        fputs("</li>\n", f);
+    }
     if (json_object_get(results, "peer"))
         fputs("<li>PyTorch: ms per step from the peer file (bench/peer/torch_bench.sh runs the reference PyTorch "
               "models with 1 thread and with every thread, on the same synthetic shapes).</li>\n",

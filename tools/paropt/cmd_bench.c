@@ -1,7 +1,10 @@
 /* paropt bench: the benchmark suite. For each workload it trains (each run a child
  * `paropt train ... --json`) on one device, with the time-optimal plan, with the energy-aware
- * plan and data parallel over 2..N devices, then writes results.json (machine, every run's argv
- * and summary, the table derived from them) and report.html. */
+ * plan and data parallel over 2..N devices. With --rounds N the whole suite runs N times, one
+ * round after the other, so the configurations alternate and see the machine over the same
+ * stretch of time; the table takes each configuration's median over the rounds. It then writes
+ * results.json (machine, every run's round, argv and summary, the table derived from them) and
+ * report.html. */
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
@@ -22,16 +25,17 @@
 #include "paropt/paropt.h"
 
 #define DEFAULT_WORKLOADS "mnist_mlp,cifar_cnn,tiny_gpt"
+#define MAX_ROUNDS        20
 
 typedef struct {
     const char *workloads, *devices, *out, *peer;
     bool quick;
-    int64_t steps, warmup, calibrate;
+    int64_t steps, warmup, calibrate, rounds;
 } bench_args;
 
 static void bench_usage(FILE *f) {
     fprintf(f, "usage: paropt bench [--workloads LIST] [--devices LIST] [--quick] [--steps N] [--warmup N]\n"
-               "                    [--out DIR] [--peer FILE.jsonl]\n"
+               "                    [--rounds N] [--out DIR] [--peer FILE.jsonl]\n"
                "\n"
                "Benchmarks training on this machine: for each workload (synthetic data), a baseline on one\n"
                "device (the first of --devices), the automatic time-optimal plan (--plan auto), the energy-aware\n"
@@ -48,6 +52,9 @@ static void bench_usage(FILE *f) {
                "                      after 5, calibration from 2)\n"
                "  --steps N           timed and warm-up steps of each run (overrides --quick's)\n"
                "  --warmup N          steps left out of each run's timing (less than --steps)\n"
+               "  --rounds N          run the whole suite N times (1..20, default 1), every configuration once per\n"
+               "                      round in the same order, so the configurations alternate; the table takes each\n"
+               "                      configuration's median over the rounds and shows its spread (max/min - 1)\n"
                "  --out DIR           where results.json and report.html go (default ./paropt-bench); created\n"
                "                      when missing; an earlier bench output there is replaced once every run\n"
                "                      has succeeded; any other non-empty directory is refused\n"
@@ -55,17 +62,18 @@ static void bench_usage(FILE *f) {
                "  -h, --help          show this help\n"
                "\n"
                "Every figure of the table is computed from the runs' own --json summaries, which results.json\n"
-               "holds verbatim with each run's exact command. Exit status: 0 done, 1 a run or the output\n"
+               "holds verbatim with each run's exact command and round. Exit status: 0 done, 1 a run or the output\n"
                "failed (nothing is written then), 2 bad usage.\n");
 }
 
 static int parse_args(int argc, char **argv, bench_args *a) {
-    enum { O_WORKLOADS = 256, O_DEVICES, O_QUICK, O_STEPS, O_WARMUP, O_OUT, O_PEER };
+    enum { O_WORKLOADS = 256, O_DEVICES, O_QUICK, O_STEPS, O_WARMUP, O_ROUNDS, O_OUT, O_PEER };
     static const struct option opts[] = {{"workloads", required_argument, 0, O_WORKLOADS},
                                          {"devices", required_argument, 0, O_DEVICES},
                                          {"quick", no_argument, 0, O_QUICK},
                                          {"steps", required_argument, 0, O_STEPS},
                                          {"warmup", required_argument, 0, O_WARMUP},
+                                         {"rounds", required_argument, 0, O_ROUNDS},
                                          {"out", required_argument, 0, O_OUT},
                                          {"peer", required_argument, 0, O_PEER},
                                          {"help", no_argument, 0, 'h'},
@@ -75,6 +83,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     a->devices = "auto";
     a->out = "paropt-bench";
     a->steps = a->warmup = -1;
+    a->rounds = 1;
     opterr = 0;
     optind = 1;
     int c;
@@ -88,6 +97,9 @@ static int parse_args(int argc, char **argv, bench_args *a) {
             break;
         case O_WARMUP:
             if (!cli_parse_i64("--warmup", optarg, 0, 1000000, &a->warmup)) return CLI_USAGE;
+            break;
+        case O_ROUNDS:
+            if (!cli_parse_i64("--rounds", optarg, 1, MAX_ROUNDS, &a->rounds)) return CLI_USAGE;
             break;
         case O_OUT: a->out = optarg; break;
         case O_PEER: a->peer = optarg; break;
@@ -335,10 +347,12 @@ static void join_devices(char *buf, size_t size, const json_t *devices, size_t k
         snprintf(buf + len, size - len, "%s%s", i ? "," : "", json_string_value(json_array_get(devices, i)));
 }
 
-/* The runs of one workload, in order: baseline (the first device, --plan single), the
- * time-optimal plan and the energy-aware plan (all devices, --plan auto), and data parallel over
- * the first k devices for k = 2..N. Each: index, workload, kind, label, devices, argv. */
-static void plan_runs(json_t *runs, const char *spec, const json_t *devices, const bench_args *a, const char *exe) {
+/* The runs of one workload in one round, in order: baseline (the first device, --plan single),
+ * the time-optimal plan and the energy-aware plan (all devices, --plan auto), and data parallel
+ * over the first k devices for k = 2..N. Each: index, round, workload, kind, label, devices,
+ * argv. */
+static void plan_runs(json_t *runs, int64_t rd, const char *spec, const json_t *devices, const bench_args *a,
+                      const char *exe) {
     size_t n = json_array_size(devices);
     char steps[32], warmup[32], calib[32];
     snprintf(steps, sizeof steps, "%lld", (long long)a->steps);
@@ -368,23 +382,29 @@ static void plan_runs(json_t *runs, const char *spec, const json_t *devices, con
         json_t *dl = json_array();
         for (size_t i = 0; i < k; i++)
             json_array_append(dl, json_array_get(devices, i));
-        json_array_append_new(runs,
-                              json_pack("{s:I, s:s, s:s, s:s, s:o, s:o}", "index", (json_int_t)json_array_size(runs),
-                                        "workload", spec, "kind", kind, "label", label, "devices", dl, "argv", argv));
+        json_array_append_new(runs, json_pack("{s:I, s:I, s:s, s:s, s:s, s:o, s:o}", "index",
+                                              (json_int_t)json_array_size(runs), "round", (json_int_t)rd, "workload",
+                                              spec, "kind", kind, "label", label, "devices", dl, "argv", argv));
     }
 }
 
-/* Runs every planned run, adding wall_s and summary to each. Exit code. */
-static int execute_runs(json_t *runs) {
-    size_t n = json_array_size(runs), i;
+/* Runs every planned run (rounds of equal size, one after the other), adding wall_s and summary
+ * to each. Progress names the round (with more than one) and the run's place in it. Exit code. */
+static int execute_runs(json_t *runs, int64_t rounds) {
+    size_t n = json_array_size(runs) / (size_t)rounds, i;
     json_t *r;
     json_array_foreach(runs, i, r) {
         const char *workload = json_string_value(json_object_get(r, "workload"));
         const char *label = json_string_value(json_object_get(r, "label"));
         json_t *dl = json_object_get(r, "devices"), *argv_j = json_object_get(r, "argv");
-        char devs[4096];
+        char devs[4096], of_round[64] = "";
         join_devices(devs, sizeof devs, dl, json_array_size(dl));
-        fprintf(stderr, "bench: [%zu/%zu] %s: %s on %s ...", i + 1, n, workload, label, devs);
+        if (rounds > 1) snprintf(of_round, sizeof of_round, " of round %zu/%lld", i / n + 1, (long long)rounds);
+        if (rounds > 1)
+            fprintf(stderr, "bench: round %zu/%lld", i / n + 1, (long long)rounds);
+        else
+            fputs("bench:", stderr);
+        fprintf(stderr, " [%zu/%zu] %s: %s on %s ...", i % n + 1, n, workload, label, devs);
         size_t argc = json_array_size(argv_j);
         char **argv = calloc(argc + 1, sizeof *argv);
         if (!argv) {
@@ -401,7 +421,8 @@ static int execute_runs(json_t *runs) {
         free(argv);
         if (!ok) {
             fputs(" failed\n", stderr);
-            cli_error("bench run %zu/%zu (%s: %s on %s) failed: %s", i + 1, n, workload, label, devs, why);
+            cli_error("bench run %zu/%zu%s (%s: %s on %s) failed: %s", i % n + 1, n, of_round, workload, label, devs,
+                      why);
             return CLI_FAIL;
         }
         json_t *ms = json_object_get(summary, "ms_per_step");
@@ -476,15 +497,18 @@ int cmd_bench(int argc, char **argv) {
     json_object_set_new(results, "paropt_version", json_string(PO_VERSION));
     json_object_set_new(results, "machine", json_incref(machine));
     json_object_set_new(results, "settings",
-                        json_pack("{s:O, s:O, s:b, s:I, s:I, s:I, s:s?}", "workloads", workloads, "devices", devices,
-                                  "quick", a.quick, "steps", (json_int_t)a.steps, "warmup", (json_int_t)a.warmup,
-                                  "calibrate", (json_int_t)a.calibrate, "peer", a.peer));
+                        json_pack("{s:O, s:O, s:b, s:I, s:I, s:I, s:I, s:s?}", "workloads", workloads, "devices",
+                                  devices, "quick", a.quick, "steps", (json_int_t)a.steps, "warmup",
+                                  (json_int_t)a.warmup, "calibrate", (json_int_t)a.calibrate, "rounds",
+                                  (json_int_t)a.rounds, "peer", a.peer));
     json_t *runs = json_array(), *w;
     size_t i;
-    json_array_foreach(workloads, i, w)
-        plan_runs(runs, json_string_value(json_object_get(w, "spec")), devices, &a, exe);
+    /* Round after round, each the whole suite in the same order. */
+    for (int64_t rd = 1; rd <= a.rounds; rd++)
+        json_array_foreach(workloads, i, w)
+            plan_runs(runs, rd, json_string_value(json_object_get(w, "spec")), devices, &a, exe);
     json_object_set_new(results, "runs", runs);
-    if ((rc = execute_runs(runs))) goto done;
+    if ((rc = execute_runs(runs, a.rounds))) goto done;
     if (peer) json_object_set_new(results, "peer", json_pack("{s:s, s:O}", "file", a.peer, "records", peer));
     json_object_set_new(results, "table", bench_table(results));
     json_object_set_new(results, "duration_s", json_real(round((now_s() - t0) * 10) / 10));
