@@ -227,10 +227,27 @@ double po__node_seconds(const po_cost_model *cm, const po_workload *w, const po_
     double call = po__aff(n->call_flops, rows) * (n->op == PO_OP_MATMUL ? 1.0 : frac);
     po__tparts mine;
     double t = roofline(d, f, y, call, n->gemm, &mine);
-    /* Measured history: the mean at the nearest measured batch, scaled by the roofline's ratio. */
+    /* Measured history. Measured at both batches (a whole node): the affine fit through the two
+     * measurements, so fixed costs and the lower efficiency of small products carry over to
+     * micro-batches smaller than either (a roofline ratio from the nearer one was 25-75% optimistic
+     * for pipeline micro-batches), never below that ratio estimate (a smaller product is not more
+     * efficient per row). Otherwise the mean at the nearest measured batch, scaled by the
+     * roofline's ratio. */
     double best = INFINITY;
     double scaled = t;
-    for (int k = 0; k < 2 && cm->n; k++) {
+    const hist_entry *e0 = cm->n && frac == 1.0 ? find(cm, n->key[0], cm->c->id_hash[dev]) : NULL;
+    const hist_entry *e1 = e0 ? find(cm, n->key[1], cm->c->id_hash[dev]) : NULL;
+    if (e0 && e1 && w->batch != w->batch2) {
+        double r0 = (double)w->batch, r1 = (double)w->batch2, t0 = e0->sum / e0->count, t1 = e1->sum / e1->count;
+        double fit = t1 + (rows - r1) * (t0 - t1) / (r0 - r1);
+        double near = rows >= 0.5 * (r0 + r1) ? t0 : t1, rnear = rows >= 0.5 * (r0 + r1) ? r0 : r1;
+        double tk = roofline(d, po__aff(n->flops, rnear), po__aff(n->bytes, rnear), po__aff(n->call_flops, rnear),
+                             n->gemm, NULL);
+        double ratio = near * (tk > 0.0 ? t / tk : 1.0);
+        scaled = fit > ratio ? fit : ratio;
+        best = -1.0; /* done: skip the nearest-batch rule */
+    }
+    for (int k = 0; k < 2 && cm->n && best >= 0.0; k++) {
         const hist_entry *e = find(cm, n->key[k], cm->c->id_hash[dev]);
         if (!e) continue;
         double rk = (double)(k ? w->batch2 : w->batch);

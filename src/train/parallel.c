@@ -88,8 +88,8 @@ po_status po_parallel_new(po_model *m, const po_optim_opts *o, uint64_t seed, co
     po_plan_opts so = po_plan_opts_default();
     so.objective = opts->objective;
     so.max_slowdown_pct = opts->max_slowdown_pct;
-    /* Pipelines run, but their predictions on CPU cores have been 25-75% optimistic (micro-batches
-     * far smaller than the calibrated batches): not chosen automatically yet. */
+    /* Pipelines run, but their predictions on CPU cores are not yet trusted for automatic choice
+     * (see tools/paropt/train_plan.c, AUTO_FAMILIES). */
     so.strategies = (1u << PO_STRATEGY_SINGLE) | (1u << PO_STRATEGY_DP);
     po_status st = po_device_register_option("slowdown", "emulate a device F times slower (F >= 1)");
     if (!st) st = po_machine_discover(NULL, &mach);
