@@ -124,3 +124,31 @@ const char *po__fmt_num(char *buf, size_t size, double v, int digits) {
     }
     return buf;
 }
+
+/* No '<' or '&' in here: the pages stay well-formed XML. */
+const char po__html_base_css[] =
+    "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;margin:0 auto;"
+    "max-width:1180px;padding:16px 24px;color:#222;background:#fff;line-height:1.45}\n"
+    "h1{font-size:1.6em;margin:.3em 0}\n"
+    "h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:1.8em}\n"
+    "h3{font-size:1.05em;margin:1.2em 0 .3em}\n"
+    "nav a{margin-right:1em}\n"
+    "code{font-size:.9em;background:#f4f4f4;padding:0 3px;border-radius:3px;overflow-wrap:anywhere}\n"
+    "table{border-collapse:collapse;margin:.5em 0;font-size:.92em}\n"
+    "th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}\n"
+    "th{background:#f4f4f4}\n"
+    "td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\n"
+    ".note{color:#555;font-size:.92em}\n"
+    ".source{display:inline-block;font-size:.8em;color:#0b5394;background:#eef4fb;border:1px solid #c9dcf0;"
+    "border-radius:3px;padding:0 5px;margin-left:4px;white-space:nowrap}\n"
+    "svg.chart{display:block;max-width:100%;height:auto;margin:.6em 0}\n"
+    "svg text{font-size:12px;fill:#333}\n"
+    "svg .plot{fill:#fcfcfc;stroke:#bbb}\n"
+    "svg .grid{stroke:#e4e4e4}\n"
+    "svg .tick{stroke:#888}\n"
+    "svg .ytick{text-anchor:end}\n"
+    "svg .xtick{text-anchor:middle}\n"
+    "svg .axis-label{text-anchor:middle;font-size:13px}\n"
+    "svg .line{fill:none;stroke-width:1.8}\n"
+    "svg .track{text-anchor:end}\n"
+    "footer{margin-top:2.5em;color:#777;font-size:.85em}\n";

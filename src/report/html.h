@@ -18,4 +18,8 @@ void po__html_textf(FILE *f, const char *fmt, ...) __attribute__((format(printf,
  * zeros dropped; "n/a" for NaN or infinity. Returns buf. */
 const char *po__fmt_num(char *buf, size_t size, double v, int digits);
 
+/* The stylesheet the HTML pages share (page, headings, tables, source tags, SVG charts); each page
+ * adds its own rules after it. */
+extern const char po__html_base_css[];
+
 #endif

@@ -13,37 +13,13 @@
 #include "report/svg_chart.h"
 
 /* No '<' or '&' in here: the page must stay well-formed XML. */
+/* This page's rules after the shared ones (po__html_base_css). */
 static const char CSS[] =
-    "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;margin:0 auto;"
-    "max-width:1140px;padding:16px 24px;color:#222;background:#fff;line-height:1.45}\n"
-    "h1{font-size:1.6em;margin:.3em 0}\n"
-    "h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:1.8em}\n"
-    "h3{font-size:1.05em;margin:1.2em 0 .3em}\n"
-    "nav a{margin-right:1em}\n"
-    "code{font-size:.92em;background:#f4f4f4;padding:0 3px;border-radius:3px}\n"
-    "table{border-collapse:collapse;margin:.5em 0;font-size:.92em}\n"
-    "th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}\n"
-    "th{background:#f4f4f4}\n"
-    "td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\n"
-    ".note{color:#555;font-size:.92em}\n"
     ".missing{color:#7a5000;background:#fff8e6;border:1px solid #f0d9a0;padding:6px 10px;border-radius:4px}\n"
-    ".source{display:inline-block;font-size:.8em;color:#0b5394;background:#eef4fb;border:1px solid #c9dcf0;"
-    "border-radius:3px;padding:0 5px;margin-left:4px;white-space:nowrap}\n"
     "ul.explanation li{margin:.25em 0}\n"
-    "svg.chart{display:block;max-width:100%;height:auto;margin:.6em 0}\n"
-    "svg text{font-size:12px;fill:#333}\n"
-    "svg .plot{fill:#fcfcfc;stroke:#bbb}\n"
-    "svg .grid{stroke:#e4e4e4}\n"
-    "svg .tick{stroke:#888}\n"
-    "svg .ytick{text-anchor:end}\n"
-    "svg .xtick{text-anchor:middle}\n"
-    "svg .axis-label{text-anchor:middle;font-size:13px}\n"
-    "svg .line{fill:none;stroke-width:1.8}\n"
     "svg .marker{stroke:#777;stroke-dasharray:4 3}\n"
     "svg .lane{fill:#f5f5f5}\n"
-    "svg .track{text-anchor:end}\n"
-    "svg .slice{stroke:#fff;stroke-width:.5}\n"
-    "footer{margin-top:2.5em;color:#777;font-size:.85em}\n";
+    "svg .slice{stroke:#fff;stroke-width:.5}\n";
 
 /* --- helpers shared by the sections ----------------------------------------------------------- */
 
@@ -449,7 +425,7 @@ static void write_page(FILE *f, const char *run_dir, const rd_run *r) {
         fputs(": ", f);
         po__html_text(f, model);
     }
-    fprintf(f, "</title>\n<style>\n%s</style>\n</head>\n<body>\n", CSS);
+    fprintf(f, "</title>\n<style>\n%s%s</style>\n</head>\n<body>\n", po__html_base_css, CSS);
     write_header(f, run_dir, r);
     section_plan(f, r);
     po__section_gantt(f, r);
