@@ -128,6 +128,8 @@ uint64_t po__fnv1a(const void *data, size_t len, uint64_t h);
  * hardware threads), oneDNN's OpenMP held to one thread in each. Waits for all. */
 typedef void (*po__pinned_fn)(int t, void *arg);
 po_status po__run_pinned(const po_machine *m, const int *cores, int n, po__pinned_fn fn, void *arg);
+/* po__run_pinned on cores first .. first + n - 1, thread t on core first + t. */
+po_status po__run_per_core(const po_machine *m, int first, int n, po__pinned_fn fn, void *arg);
 /* Runs fn(0, arg) on one thread allowed on all the cores [first, first + n) of m. */
 po_status po__run_on_group(const po_machine *m, int first, int n, po__pinned_fn fn, void *arg);
 

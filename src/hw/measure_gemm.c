@@ -92,12 +92,8 @@ po_status po__measure_gemm(const po_machine *m, const po_device *d, const po__me
         free(j);
         return po_fail(PO_ERR_NO_MEMORY, "out of memory for a barrier");
     }
-    int *cores = malloc((size_t)d->n_cores * sizeof *cores);
-    po_status st = cores ? PO_OK : po_fail(PO_ERR_NO_MEMORY, "out of memory");
-    for (int i = 0; cores && i < d->n_cores; i++)
-        cores[i] = d->first_core + i;
     po__progress(c, "%s: GEMM, %d sizes up to %lld^3", d->id, j->n_shapes - 1, (long long)top);
-    if (!st) st = po__run_pinned(m, cores, d->n_cores, gemm_thread, j);
+    po_status st = po__run_per_core(m, d->first_core, d->n_cores, gemm_thread, j);
     if (!st && j->failed)
         st = po_fail(PO_ERR_BACKEND, "%s: GEMM measurement failed (out of memory, or the GEMM library failed)", d->id);
     if (!st) {
@@ -112,7 +108,6 @@ po_status po__measure_gemm(const po_machine *m, const po_device *d, const po__me
             if (j->shape[s].m == j->shape[s].n && j->shape[s].m <= 1024) p->gemm_gflops = j->best[s];
     }
     pthread_barrier_destroy(&j->barrier);
-    free(cores);
     free(j);
     return st;
 }

@@ -122,13 +122,9 @@ po_status po__measure_memory(const po_machine *m, const po_device *d, const po__
         free(j);
         return po_fail(PO_ERR_NO_MEMORY, "out of memory for a barrier");
     }
-    int *cores = malloc((size_t)d->n_cores * sizeof *cores);
-    po_status st = cores ? PO_OK : po_fail(PO_ERR_NO_MEMORY, "out of memory");
-    for (int i = 0; cores && i < d->n_cores; i++)
-        cores[i] = d->first_core + i;
     po__progress(c, "%s: memory bandwidth (triad over %lld MiB) and element-wise throughput", d->id,
                  (long long)(12 * j->triad_elems * d->n_cores >> 20));
-    if (!st) st = po__run_pinned(m, cores, d->n_cores, mem_thread, j);
+    po_status st = po__run_per_core(m, d->first_core, d->n_cores, mem_thread, j);
     if (!st && j->failed)
         st = po_fail(PO_ERR_NO_MEMORY, "%s: out of memory for the %lld-byte bandwidth test", d->id,
                      (long long)(12 * j->triad_elems * d->n_cores));
@@ -137,7 +133,6 @@ po_status po__measure_memory(const po_machine *m, const po_device *d, const po__
         p->elementwise_gelems = j->best_ew_gelems;
     }
     pthread_barrier_destroy(&j->barrier);
-    free(cores);
     free(j);
     return st;
 }

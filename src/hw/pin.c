@@ -108,6 +108,16 @@ po_status po__run_pinned(const po_machine *m, const int *cores, int n, po__pinne
     return st;
 }
 
+po_status po__run_per_core(const po_machine *m, int first, int n, po__pinned_fn fn, void *arg) {
+    int *cores = malloc((size_t)n * sizeof *cores);
+    if (!cores) return po_fail(PO_ERR_NO_MEMORY, "out of memory");
+    for (int t = 0; t < n; t++)
+        cores[t] = first + t;
+    po_status st = po__run_pinned(m, cores, n, fn, arg);
+    free(cores);
+    return st;
+}
+
 po_status po__run_on_group(const po_machine *m, int first, int n, po__pinned_fn fn, void *arg) {
     return run_threads(m, 1, &first, &n, fn, arg);
 }

@@ -14,6 +14,13 @@ const char *po_test_data(const char *rel);
 /* The reference README's measure: max |a - b| / max(|b|, 1e-3 * max|b|) over n elements. */
 double po_ref_err(const float *a, const float *b, int64_t n);
 
+/* Files: the whole of path (malloc'd, one spare byte; *len its size), path written with
+ * exactly len bytes, and dir removed with everything under it (missing is fine). The first
+ * two fail the test on any error. */
+unsigned char *po_test_read_file(const char *path, size_t *len);
+void po_test_write_file(const char *path, const void *data, size_t len);
+void po_test_remove_tree(const char *dir);
+
 /* Fills n floats uniformly in [lo, hi) from a generator seeded with seed. */
 void po_test_fill_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed);
 

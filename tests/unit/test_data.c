@@ -33,31 +33,6 @@ static const char *tmp_path(const char *name) {
     return b;
 }
 
-static void remove_tree(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char p[4096];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        struct stat sb;
-        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
-            remove_tree(p);
-        else
-            unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-static void write_file(const char *path, const void *data, size_t len) {
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    assert_int_equal(fwrite(data, 1, len, fp), len);
-    assert_int_equal(fclose(fp), 0);
-}
-
 static void write_gzip(const char *path, const void *data, size_t len) {
     gzFile g = gzopen(path, "wb9");
     assert_non_null(g);
@@ -137,7 +112,7 @@ static void write_idx_dir(const char *dir, uint32_t n_train, uint32_t n_test, ui
         if (gz)
             write_gzip(tmp_path(rel), f[i].b, f[i].len);
         else
-            write_file(tmp_path(rel), f[i].b, f[i].len);
+            po_test_write_file(tmp_path(rel), f[i].b, f[i].len);
         free(f[i].b);
     }
 }
@@ -315,12 +290,12 @@ static void write_cifar_dir(const char *dir) {
     for (int f = 1; f <= 5; f++) {
         uint8_t *b = cifar_bytes(2, f, &len);
         snprintf(rel, sizeof rel, "%s/data_batch_%d.bin", dir, f);
-        write_file(tmp_path(rel), b, len);
+        po_test_write_file(tmp_path(rel), b, len);
         free(b);
     }
     uint8_t *b = cifar_bytes(3, 0, &len);
     snprintf(rel, sizeof rel, "%s/test_batch.bin", dir);
-    write_file(tmp_path(rel), b, len);
+    po_test_write_file(tmp_path(rel), b, len);
     free(b);
 }
 
@@ -368,7 +343,7 @@ static void test_text(void **state) {
     uint8_t bytes[95];
     for (int i = 0; i < 95; i++)
         bytes[i] = (uint8_t)(200 + i); /* wraps past 255: every id < 256 */
-    write_file(tmp_path("t95.txt"), bytes, sizeof bytes);
+    po_test_write_file(tmp_path("t95.txt"), bytes, sizeof bytes);
     char spec[4096];
     snprintf(spec, sizeof spec, "text:%s", tmp_path("t95.txt"));
     /* (95 - 1) / 4 = 23 windows: train floor(0.9 * 23) = 20, test 3. */
@@ -481,9 +456,9 @@ static void write_pair(const char *dir, const void *im, size_t ilen, const void 
     make_dir(dir);
     char rel[512];
     snprintf(rel, sizeof rel, "%s/train-images-idx3-ubyte", dir);
-    write_file(tmp_path(rel), im, ilen);
+    po_test_write_file(tmp_path(rel), im, ilen);
     snprintf(rel, sizeof rel, "%s/train-labels-idx1-ubyte", dir);
-    write_file(tmp_path(rel), lb, llen);
+    po_test_write_file(tmp_path(rel), lb, llen);
 }
 
 /* The IDX directory `dir` with the given files must fail on open of the train split. */
@@ -638,27 +613,27 @@ static void test_cifar_malformed(void **state) {
     size_t len;
     uint8_t *b = cifar_bytes(2, 0, &len);
     /* Truncated record. */
-    write_file(tmp_path("cifar_bad/data_batch_2.bin"), b, len - 100);
+    po_test_write_file(tmp_path("cifar_bad/data_batch_2.bin"), b, len - 100);
     expect_open_error(spec, PO_SPLIT_TRAIN, 0, PO_ERR_FORMAT, tmp_path("cifar_bad/data_batch_2.bin"),
                       "not a whole number of 3073-byte records");
     /* Trailing garbage. */
     uint8_t *longer = calloc(len + 3, 1);
     memcpy(longer, b, len);
-    write_file(tmp_path("cifar_bad/data_batch_2.bin"), longer, len + 3);
+    po_test_write_file(tmp_path("cifar_bad/data_batch_2.bin"), longer, len + 3);
     expect_open_error(spec, PO_SPLIT_TRAIN, 0, PO_ERR_FORMAT, tmp_path("cifar_bad/data_batch_2.bin"),
                       "3 trailing bytes");
     /* Empty file. */
-    write_file(tmp_path("cifar_bad/data_batch_2.bin"), b, 0);
+    po_test_write_file(tmp_path("cifar_bad/data_batch_2.bin"), b, 0);
     expect_open_error(spec, PO_SPLIT_TRAIN, 0, PO_ERR_FORMAT, tmp_path("cifar_bad/data_batch_2.bin"), "empty");
     /* Label out of range (in the second record). */
     b[PO__CIFAR_RECORD] = 200;
-    write_file(tmp_path("cifar_bad/data_batch_2.bin"), b, len);
+    po_test_write_file(tmp_path("cifar_bad/data_batch_2.bin"), b, len);
     expect_open_error(spec, PO_SPLIT_TRAIN, 0, PO_ERR_RANGE, tmp_path("cifar_bad/data_batch_2.bin"),
                       "label 200 of record 1 is outside 0..9");
     /* A missing later file. */
     unlink(tmp_path("cifar_bad/data_batch_4.bin"));
     b[PO__CIFAR_RECORD] = 1;
-    write_file(tmp_path("cifar_bad/data_batch_2.bin"), b, len);
+    po_test_write_file(tmp_path("cifar_bad/data_batch_2.bin"), b, len);
     expect_open_error(spec, PO_SPLIT_TRAIN, 0, PO_ERR_IO, tmp_path("cifar_bad/data_batch_4.bin"), "cannot open");
     /* The test split alone still opens. */
     po_dataset *d = open_ok(spec, PO_SPLIT_TEST, 0);
@@ -670,13 +645,13 @@ static void test_cifar_malformed(void **state) {
 static void test_text_malformed(void **state) {
     (void)state;
     expect_open_error("text:/nonexistent.txt", PO_SPLIT_TRAIN, 8, PO_ERR_IO, "/nonexistent.txt", "cannot open");
-    write_file(tmp_path("short.txt"), "abcdefgh", 8);
+    po_test_write_file(tmp_path("short.txt"), "abcdefgh", 8);
     char spec[4096];
     snprintf(spec, sizeof spec, "text:%s", tmp_path("short.txt"));
     expect_open_error(spec, PO_SPLIT_TRAIN, 8, PO_ERR_RANGE, tmp_path("short.txt"),
                       "8 bytes, shorter than one window of seq + 1 = 9 bytes");
     expect_open_error(spec, PO_SPLIT_TEST, 0, PO_ERR_RANGE, tmp_path("short.txt"), "must be positive");
-    write_file(tmp_path("empty.txt"), "", 0);
+    po_test_write_file(tmp_path("empty.txt"), "", 0);
     snprintf(spec, sizeof spec, "text:%s", tmp_path("empty.txt"));
     expect_open_error(spec, PO_SPLIT_TRAIN, 1, PO_ERR_RANGE, tmp_path("empty.txt"), "0 bytes");
     snprintf(spec, sizeof spec, "text:%s", tmp_dir);
@@ -730,7 +705,7 @@ static void test_check_model(void **state) {
     uint8_t bytes[64];
     for (int i = 0; i < 64; i++)
         bytes[i] = (uint8_t)(i * 4);
-    write_file(tmp_path("model.txt"), bytes, sizeof bytes);
+    po_test_write_file(tmp_path("model.txt"), bytes, sizeof bytes);
     snprintf(spec, sizeof spec, "text:%s", tmp_path("model.txt"));
     d = open_ok(spec, PO_SPLIT_TRAIN, 8);
     PO_CHECK(po_model_build("tiny_gpt:vocab=256,d_model=16,layers=1,heads=2,seq=8", 2, &m));
@@ -769,7 +744,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    remove_tree(tmp_dir);
+    po_test_remove_tree(tmp_dir);
     return 0;
 }
 

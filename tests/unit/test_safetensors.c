@@ -15,30 +15,13 @@
 
 #include "io/atomic_file.h"
 #include "paropt/io.h"
+#include "po_test.h"
 
 static char tmp_dir[] = "/tmp/po_test_st_XXXXXX";
 
 /* ---- helpers ---- */
 
 static void path_in_tmp(char *buf, size_t size, const char *name) { snprintf(buf, size, "%s/%s", tmp_dir, name); }
-
-static void remove_tree(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char p[4096];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        struct stat sb;
-        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
-            remove_tree(p);
-        else
-            unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
 
 /* Entries in dir; fails the test on any leftover temporary file. */
 static int count_entries(const char *dir) {
@@ -53,28 +36,6 @@ static int count_entries(const char *dir) {
     }
     closedir(d);
     return n;
-}
-
-static unsigned char *read_all(const char *path, size_t *len) {
-    FILE *fp = fopen(path, "rb");
-    assert_non_null(fp);
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    assert_true(n >= 0);
-    fseek(fp, 0, SEEK_SET);
-    unsigned char *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
-    fclose(fp);
-    *len = (size_t)n;
-    return buf;
-}
-
-static void write_all(const char *path, const void *data, size_t len) {
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    assert_int_equal(fwrite(data, 1, len, fp), len);
-    assert_int_equal(fclose(fp), 0);
 }
 
 static const char *reference_path(const char *name, char *buf, size_t size) {
@@ -345,7 +306,7 @@ static void test_round_trip(void **state) {
 
     /* The header is padded to a multiple of 8 bytes and the data is packed after it. */
     size_t len;
-    unsigned char *raw = read_all(path, &len);
+    unsigned char *raw = po_test_read_file(path, &len);
     uint64_t h = 0;
     for (int i = 7; i >= 0; i--)
         h = h << 8 | raw[i];
@@ -394,7 +355,7 @@ static void test_round_trip(void **state) {
 
     /* No metadata: the header has no __metadata__ entry. */
     assert_int_equal(po_st_write(path, 1, names, ts, 0, NULL, NULL), PO_OK);
-    raw = read_all(path, &len);
+    raw = po_test_read_file(path, &len);
     raw[len - 1] = 0;
     assert_null(strstr((const char *)raw + 8, "__metadata__"));
     free(raw);
@@ -441,7 +402,7 @@ static void test_reference_mnist(void **state) {
     /* Cross-check against the raw bytes: l1.weight[0][0] starts the data section, the
      * tensors exactly fill it, and the targets are class indices. */
     size_t len;
-    unsigned char *raw = read_all(path, &len);
+    unsigned char *raw = po_test_read_file(path, &len);
     uint64_t h = 0;
     for (int i = 7; i >= 0; i--)
         h = h << 8 | raw[i];
@@ -491,14 +452,14 @@ static void test_truncated_reference(void **state) {
     reference_path("mnist_mlp.safetensors", src, sizeof src);
     path_in_tmp(path, sizeof path, "cut.safetensors");
     size_t len;
-    unsigned char *raw = read_all(src, &len);
+    unsigned char *raw = po_test_read_file(src, &len);
     uint64_t h = 0;
     for (int i = 7; i >= 0; i--)
         h = h << 8 | raw[i];
     const size_t cuts[] = {0,       1,       7,      8, 9, 100, 8 + h / 2, 8 + h - 1, 8 + h, 8 + h + 1, 8 + h + 1000,
                            len / 2, len - 4, len - 1};
     for (size_t k = 0; k < sizeof cuts / sizeof *cuts; k++) {
-        write_all(path, raw, cuts[k]);
+        po_test_write_file(path, raw, cuts[k]);
         po_st_file *f = (po_st_file *)1;
         po_status st = po_st_read(path, &f);
         if (st != PO_ERR_FORMAT || f != NULL)
@@ -506,7 +467,7 @@ static void test_truncated_reference(void **state) {
         assert_int_equal(strncmp(po_last_error(), path, strlen(path)), 0);
         assert_one_line(po_last_error());
     }
-    write_all(path, raw, len); /* the whole file still reads */
+    po_test_write_file(path, raw, len); /* the whole file still reads */
     po_st_file *f = NULL;
     assert_int_equal(po_st_read(path, &f), PO_OK);
     po_st_free(f);
@@ -520,7 +481,7 @@ static void test_write_replaces_existing(void **state) {
     (void)state;
     char path[512];
     path_in_tmp(path, sizeof path, "replace.safetensors");
-    write_all(path, "old content", 11);
+    po_test_write_file(path, "old content", 11);
     assert_int_equal(chmod(path, 0640), 0);
     po_tensor *t = NULL;
     assert_int_equal(po_tensor_new(PO_I32, PO_SHAPE(3), &t), PO_OK);
@@ -540,7 +501,7 @@ static void test_write_replaces_existing(void **state) {
     const char *dup[] = {"x", "x"};
     const po_tensor *ts2[] = {t, t};
     size_t before_len, after_len;
-    unsigned char *before = read_all(path, &before_len);
+    unsigned char *before = po_test_read_file(path, &before_len);
     assert_int_equal(po_st_write(path, 2, dup, ts2, 0, NULL, NULL), PO_ERR_INVALID_ARG);
     assert_non_null(strstr(po_last_error(), "used twice"));
     const char *reserved[] = {"__metadata__"};
@@ -550,7 +511,7 @@ static void test_write_replaces_existing(void **state) {
     assert_int_equal(po_st_write(path, 1, bad_utf8, ts, 0, NULL, NULL), PO_ERR_INVALID_ARG);
     const char *k[] = {"a", "a"}, *v[] = {"1", "2"};
     assert_int_equal(po_st_write(path, 1, names, ts, 2, k, v), PO_ERR_INVALID_ARG);
-    unsigned char *after = read_all(path, &after_len);
+    unsigned char *after = po_test_read_file(path, &after_len);
     assert_int_equal(before_len, after_len);
     assert_memory_equal(before, after, before_len);
     assert_int_equal(count_entries(tmp_dir), 1);
@@ -609,7 +570,7 @@ static void test_atomic_helper(void **state) {
     assert_null(af.fp);
     po_atomic_abort(&af); /* after commit: a no-op */
     size_t len;
-    unsigned char *got = read_all(path, &len);
+    unsigned char *got = po_test_read_file(path, &len);
     assert_int_equal(len, 9);
     assert_memory_equal(got, "hello 42\n", 9);
     free(got);
@@ -644,7 +605,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    remove_tree(tmp_dir);
+    po_test_remove_tree(tmp_dir);
     return 0;
 }
 

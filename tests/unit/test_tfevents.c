@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "paropt/tfevents.h"
+#include "po_test.h"
 
 static char tmp_dir[] = "/tmp/po_test_tfev_XXXXXX";
 
@@ -54,53 +55,13 @@ static uint64_t get64(const unsigned char *p) {
     return v;
 }
 
-static void remove_tree(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char p[4096];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        struct stat sb;
-        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
-            remove_tree(p);
-        else
-            unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 /* A fresh empty directory under tmp_dir. */
 static const char *fresh_dir(const char *name) {
     static char buf[4096];
     snprintf(buf, sizeof buf, "%s/%s", tmp_dir, name);
-    remove_tree(buf);
+    po_test_remove_tree(buf);
     assert_int_equal(mkdir(buf, 0777), 0);
     return buf;
-}
-
-static unsigned char *read_all(const char *path, size_t *len) {
-    FILE *fp = fopen(path, "rb");
-    assert_non_null(fp);
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    assert_true(n >= 0);
-    fseek(fp, 0, SEEK_SET);
-    unsigned char *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
-    fclose(fp);
-    *len = (size_t)n;
-    return buf;
-}
-
-static void write_all(const char *path, const void *data, size_t len) {
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    assert_int_equal(fwrite(data, 1, len, fp), len);
-    assert_int_equal(fclose(fp), 0);
 }
 
 /* Frames an Event's bytes as one TFRecord (using the reference CRC); returns the length. */
@@ -233,7 +194,7 @@ static void test_exact_bytes(void **state) {
     assert_int_equal(po_tfevents_scalar(w, "loss", 300, 1.5, 0.25f), PO_OK);
     assert_int_equal(po_tfevents_flush(w), PO_OK);
     size_t len;
-    unsigned char *buf = read_all(po_tfevents_path(w), &len);
+    unsigned char *buf = po_test_read_file(po_tfevents_path(w), &len);
 
     /* Record 1: Event { 1: wall_time (fixed64), 3: file_version "brain.Event:2" } = 24 bytes. */
     assert_true(len >= 40);
@@ -346,7 +307,7 @@ static unsigned char *sample_file(const char *name, char *path, size_t size, siz
     assert_int_equal(po_tfevents_scalar(w, "accuracy", 2, 11.0, 0.75f), PO_OK);
     snprintf(path, size, "%s", po_tfevents_path(w));
     po_tfevents_close(w);
-    return read_all(path, len);
+    return po_test_read_file(path, len);
 }
 
 static void test_flip_middle_byte(void **state) {
@@ -363,7 +324,7 @@ static void test_flip_middle_byte(void **state) {
     assert_int_equal(boundaries(buf, len, at, 8), 5);
     const size_t mid = at[2] + 12 + (size_t)get64(buf + at[2]) / 2;
     buf[mid] ^= 0x10;
-    write_all(path, buf, len);
+    po_test_write_file(path, buf, len);
     assert_int_equal(read_events(path, &e), PO_ERR_FORMAT);
     assert_contains(po_last_error(), "record 3");
     assert_contains(po_last_error(), "data CRC mismatch");
@@ -372,7 +333,7 @@ static void test_flip_middle_byte(void **state) {
 
     /* A byte of a length: caught by the length CRC before the length is trusted. */
     buf[at[1] + 1] ^= 0x40;
-    write_all(path, buf, len);
+    po_test_write_file(path, buf, len);
     assert_int_equal(read_events(path, &e), PO_ERR_FORMAT);
     assert_contains(po_last_error(), "record 2");
     assert_contains(po_last_error(), "length CRC mismatch");
@@ -382,7 +343,7 @@ static void test_flip_middle_byte(void **state) {
     for (size_t i = 0; i < len; i++)
         for (int flip = 1; flip < 256; flip += 127) {
             buf[i] ^= (unsigned char)flip;
-            write_all(path, buf, len);
+            po_test_write_file(path, buf, len);
             const po_status st = read_events(path, &e);
             if (st != PO_ERR_FORMAT || !strstr(po_last_error(), "CRC mismatch"))
                 fail_msg("byte %zu ^ 0x%02x: status %d, %s", i, flip, (int)st, po_last_error());
@@ -401,7 +362,7 @@ static void test_truncation(void **state) {
     const int nb = boundaries(buf, len, at, 8);
     events e = {0};
     for (size_t cut = 0; cut < len; cut++) {
-        write_all(path, buf, cut);
+        po_test_write_file(path, buf, cut);
         const po_status st = read_events(path, &e);
         int records = -1;
         for (int k = 0; k < nb; k++)
@@ -426,7 +387,7 @@ static void test_huge_length(void **state) {
     snprintf(path, sizeof path, "%s/huge", tmp_dir);
     unsigned char rec[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f};
     put32(rec + 8, ref_masked(rec, 8));
-    write_all(path, rec, sizeof rec);
+    po_test_write_file(path, rec, sizeof rec);
     events e = {0};
     assert_int_equal(read_events(path, &e), PO_ERR_FORMAT);
     assert_contains(po_last_error(), "truncated");
@@ -456,7 +417,7 @@ static void test_unknown_fields(void **state) {
     const size_t n = frame(event, sizeof event, rec);
     char path[4096];
     snprintf(path, sizeof path, "%s/unknown", tmp_dir);
-    write_all(path, rec, n);
+    po_test_write_file(path, rec, n);
     events e = {0};
     if (read_events(path, &e) != PO_OK) fail_msg("%s", po_last_error());
     assert_int_equal(e.n, 2);
@@ -472,7 +433,7 @@ static void test_unknown_fields(void **state) {
 
     /* An empty record is an Event with every field at its default. */
     const size_t n0 = frame(event, 0, rec);
-    write_all(path, rec, n0);
+    po_test_write_file(path, rec, n0);
     assert_int_equal(read_events(path, &e), PO_OK);
     assert_int_equal(e.n, 1);
     assert_true(e.r[0].wall_time == 0.0 && e.r[0].step == 0);
@@ -512,7 +473,7 @@ static void test_malformed_protobuf(void **state) {
     unsigned char rec[512];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const size_t n = frame(bad[i].b, bad[i].n, rec);
-        write_all(path, rec, n);
+        po_test_write_file(path, rec, n);
         const po_status st = read_events(path, &e);
         if (st != PO_ERR_FORMAT || !strstr(po_last_error(), "not a valid Event"))
             fail_msg("case %zu: status %d, %s", i, (int)st, po_last_error());
@@ -527,7 +488,7 @@ static void test_malformed_protobuf(void **state) {
     for (int i = 0; i < 100; i++)
         deep[n++] = 0x0c;
     n = frame(deep, n, rec);
-    write_all(path, rec, n);
+    po_test_write_file(path, rec, n);
     assert_int_equal(read_events(path, &e), PO_ERR_FORMAT);
     assert_contains(po_last_error(), "nested");
     events_clear(&e);
@@ -580,11 +541,11 @@ static void test_file_names(void **state) {
     char taken[3][4096];
     for (int i = 0; i < 3; i++) {
         snprintf(taken[i], sizeof taken[i], "%s/events.out.tfevents.%lld.%s", dir, (long long)now + i, h);
-        write_all(taken[i], "keep", 4);
+        po_test_write_file(taken[i], "keep", 4);
     }
     char taken1[4200];
     snprintf(taken1, sizeof taken1, "%s.1", taken[0]);
-    write_all(taken1, "keep", 4);
+    po_test_write_file(taken1, "keep", 4);
     po_tfevents *a = NULL, *b = NULL;
     assert_int_equal(po_tfevents_open(dir, &a), PO_OK);
     assert_int_equal(po_tfevents_open(dir, &b), PO_OK);
@@ -597,7 +558,7 @@ static void test_file_names(void **state) {
     assert_string_not_equal(po_tfevents_path(b), taken1);
     for (int i = 0; i < 3; i++) {
         size_t n;
-        unsigned char *c = read_all(taken[i], &n);
+        unsigned char *c = po_test_read_file(taken[i], &n);
         assert_int_equal(n, 4);
         assert_memory_equal(c, "keep", 4);
         free(c);
@@ -633,7 +594,7 @@ static void test_bad_arguments(void **state) {
     /* A directory path that is a regular file. */
     char file[4096];
     snprintf(file, sizeof file, "%s/plain_file", tmp_dir);
-    write_all(file, "x", 1);
+    po_test_write_file(file, "x", 1);
     assert_int_equal(po_tfevents_open(file, &w), PO_ERR_IO);
     assert_null(w);
     assert_contains(po_last_error(), file);
@@ -713,7 +674,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    remove_tree(tmp_dir);
+    po_test_remove_tree(tmp_dir);
     return 0;
 }
 

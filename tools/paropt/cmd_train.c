@@ -443,10 +443,11 @@ static int resolve_devices(const train_args *a, train_setup *s) {
     for (int i = 0; i < n && !rc; i++) {
         s->workers[i] = (po_worker_spec){list.dev[i].first_core, list.dev[i].n_cores, 0.0};
         snprintf(s->device_id[i], sizeof s->device_id[i], "%s", list.dev[i].id);
+        /* Checked here for a one-line error; the trainer applies it (po_trainer_new_plan). */
         const char *f = po_device_opt_get(&list.dev[i], "slowdown");
         char *end = NULL;
-        s->slowdown[i] = f ? strtof(f, &end) : 1.0f;
-        if (f && (*end || !(s->slowdown[i] >= 1.0f) || s->slowdown[i] > 1000.0f)) {
+        float slow = f ? strtof(f, &end) : 1.0f;
+        if (f && (*end || !(slow >= 1.0f) || slow > 1000.0f)) {
             cli_error("--devices: %s: slowdown must be a number between 1 and 1000, got \"%s\"", list.dev[i].id, f);
             rc = CLI_USAGE;
         }
@@ -530,17 +531,15 @@ static int setup(train_args *a, train_setup *s) {
         int rc = train_plan_resolve(&named, s);
         if (rc) return rc;
     }
-    /* Shares follow measured speed unless the user fixed them. */
-    po_trainer_opts topts = {s->n_workers, s->workers, !a->shares};
+    /* With devices the run is planned; shares follow measured speed unless the user fixed them.
+     * Without, one worker: the calling thread. */
     po_status tst = s->planned
                         ? po_trainer_new_plan(s->model, &a->optim, a->seed, &s->plan, &s->devs, !a->shares, &s->trainer)
-                        : po_trainer_new_ex(s->model, &a->optim, a->seed, &topts, &s->trainer);
+                        : po_trainer_new(s->model, &a->optim, a->seed, &s->trainer);
     if (tst) {
         cli_error("%s", po_last_error());
         return CLI_FAIL;
     }
-    for (int i = 0; i < s->n_workers && !s->planned; i++)
-        if (s->slowdown[i] > 1.0f) po_trainer_set_slowdown(s->trainer, i, s->slowdown[i]);
     return CLI_OK;
 }
 
@@ -676,7 +675,8 @@ static json_t *summary_json(const train_args *a, const train_setup *s, const tra
     return o;
 }
 
-static void print_summary(const train_args *a, const train_setup *s, const train_result *r) {
+/* The text summary, or with --json the summary object as one line. */
+static void print_summary(const train_args *a, const train_setup *s, const train_result *r, const json_t *summary) {
     const po_model *m = s->model;
     if (!a->json) {
         printf("%s: %lld steps of batch %lld, final loss %.6g, %.3f ms/step, %.1f samples/s", m->name,
@@ -692,15 +692,13 @@ static void print_summary(const train_args *a, const train_setup *s, const train
                    r->energy_source);
         return;
     }
-    json_t *o = summary_json(a, s, r);
-    char *text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    char *text = json_dumps(summary, JSON_COMPACT | JSON_REAL_PRECISION(9));
     printf("%s\n", text);
     free(text);
-    json_decref(o);
 }
 
 /* summary.json and plan.json in the run directory, atomically. */
-static int write_run_files(const train_args *a, const train_setup *s, const train_result *r) {
+static int write_run_files(const train_args *a, const train_setup *s, const json_t *summary) {
     if (!a->out) return CLI_OK;
     char path[4096];
     if (s->planned) {
@@ -710,9 +708,7 @@ static int write_run_files(const train_args *a, const train_setup *s, const trai
             return CLI_FAIL;
         }
     }
-    json_t *o = summary_json(a, s, r);
-    char *text = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
-    json_decref(o);
+    char *text = json_dumps(summary, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
     po_status st = text ? run_dir_write(a->out, "summary.json", text) : po_fail(PO_ERR_NO_MEMORY, "out of memory");
     free(text);
     if (st) {
@@ -759,8 +755,14 @@ int cmd_train(int argc, char **argv) {
     if (!rc) rc = prepare_run(&a, &s);
     if (!rc) rc = train_loop(&a, &s, &r);
     if (!rc) rc = finish(&a, &s);
-    if (!rc) rc = write_run_files(&a, &s, &r);
-    if (!rc) print_summary(&a, &s, &r);
+    json_t *summary = !rc && (a.json || a.out) ? summary_json(&a, &s, &r) : NULL;
+    if (!rc && !summary && (a.json || a.out)) {
+        cli_error("out of memory formatting the summary");
+        rc = CLI_FAIL;
+    }
+    if (!rc) rc = write_run_files(&a, &s, summary);
+    if (!rc) print_summary(&a, &s, &r, summary);
+    json_decref(summary);
     teardown(&a, &s);
     return rc;
 }

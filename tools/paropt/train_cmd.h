@@ -41,7 +41,6 @@ typedef struct train_setup {
     FILE *metrics;           /* run directory's metrics.jsonl, or NULL */
     int n_workers;           /* devices the steps run on */
     po_worker_spec workers[64];
-    float slowdown[64];     /* emulated slowdown per worker (device option slowdown=F) */
     char device_id[64][32]; /* each worker's device, for messages and metrics */
     struct {
         int64_t step; /* applies before this step (1-based) runs */

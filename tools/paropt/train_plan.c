@@ -61,23 +61,21 @@ static po_status named_plan(const train_args *a, const train_setup *s, po_plan *
 /* Workers from the plan's devices (in plan order) and shares. */
 static int workers_from_plan(const train_args *a, train_setup *s) {
     const po_plan *p = &s->plan;
-    train_setup old = *s; /* workers resolved from --devices: their slowdown and id */
     int index[64], n = 0;
     if (po_plan_workers(p, &s->devs, s->workers, index, 64, &n)) {
         cli_error("--plan %s: %s", a->plan, po_last_error());
         return CLI_USAGE;
     }
-    for (int i = 0; i < n; i++) {
-        s->slowdown[i] = old.slowdown[index[i]];
+    for (int i = 0; i < n; i++)
         snprintf(s->device_id[i], sizeof s->device_id[i], "%s", s->devs.dev[index[i]].id);
-    }
-    /* --slowdown-at names devices by their position in --devices: follow them to their worker. */
+    /* --slowdown-at events name devices by their position in --devices: follow them to their
+     * worker. */
     for (int e = 0; e < s->n_slow_events; e++) {
         int w = -1;
         for (int i = 0; i < n; i++)
             if (index[i] == s->slow_events[e].worker) w = i;
         if (w < 0) {
-            cli_error("--slowdown-at: %s does not train in the chosen plan", old.device_id[s->slow_events[e].worker]);
+            cli_error("--slowdown-at: %s does not train in the chosen plan", s->devs.dev[s->slow_events[e].worker].id);
             return CLI_USAGE;
         }
         s->slow_events[e].worker = w;
