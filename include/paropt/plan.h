@@ -358,6 +358,7 @@ typedef struct po_pp_problem {
     int micro_batches;                               /* m >= 1 */
     po_schedule schedule;                            /* GPIPE or 1F1B (NONE counts as GPIPE) */
     int max_stages;                                  /* 0: no limit beyond the units and layers */
+    int min_stages; /* 0 or 1: any; 2: a real pipeline even where one stage would be faster */
     const double *time, *static_bytes, *stash_bytes; /* [U][L][L] */
     const double *recompute_time, *recompute_static_bytes, *recompute_stash; /* NULL: no recomputation */
     const double *comm;                                                      /* [U][U][L] */

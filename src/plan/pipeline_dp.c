@@ -388,7 +388,7 @@ po_status po_pp_solve(const po_pp_problem *p, po_pp_solution *out) {
     int best = -1, best_r = 0;
     double best_obj = INFINITY;
     for (int k = 0; !st && k < d->n_s; k++) {
-        if (d->s[k].i != 0) continue;
+        if (d->s[k].i != 0 || d->s[k].r < p->min_stages) continue;
         for (int x = 0; x < d->s[k].n_ent; x++) {
             const entry *e = &d->e[d->s[k].ent[x]];
             double obj = (d->m - 1) * e->M + e->S;
@@ -402,8 +402,9 @@ po_status po_pp_solve(const po_pp_problem *p, po_pp_solution *out) {
         }
     }
     if (!st && best < 0)
-        st = po_fail(PO_ERR_NOT_FOUND, "pipeline partitioning: no partition of %d layers over %d units fits in memory",
-                     L, d->U);
+        st = po_fail(PO_ERR_NOT_FOUND,
+                     "pipeline partitioning: no partition of %d layers over %d units into at least %d stages fits in memory",
+                     L, d->U, p->min_stages > 1 ? p->min_stages : 1);
     if (!st) {
         out->n_stages = best_r;
         out->first = malloc((size_t)best_r * sizeof(int));

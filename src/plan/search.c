@@ -449,6 +449,11 @@ static po_status plan_from_solution(search *s, const units *u, const po_pp_solut
 static po_status run_pipelines(search *s, const units *u) {
     const po_workload *w = s->w;
     po_status st = PO_OK;
+    /* A one-stage solution is a single-device (or, over groups, data-parallel) plan: where that
+     * family is not asked for, the DP must find the best real pipeline instead. */
+    unsigned mask = s->o.strategies ? s->o.strategies : ~0u;
+    int one_stage_family = u->g == 1 ? PO_STRATEGY_SINGLE : PO_STRATEGY_DP;
+    int min_stages = (mask >> one_stage_family) & 1u ? 1 : 2;
     bool energy = s->o.objective != PO_OBJECTIVE_TIME;
     int smax = w->n_layers < u->n_units ? w->n_layers : u->n_units;
     for (int m = 1; m <= w->batch && m <= s->o.max_micro_batches && !st; m++) {
@@ -460,6 +465,7 @@ static po_status run_pipelines(search *s, const units *u) {
                 po_pp_problem p;
                 double *buf = NULL;
                 st = pp_build(s, u, m, sched, limit, &p, &buf);
+                p.min_stages = min_stages;
                 po_pp_solution sol;
                 po_status ss = st ? st : po_pp_solve(&p, &sol);
                 if (!st && ss == PO_OK) {

@@ -7,13 +7,13 @@ check() { # FILE SPEC BATCH [EXTRA FLAGS...]
   local file=$1 spec=$2 batch=$3
   shift 3
   "$PO_BIN" train --model "$spec" --init "$file" --data "$file" --steps 1 --batch "$batch" "$@" \
-      --optimizer adam --lr 1e-3 --save "$TMP/adam.safetensors" --json >"$TMP/json" 2>/dev/null \
-    || { fail "train (adam) failed for $spec"; return; }
+      --optimizer adam --lr 1e-3 --save "$TMP/adam.safetensors" --json >"$TMP/json" 2>"$TMP/err" \
+    || { fail "train (adam) failed for $spec $*: $(tail -n 2 "$TMP/err")"; return; }
   tail -n 1 "$TMP/json" | grep -q '"final_loss"' || fail "no JSON summary for $spec"
   "$PO_ST_COMPARE" adam "$TMP/adam.safetensors" "$file" >"$TMP/cmp" || { fail "adam1 mismatch for $spec"; cat "$TMP/cmp"; }
   "$PO_BIN" train --model "$spec" --init "$file" --data "$file" --steps 1 --batch "$batch" "$@" \
-      --optimizer sgd --lr 1000 --save "$TMP/sgd.safetensors" >/dev/null 2>&1 \
-    || { fail "train (sgd) failed for $spec"; return; }
+      --optimizer sgd --lr 1000 --save "$TMP/sgd.safetensors" >/dev/null 2>"$TMP/err" \
+    || { fail "train (sgd) failed for $spec $*: $(tail -n 2 "$TMP/err")"; return; }
   "$PO_ST_COMPARE" sgd-grad "$TMP/sgd.safetensors" "$file" 1000 >"$TMP/cmp" || { fail "gradient mismatch for $spec"; cat "$TMP/cmp"; }
   echo "ok: $spec $*"
 }

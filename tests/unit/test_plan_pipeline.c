@@ -20,7 +20,7 @@
 #define MAXU 8
 
 typedef struct {
-    int L, U, m;
+    int L, U, m, min_stages;
     po_schedule sched;
     bool rc;
     double time[MAXU * MAXL * MAXL], stat[MAXU * MAXL * MAXL], stash[MAXU * MAXL * MAXL];
@@ -71,6 +71,7 @@ static void fill(pcase *c, const double *speed, double link[MAXU][MAXU]) {
     c->p.n_units = c->U;
     c->p.micro_batches = c->m;
     c->p.schedule = c->sched;
+    c->p.min_stages = c->min_stages;
     c->p.time = c->time;
     c->p.static_bytes = c->stat;
     c->p.stash_bytes = c->stash;
@@ -133,7 +134,7 @@ static double brute(const pcase *c) {
                 last[S++] = j;
                 start = j + 1;
             }
-        if (S > c->U) continue;
+        if (S > c->U || S < c->min_stages) continue;
         best = fmin(best, best_units(c, S, 0, first, last, unit, rc, used));
     }
     return best;
@@ -173,6 +174,7 @@ static void random_cases(void **state) {
     static const int ms[] = {1, 2, 3, 4, 8};
     for (int it = 0; it < 400; it++) {
         pcase c;
+        c.min_stages = it % 3; /* 0 and 1: any partition; 2: at least two stages */
         c.L = 1 + irand(MAXL);
         c.U = 1 + irand(4);
         c.m = ms[irand(5)];
@@ -202,6 +204,7 @@ static void interchangeable_units(void **state) {
     int feasible = 0, total = 0;
     for (int it = 0; it < 150; it++) {
         pcase c;
+        c.min_stages = 0;
         c.L = 2 + irand(MAXL - 1);
         c.U = 4;
         c.m = 1 + irand(4);
@@ -229,6 +232,7 @@ static void twin_groups(void **state) {
     int feasible = 0, total = 0;
     for (int it = 0; it < 60; it++) {
         pcase c;
+        c.min_stages = 0;
         int z = 2 + irand(2);
         c.U = z == 2 ? 8 : 6;
         c.L = 2 + irand(3);

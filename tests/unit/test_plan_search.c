@@ -230,6 +230,24 @@ static void strategy_restriction(void **state) {
     o.strategies = 1u << PO_STRATEGY_HYBRID;
     assert_int_equal(po_plan_search(e.w, e.cm, &o, &p), PO_ERR_NOT_FOUND);
     env_free(&e);
+    /* A link so slow that one device beats every pipeline: asking for pipelines still gets the
+     * best real (two-stage) pipeline, not a one-stage plan filtered away into "no plan". */
+    env_new(&e, "mnist_mlp:hidden=4096", 512, d, 2, (po_link){0.001, 5e4});
+    o.strategies = 0;
+    PO_CHECK(po_plan_search(e.w, e.cm, &o, &p));
+    assert_int_equal(p.strategy, PO_STRATEGY_SINGLE);
+    double single_ms = p.predicted.step_ms;
+    po_plan_free(&p);
+    for (int objective = 0; objective < 2; objective++) {
+        o.objective = objective ? PO_OBJECTIVE_ENERGY : PO_OBJECTIVE_TIME;
+        o.strategies = 1u << PO_STRATEGY_PP;
+        PO_CHECK(po_plan_search(e.w, e.cm, &o, &p));
+        assert_int_equal(p.strategy, PO_STRATEGY_PP);
+        assert_int_equal(p.n_stages, 2);
+        assert_true(p.predicted.step_ms > single_ms);
+        po_plan_free(&p);
+    }
+    env_free(&e);
 }
 
 static po_plan pp_plan(const po_workload *w, const char *const *devs, const int *first, const int *last, int n, int m,
