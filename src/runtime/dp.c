@@ -1,6 +1,8 @@
 #define _GNU_SOURCE /* pthread_setaffinity_np */
 #include "runtime/dp.h"
 
+#include <sched.h>
+
 #include "paropt/trace.h"
 
 #include <math.h>
@@ -11,6 +13,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "runtime/dp_buckets.h"
+#include "runtime/exec_internal.h"
+
 typedef struct worker {
     struct po_dp *dp;
     int index;
@@ -20,7 +25,6 @@ typedef struct worker {
     int64_t rows, first_row;
     double weight;               /* rows / batch */
     int *opt_ids, n_opt;         /* worker 0's optimizer nodes this worker applies */
-    size_t grad_begin, grad_end; /* its slice of the gradient buffer, in floats */
     int first_core, n_cores;
     float slowdown;   /* emulation factor applied to its executor */
     double compute_s; /* its forward + backward time in the last step */
@@ -54,6 +58,7 @@ struct po_dp {
     int patience;       /* steps averaged before judging the balance (grows while re-splits oscillate) */
     int last_move;      /* +1 / -1: the direction worker 0's rows last moved; 0: none yet */
     po_trace *trace;    /* one track per worker, or NULL */
+    po_dp_buckets bk;   /* the all-reduce in buckets, started as the backward pass finishes them */
 };
 
 /* Mean finish times over 4 steps more than 10% apart trigger a re-split. */
@@ -75,19 +80,74 @@ static void copy_rows(const po_tensor *src, int64_t first, int64_t rows, po_node
     memcpy(po_exec_input_data(ex, input), (const char *)src->data + (size_t)first * row, (size_t)rows * row);
 }
 
-/* Gradients into worker 0's buffer: g0 = sum_i weight_i g_i over this worker's slice, always in
- * worker order, so every run sums the same way. */
-static void reduce_slice(po_dp *dp, worker *self) {
+/* Gradients into worker 0's buffer: g0 = sum_i weight_i g_i over [begin, end), always in worker
+ * order, so every run sums the same way whoever reduces which bucket. */
+static void reduce_range(po_dp *dp, size_t begin, size_t end) {
     float *g0 = po_params_grads(dp->w[0].params);
     float w0 = (float)dp->w[0].weight;
-    for (size_t e = self->grad_begin; e < self->grad_end; e++)
+#pragma omp simd
+    for (size_t e = begin; e < end; e++)
         g0[e] *= w0;
     for (int i = 1; i < dp->k; i++) {
         const float *gi = po_params_grads(dp->w[i].params);
         float wi = (float)dp->w[i].weight;
 #pragma omp simd
-        for (size_t e = self->grad_begin; e < self->grad_end; e++)
+        for (size_t e = begin; e < end; e++)
             g0[e] += wi * gi[e];
+    }
+}
+
+/* Forward, then backward bucket by bucket: each bucket is announced as soon as this worker's
+ * part of it is final (its emulated slowness paid first, as a slow device's results arrive
+ * late). On failure every bucket not yet announced is announced anyway, so no worker waits for
+ * it; the step then fails and nothing is updated. */
+static po_status forward_backward(worker *w) {
+    po_dp *dp = w->dp;
+    po_dp_buckets *bk = &dp->bk;
+    po_status st = po_exec_run_phases(w->exec, 1u << PO_PHASE_FORWARD);
+    int done = 0, b = 0;
+    for (; b < bk->n && !st; b++) {
+        int cut = bk->b[b].cut;
+        if (cut > done) {
+            st = po__exec_run_list(w->exec, bk->bwd + done, cut - done);
+            po__exec_pay_idle(w->exec);
+            done = cut;
+        }
+        if (!st) atomic_fetch_add_explicit(&bk->b[b].ready, 1, memory_order_release);
+    }
+    if (!st && done < bk->n_bwd) st = po__exec_run_list(w->exec, bk->bwd + done, bk->n_bwd - done);
+    po__exec_pay_idle(w->exec);
+    for (b = st ? b - 1 : bk->n; b < bk->n; b++)
+        atomic_fetch_add_explicit(&bk->b[b].ready, 1, memory_order_release);
+    return st;
+}
+
+/* Reduces buckets every worker has finished, earliest first, until none is left unclaimed;
+ * returns the seconds spent reducing (not waiting). */
+static double reduce_buckets(worker *w, double *first, double *last) {
+    po_dp *dp = w->dp;
+    po_dp_buckets *bk = &dp->bk;
+    double busy = 0.0;
+    for (;;) {
+        bool left = false, took = false;
+        for (int b = 0; b < bk->n && !took; b++) {
+            po_dp_bucket *x = &bk->b[b];
+            if (atomic_load_explicit(&x->claimed, memory_order_relaxed)) continue;
+            left = true;
+            if (atomic_load_explicit(&x->ready, memory_order_acquire) < dp->k) continue;
+            int free_ = 0;
+            if (!atomic_compare_exchange_strong(&x->claimed, &free_, 1)) continue;
+            double t0 = po_trace_now();
+            reduce_range(dp, x->begin, x->end);
+            double t1 = po_trace_now();
+            busy += t1 - t0;
+            if (*first < 0.0) *first = t0;
+            *last = t1;
+            if (po_trace_recording(dp->trace)) po_trace_slice(dp->trace, w->index, "all-reduce", "communication", t0, t1);
+            took = true;
+        }
+        if (!left) return busy;
+        if (!took) sched_yield(); /* the others are still computing the next bucket */
     }
 }
 
@@ -108,30 +168,34 @@ static void step_worker(worker *w) {
     copy_rows(dp->y, w->first_row, w->rows, w->model->y, w->exec);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    st = po_exec_run_phases(w->exec, 1u << PO_PHASE_FORWARD | 1u << PO_PHASE_BACKWARD);
+    st = forward_backward(w);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     w->compute_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
     if (!st)
         w->loss = *(const float *)po_exec_output(w->exec, w->model->loss);
     else
         fail_worker(w, st);
+    /* The buckets the others have finished while this worker computed, then its share of the
+     * rest (a failed step reduces garbage, harmlessly: the optimizer does not run). */
+    double r0 = -1.0, r1 = 0.0;
+    double reducing = reduce_buckets(w, &r0, &r1);
+    if (w->slowdown > 1.0f) {
+        double idle = reducing * (double)(w->slowdown - 1.0f);
+        struct timespec ts = {(time_t)idle, (long)((idle - (double)(time_t)idle) * 1e9)};
+        while (nanosleep(&ts, &ts) != 0) {
+        }
+    }
+    /* Every worker goes through the barrier even after an error, so none is left waiting. */
     pthread_barrier_wait(&dp->barrier);
-    /* Every worker goes through both barriers even after an error, so none is left waiting. */
     bool ok = true;
     for (int i = 0; i < dp->k; i++)
         ok = ok && dp->w[i].status == PO_OK;
-    double r0 = po_trace_now();
-    if (ok) reduce_slice(dp, w);
-    emulate_slowness(w, r0);
-    double r1 = po_trace_now();
-    pthread_barrier_wait(&dp->barrier);
     double o0 = po_trace_now();
     if (ok && (st = po_exec_run_nodes(dp->w[0].exec, w->opt_ids, w->n_opt))) fail_worker(w, st);
     emulate_slowness(w, o0);
     if (po_trace_recording(dp->trace)) {
-        /* Each worker reads its slice of every other worker's gradients: a flow from each. */
-        po_trace_slice(dp->trace, w->index, "all-reduce", "communication", r0, r1);
-        for (int i = 0; i < dp->k; i++)
+        /* Each worker reads its buckets of every other worker's gradients: a flow from each. */
+        for (int i = 0; r0 >= 0.0 && i < dp->k; i++)
             if (i != w->index) po_trace_flow(dp->trace, i, w->index, "gradients", r0, r1);
         po_trace_slice(dp->trace, w->index, "optimizer", "optimizer", o0, po_trace_now());
     }
@@ -283,11 +347,7 @@ po_status po__dp_new(const char *spec, int64_t batch, const po_optim_opts *o, ui
         }
     }
     if (!st) st = deal_optimizer(dp);
-    size_t total = st ? 0 : po_params_total(dp->w[0].params);
-    for (int i = 0; i < dp->k && !st; i++) {
-        dp->w[i].grad_begin = total * (size_t)i / (size_t)dp->k;
-        dp->w[i].grad_end = total * (size_t)(i + 1) / (size_t)dp->k;
-    }
+    if (!st) st = po__dp_buckets_plan(dp->w[0].model->graph, dp->w[0].params, dp->k, &dp->bk);
     for (int i = 0; i < dp->k && !st; i++) {
         if (pthread_create(&dp->w[i].thread, NULL, worker_main, &dp->w[i]) != 0) {
             st = po_fail(PO_ERR_NO_MEMORY, "cannot start worker thread %d", i);
@@ -319,6 +379,7 @@ void po__dp_free(po_dp *dp) {
         po_model_free(dp->w[i].model);
         free(dp->w[i].opt_ids);
     }
+    po__dp_buckets_free(&dp->bk);
     pthread_barrier_destroy(&dp->barrier);
     pthread_cond_destroy(&dp->go);
     pthread_cond_destroy(&dp->done);
@@ -377,6 +438,8 @@ static po_status resplit(po_dp *dp, const double *mean_s) {
         w->n_opt = 0;
     }
     if (!st) st = deal_optimizer(dp);
+    po__dp_buckets_free(&dp->bk);
+    if (!st) st = po__dp_buckets_plan(dp->w[0].model->graph, dp->w[0].params, dp->k, &dp->bk);
     if (st) return po_fail(st, "re-splitting the batch: %s", po_last_error());
     po_exec_set_steps(dp->w[0].exec, steps);
     dp->rebalances++;
@@ -433,6 +496,7 @@ po_status po__dp_step(po_dp *dp, const po_tensor *x, const po_tensor *y, float *
     dp->finished = 0;
     for (int i = 0; i < dp->k; i++)
         dp->w[i].status = PO_OK;
+    po__dp_buckets_reset(&dp->bk);
     dp->generation++;
     pthread_cond_broadcast(&dp->go);
     while (dp->finished < dp->k)

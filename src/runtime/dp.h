@@ -3,9 +3,12 @@
  * Each worker holds a copy of the model's graph for its share of the batch and computes its
  * share's gradients into gradient storage of its own; the parameters and optimizer state are
  * one copy shared by all. A step: every worker copies its rows of the batch, runs forward and
- * backward, then all workers together reduce the gradients into worker 0's (each a slice,
- * weighted by its share: sum_i (B_i / B) g_i is exactly the full batch's mean gradient), then
- * they apply the optimizer, each to a balanced set of parameters. */
+ * backward, announcing each gradient bucket (runtime/dp_buckets.h) as soon as its part of it is
+ * final; the gradients are reduced into worker 0's a bucket at a time, weighted by share
+ * (sum_i (B_i / B) g_i, in worker order: exactly the full batch's mean gradient, the same bits
+ * whoever reduces a bucket), by whichever worker has finished its backward pass first, as soon
+ * as every worker has announced that bucket — so an early worker's wait for a slower one is
+ * spent reducing; then they apply the optimizer, each to a balanced set of parameters. */
 #ifndef PO_RUNTIME_DP_H
 #define PO_RUNTIME_DP_H
 
