@@ -80,7 +80,8 @@ static void check_model(const char *spec, int workers) {
 
 static void reference_models(void **st) {
     (void)st;
-    static const char *const specs[] = {"mnist_mlp", "cifar_cnn", "tiny_gpt", "tiny_gpt:layers=3,d_model=48,heads=6"};
+    static const char *const specs[] = {"mnist_mlp", "cifar_cnn", "tiny_gpt", "tiny_gpt:layers=3,d_model=48,heads=6",
+                                         "tiny_gpt:vocab=32,d_model=16,layers=1,heads=2,seq=16"};
     static const int workers[] = {1, 2, 8};
     for (size_t s = 0; s < sizeof specs / sizeof *specs; s++)
         for (size_t w = 0; w < sizeof workers / sizeof *workers; w++)

@@ -18,4 +18,29 @@
 po_status po__sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                     int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
+/* One po__sgemm call, with the provider chosen for the whole product. */
+typedef struct po__gemm_call {
+    bool trans_a, trans_b;
+    int64_t M, N, K;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    int64_t lda, ldb, ldc;
+    po_gemm_provider provider; /* ONEDNN or OPENBLAS */
+} po__gemm_call;
+
+/* Runs c on the calling thread with c->provider (a block of a split product uses the provider
+ * chosen for the whole one, so splitting changes rounding as little as possible). */
+po_status po__gemm_run(const po__gemm_call *c);
+
+/* Whether provider p (ONEDNN or OPENBLAS) may run on several threads at once: oneDNN always;
+ * the serial OpenBLAS only when linked with its buffer pool locked (see gemm.c). */
+bool po__gemm_concurrent(po_gemm_provider p);
+
+/* Hands the calling thread's po__sgemm calls to fn (operator split shares them out across a
+ * team of threads: src/runtime/gemm_team.c) until cleared with fn = NULL. Thread-local. fn gets
+ * every non-empty call, the provider already chosen, and must compute the whole product. */
+typedef po_status (*po__gemm_hook_fn)(void *ctx, const po__gemm_call *c);
+void po__gemm_set_hook(po__gemm_hook_fn fn, void *ctx);
+
 #endif
