@@ -5,7 +5,7 @@
  * sizes):
  *   mnist_mlp  d_in=784 hidden=1024 classes=10 batch=128
  *   cifar_cnn  c1=32 c2=64 hidden=256 classes=10 batch=64 image=3x32x32 (CxHxW)
- *   tiny_gpt   vocab=256 d_model=256 layers=4 heads=4 seq=128 batch=8
+ *   tiny_gpt   vocab=256 d_model=256 layers=4 heads=4 seq=128 batch=8 max_seq=seq (position table rows)
  * These are the keys of the reference files' `config` metadata. */
 #ifndef PAROPT_MODELS_H
 #define PAROPT_MODELS_H

@@ -255,7 +255,9 @@ typedef struct po_plan_replica {
  * share of every micro-batch (data parallel within the stage when there are several). single: one
  * stage, one replica; dp: one stage; pp: one replica per stage; hybrid: several stages, some with
  * several replicas; opsplit: one stage whose first replica runs the graph and every replica takes
- * its share of each split GEMM/convolution. */
+ * its share of each split matrix product: the LINEAR and MATMUL nodes of at least 1 MFLOP per
+ * product call (src/runtime/opsplit.h; simulator and runtime split the same nodes), not
+ * convolutions (oneDNN primitives the runtime does not cut). */
 typedef struct po_plan_stage {
     int first_layer, last_layer;
     bool recompute; /* activations recomputed in backward instead of kept (memory-short stages) */

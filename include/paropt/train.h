@@ -79,6 +79,38 @@ typedef struct po_pipeline_opts {
 po_status po_trainer_new_pipeline(po_model *m, const po_optim_opts *o, uint64_t seed, const po_pipeline_opts *opts,
                                   po_trainer **out);
 
+/* Hybrid: pipeline stages that are each data parallel over n_replicas devices. Replica r of every
+ * stage forms lane r, a pipeline of its own over rows_r of each batch (shares[r] of it, rounded;
+ * the rows of a lane must divide into the micro-batches); the lanes run at once, then their
+ * gradients are averaged by rows (sum_r rows_r / batch x g_r: the whole batch's mean gradient)
+ * and the optimizer runs once on the shared parameters. Workers are numbered in plan order,
+ * stage-major: stage s replica r is worker s * n_replicas + r (stats, slowdown, trace tracks).
+ * With one micro-batch per lane and even shares it computes what data parallel over the lanes
+ * computes; in every case the single-device step up to rounding. m must outlive the trainer. */
+typedef struct po_hybrid_opts {
+    po_pipeline_opts pipeline;     /* layer ranges, micro-batches, schedule; stages[s].worker unused */
+    int n_replicas;                /* devices per stage, >= 1 */
+    const po_worker_spec *workers; /* [n_stages * n_replicas], stage-major */
+    const double *shares;          /* [n_replicas]: lane shares of each batch; NULL = even */
+} po_hybrid_opts;
+po_status po_trainer_new_hybrid(po_model *m, const po_optim_opts *o, uint64_t seed, const po_hybrid_opts *opts,
+                                po_trainer **out);
+
+/* Operator split over n workers (CPU core groups sharing memory; n >= 1): po_trainer_new's one
+ * graph, parameters and executor, run each step by a thread pinned to workers[0]'s cores, while
+ * helper threads pinned to the other workers' cores take blocks of the large matrix products
+ * (LINEAR and MATMUL nodes of at least 1 MFLOP per product call; not convolutions): C's rows, or
+ * columns when rows are few, cut in proportion to the workers' shares (all 0 = even), each block
+ * computed with the provider chosen for the whole product. Everything else runs on worker 0.
+ * The single-device step up to the rounding of the blocked products. Worker stats: share and
+ * rows (share x batch) of each split product, busy time of the last step (worker 0: the step
+ * less its waits for helpers; a helper: its blocks); po_trainer_set_slowdown slows worker 0's
+ * ops and blocks, or a helper's blocks (idling F - 1 times each block's duration); traces have
+ * worker 0's ops on track 0 and each helper's blocks on its own. po_trainer_exec is the one
+ * executor (its per-op profile leaves out split nodes). m must outlive the trainer. */
+po_status po_trainer_new_opsplit(po_model *m, const po_optim_opts *o, uint64_t seed, const po_worker_spec *workers,
+                                 int n, po_trainer **out);
+
 /* The one-line switch to parallel training: po_trainer_new, but each step spread over the
  * devices `devices` names (hw.h syntax; NULL = "auto", every core of this machine), data
  * parallel with shares that follow measured speed. With one device it is po_trainer_new. The
@@ -88,9 +120,8 @@ po_status po_trainer_new_parallel(po_model *m, const po_optim_opts *o, uint64_t 
 
 /* The automatic plan, in one line: po_trainer_new, but the planner measures the devices and
  * picks how the step runs on them for the objective — one device, or data parallel over any
- * subset with shares by measured speed (pipelines run through po_trainer_new_plan, but their
- * predictions are not yet trusted for automatic choice on CPU cores; hybrid and operator-split
- * plans are planned by po_plan_search but not yet run). The rest of a training
+ * subset with shares by measured speed (pipeline, hybrid and operator-split plans run through
+ * po_trainer_new_plan, but are not yet chosen automatically). The rest of a training
  * loop stays as it is. A single-device plan trains on the calling thread (not moved to that
  * device's cores: pin the thread yourself if that matters). Devices with the option
  * slowdown=F run emulated F times slower. */
@@ -109,16 +140,18 @@ po_parallel_opts po_parallel_opts_default(void);
 po_status po_parallel_new(po_model *m, const po_optim_opts *o, uint64_t seed, const po_parallel_opts *opts,
                           po_plan *plan, po_trainer **out);
 
-/* The workers of a plan on devs, in plan order: a single-device or data-parallel plan's replicas
- * (with their shares), or a pipeline's stages (one replica each; share 1). Each replica's device
- * is looked up by id. PO_ERR_UNSUPPORTED for hybrid and operator-split plans (planned, not yet
- * run), PO_ERR_NOT_FOUND for a device not in devs. dev_index[i] (may be NULL) gets the index in
- * devs of worker i. */
+/* The workers of a plan on devs, in plan order (stage-major: stage 0's replicas, then stage
+ * 1's, ...), each with its replica's share (a pipeline stage's: 1). Each replica's device is
+ * looked up by id. PO_ERR_UNSUPPORTED for a hybrid plan whose stages differ in device count or
+ * shares (po_trainer_new_hybrid runs lanes) and for families the runtime does not run,
+ * PO_ERR_NOT_FOUND for a device not in devs. dev_index[i] (may be NULL) gets the index in devs
+ * of worker i. */
 po_status po_plan_workers(const po_plan *p, const po_device_list *devs, po_worker_spec *workers, int *dev_index,
                           int max_workers, int *n_workers);
 /* A trainer running plan p on devs (po_plan_workers): po_trainer_new_ex for single and dp (with
- * rebalance), po_trainer_new_pipeline for pp. Devices with the option slowdown=F run emulated F
- * times slower. */
+ * rebalance), po_trainer_new_pipeline for pp, po_trainer_new_hybrid for hybrid,
+ * po_trainer_new_opsplit for opsplit (replica 0 runs the graph). Devices with the option
+ * slowdown=F run emulated F times slower. */
 po_status po_trainer_new_plan(po_model *m, const po_optim_opts *o, uint64_t seed, const po_plan *p,
                               const po_device_list *devs, bool rebalance, po_trainer **out);
 

@@ -12,9 +12,14 @@
 
 typedef struct po_model_key {
     const char *name;
-    int n_values; /* 1, or 3 for CxHxW */
-    int64_t defaults[PO_MODEL_MAX_VALUES];
+    int n_values;                          /* 1, or 3 for CxHxW */
+    int64_t defaults[PO_MODEL_MAX_VALUES]; /* or {PO_MODEL_SAME_AS(k)} */
 } po_model_key;
+
+/* Default of a derived key: the resolved value of key index k (after the data fit and the
+ * batch), e.g. tiny_gpt's max_seq defaults to seq. A derived key the spec leaves unset is left
+ * out of the resolved spec and the config, so models built without it read as before. */
+#define PO_MODEL_SAME_AS(k) (-1 - (k))
 
 typedef struct po_model_config {
     int n_keys;

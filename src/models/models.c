@@ -31,6 +31,10 @@ const char *po_model_keys(const char *name) {
     buf[0] = 0;
     for (const po_model_key *k = d->keys; k->name && used < sizeof buf; k++) {
         used += (size_t)snprintf(buf + used, sizeof buf - used, "%s%s=", used ? " " : "", k->name);
+        if (k->defaults[0] < 0) { /* derived: "max_seq=seq" */
+            used += (size_t)snprintf(buf + used, sizeof buf - used, "%s", d->keys[-1 - k->defaults[0]].name);
+            continue;
+        }
         for (int v = 0; v < k->n_values && used < sizeof buf; v++)
             used += (size_t)snprintf(buf + used, sizeof buf - used, v ? "x%lld" : "%lld", (long long)k->defaults[v]);
     }
@@ -112,11 +116,16 @@ static po_status parse_spec(const char *spec, const po_model_def **def, po_model
     return PO_OK;
 }
 
-/* "name:key=value,..." with every key, multi-valued ones as CxHxW. */
+/* A derived key (PO_MODEL_SAME_AS) the spec left unset: not written out. */
+static bool implicit_key(const po_model_config *c, int k) { return c->keys[k].defaults[0] < 0 && !c->explicit_key[k]; }
+
+/* "name:key=value,..." with every key (derived ones only when set), multi-valued ones as CxHxW. */
 static void resolved_spec(const char *name, const po_model_config *c, char *buf, size_t size) {
     size_t used = (size_t)snprintf(buf, size, "%s", name);
-    for (int k = 0; k < c->n_keys && used < size; k++) {
-        used += (size_t)snprintf(buf + used, size - used, "%c%s=", k ? ',' : ':', c->keys[k].name);
+    for (int k = 0, first = 1; k < c->n_keys && used < size; k++) {
+        if (implicit_key(c, k)) continue;
+        used += (size_t)snprintf(buf + used, size - used, "%c%s=", first ? ':' : ',', c->keys[k].name);
+        first = 0;
         for (int v = 0; v < c->keys[k].n_values && used < size; v++)
             used += (size_t)snprintf(buf + used, size - used, v ? "x%lld" : "%lld", (long long)c->values[k][v]);
     }
@@ -124,8 +133,10 @@ static void resolved_spec(const char *name, const po_model_config *c, char *buf,
 
 static void config_json(const po_model_config *c, char *buf, size_t size) {
     size_t used = (size_t)snprintf(buf, size, "{");
-    for (int k = 0; k < c->n_keys && used < size; k++) {
-        used += (size_t)snprintf(buf + used, size - used, "%s\"%s\": ", k ? ", " : "", c->keys[k].name);
+    for (int k = 0, first = 1; k < c->n_keys && used < size; k++) {
+        if (implicit_key(c, k)) continue;
+        used += (size_t)snprintf(buf + used, size - used, "%s\"%s\": ", first ? "" : ", ", c->keys[k].name);
+        first = 0;
         if (c->keys[k].n_values == 1) {
             used += (size_t)snprintf(buf + used, size - used, "%lld", (long long)c->values[k][0]);
             continue;
@@ -151,6 +162,8 @@ po_status po_model_build_for(const char *spec, int64_t batch, const po_data_shap
     if (batch < 0) return po_fail(PO_ERR_INVALID_ARG, "batch must be positive, got %lld", (long long)batch);
     for (int k = 0; k < c.n_keys; k++)
         if (batch > 0 && strcmp(c.keys[k].name, "batch") == 0) c.values[k][0] = batch;
+    for (int k = 0; k < c.n_keys; k++)
+        if (implicit_key(&c, k)) c.values[k][0] = c.values[-1 - c.keys[k].defaults[0]][0];
     po_model *m = calloc(1, sizeof *m);
     if (!m || !(m->graph = po_graph_new())) {
         free(m);

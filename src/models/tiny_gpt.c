@@ -5,8 +5,17 @@
 
 #include "models/model_config.h"
 
-static const po_model_key keys[] = {{"vocab", 1, {256}}, {"d_model", 1, {256}}, {"layers", 1, {4}}, {"heads", 1, {4}},
-                                    {"seq", 1, {128}},   {"batch", 1, {8}},     {NULL, 0, {0}}};
+/* max_seq: rows of the position table (default seq). A model trained on several sequence
+ * lengths (paropt train --seq-lens) keeps one table of max_seq rows; each length's graph reads
+ * its first seq rows, so every length has the same parameters. */
+static const po_model_key keys[] = {{"vocab", 1, {256}},
+                                    {"d_model", 1, {256}},
+                                    {"layers", 1, {4}},
+                                    {"heads", 1, {4}},
+                                    {"seq", 1, {128}},
+                                    {"batch", 1, {8}},
+                                    {"max_seq", 1, {PO_MODEL_SAME_AS(4)}},
+                                    {NULL, 0, {0}}};
 
 static po_node *block(po_graph *g, po_node *x, int64_t d, int64_t heads) {
     po_node *qkv = po__nn_linear(g, "qkv", po__nn_layer_norm(g, "ln1", x, d), d, 3 * d);
@@ -19,14 +28,18 @@ static po_status build(const po_model_config *c, po_model *m) {
     po_graph *g = m->graph;
     int64_t B = m->batch, V = po__cfg(c, "vocab", 0), D = po__cfg(c, "d_model", 0);
     int64_t L = po__cfg(c, "layers", 0), H = po__cfg(c, "heads", 0), T = po__cfg(c, "seq", 0);
+    int64_t M = po__cfg(c, "max_seq", 0);
     if (D % H)
         return po_fail(PO_ERR_INVALID_ARG, "model tiny_gpt: heads=%lld must divide d_model=%lld", (long long)H,
                        (long long)D);
+    if (M < T)
+        return po_fail(PO_ERR_INVALID_ARG, "model tiny_gpt: max_seq=%lld must be at least seq=%lld", (long long)M,
+                       (long long)T);
     m->x = po_input(g, "input.x", PO_I64, PO_SHAPE(B, T));
     m->y = po_input(g, "input.y", PO_I64, PO_SHAPE(B, T));
     po_graph_set_layer(g, "embed");
     po_node *tok = po_param(g, "tok.weight", PO_SHAPE(V, D), (po_init){PO_INIT_NORMAL, 1.0f});
-    po_node *pos = po_param(g, "pos.weight", PO_SHAPE(T, D), (po_init){PO_INIT_NORMAL, 1.0f});
+    po_node *pos = po_param(g, "pos.weight", PO_SHAPE(M, D), (po_init){PO_INIT_NORMAL, 1.0f});
     /* pos(arange(T)) is the first T rows of the table: a view, no lookup. */
     po_node *x = po_add(g, po_embedding(g, m->x, tok), po_slice(g, pos, 0, 0, T));
     for (int64_t i = 0; i < L; i++) {

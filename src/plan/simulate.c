@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "plan/plan_internal.h"
+#include "runtime/opsplit.h"
 
 enum { TK_F, TK_B, TK_OPT, TK_AR, TK_XFER, TK_OP };
 
@@ -430,20 +431,11 @@ static po_status build_opsplit(sim *s, po__sim_out *out, double *moved_static, d
         po__tparts whole;
         po__node_seconds(s->e->cm, w, nd, s->dev[main], rows, 1.0, &whole);
         out->gemm_ops += nd->splittable;
-        bool split = false;
+        /* Exactly the nodes the runtime splits (runtime/opsplit.h), whether or not splitting one
+         * is predicted to pay: the plan is scored as it will run, and loses to single where
+         * splitting does not pay overall. */
+        bool split = n > 1 && po__opsplit_rule(nd->op, po__aff(nd->call_flops, rows));
         double in = po__aff(nd->in_bytes, rows), ob = po__aff(nd->out_bytes, rows);
-        if (nd->splittable && n > 1) {
-            double worst = 0.0;
-            for (int k = 0; k < n; k++) {
-                double sh = sg->replicas[k].share;
-                double t = po__node_seconds(s->e->cm, w, nd, s->dev[k], rows, sh, NULL);
-                if (k != main)
-                    t += po_cost_model_transfer_s(s->e->cm, s->dev[main], s->dev[k], in) +
-                         po_cost_model_transfer_s(s->e->cm, s->dev[k], s->dev[main], ob * sh);
-                worst = fmax(worst, t);
-            }
-            split = worst < whole.t;
-        }
         int n_next = 0;
         if (!split) {
             int t = new_task(s, TK_OP, main, whole.t, &whole, nd->layer);

@@ -87,7 +87,11 @@ struct po_pp {
     bool barrier_made;
     const po_tensor *x, *y;
     po_trace *trace;
+    int track_base, track_stride; /* stage s records on track track_base + s * track_stride */
+    bool defer_optimizer;         /* stages stop after accumulating: po__pp_apply_optimizer updates */
 };
+
+static int track_of(const po_pp *pp, int stage) { return pp->track_base + stage * pp->track_stride; }
 
 static size_t flag_index(const po_pp *pp, int stage, int phase, int j) {
     return ((size_t)stage * 2 + (size_t)phase) * (size_t)pp->m + (size_t)j;
@@ -233,7 +237,7 @@ static bool backward(stage *s, int j, int *next, uint64_t gen) {
     double t1 = po_trace_now();
     s->compute_s += t1 - t0;
     if (acc && po_trace_recording(pp->trace))
-        po_trace_slice(pp->trace, s->index, "accumulate", "communication", t0, t1);
+        po_trace_slice(pp->trace, track_of(pp, s->index), "accumulate", "communication", t0, t1);
     return true;
 }
 
@@ -276,13 +280,13 @@ static void step_stage(stage *s, uint64_t gen) {
     pthread_mutex_lock(&pp->lock);
     ok = ok && !pp->abort;
     pthread_mutex_unlock(&pp->lock);
-    if (!ok) return;
+    if (!ok || pp->defer_optimizer) return;
     double o0 = po_trace_now();
     po_status st = po_exec_run_nodes(pp->exec, s->opt_ids, s->n_opt);
     if (st) fail_stage(s, st);
     emulate_slowness(s, o0);
     if (po_trace_recording(pp->trace))
-        po_trace_slice(pp->trace, s->index, "optimizer", "optimizer", o0, po_trace_now());
+        po_trace_slice(pp->trace, track_of(pp, s->index), "optimizer", "optimizer", o0, po_trace_now());
 }
 
 static void *stage_main(void *arg) {
@@ -500,6 +504,11 @@ static po_status build_slots(po_pp *pp, stage *s) {
 
 po_status po__pp_new(const char *spec, int64_t batch, const po_optim_opts *o, uint64_t seed,
                      const po_pipeline_opts *opts, po_pp **out) {
+    return po__pp_new_lane(spec, batch, o, seed, opts, NULL, out);
+}
+
+po_status po__pp_new_lane(const char *spec, int64_t batch, const po_optim_opts *o, uint64_t seed,
+                          const po_pipeline_opts *opts, po_params *share, po_pp **out) {
     *out = NULL;
     po_status st = po_optim_opts_check(o);
     if (st) return st;
@@ -512,6 +521,7 @@ po_status po__pp_new(const char *spec, int64_t batch, const po_optim_opts *o, ui
     pp->batch = batch;
     pp->rows = batch / pp->m;
     pp->weight = (float)((double)pp->rows / (double)batch);
+    pp->track_stride = 1;
     pthread_mutex_init(&pp->lock, NULL);
     pthread_cond_init(&pp->go, NULL);
     pthread_cond_init(&pp->done, NULL);
@@ -547,12 +557,17 @@ po_status po__pp_new(const char *spec, int64_t batch, const po_optim_opts *o, ui
         pp->loss_stage = pp->owner[pp->model->loss->id];
         st = find_boundaries(pp, &need);
     }
-    /* Master storage from the graph with the optimizer: the values po_trainer_new draws. */
-    if (!st) st = po_params_new(pp->model->graph, &pp->params);
-    if (!st) {
-        po_params_init(pp->params, seed);
-        st = po_exec_new(pp->model->graph, pp->params, &pp->exec);
+    /* Master storage from the graph with the optimizer: the values po_trainer_new draws (or,
+     * for a lane, another pipeline's values and state with gradients of its own). */
+    if (!st && share) {
+        if (po_params_count(share) != pp->model->graph->n_params)
+            st = po_fail(PO_ERR_INVALID_ARG, "pipeline: the shared parameters belong to another model");
+        if (!st) st = po_params_new_replica(share, &pp->params);
+    } else if (!st) {
+        st = po_params_new(pp->model->graph, &pp->params);
+        if (!st) po_params_init(pp->params, seed);
     }
+    if (!st) st = po_exec_new(pp->model->graph, pp->params, &pp->exec);
     for (int i = 0; i < pp->k && !st; i++) {
         stage *s = &pp->s[i];
         s->pp = pp;
@@ -625,7 +640,7 @@ void po__pp_free(po_pp *pp) {
     free(pp);
 }
 
-po_status po__pp_step(po_pp *pp, const po_tensor *x, const po_tensor *y, float *loss) {
+void po__pp_start(po_pp *pp, const po_tensor *x, const po_tensor *y) {
     pthread_mutex_lock(&pp->lock);
     pp->x = x;
     pp->y = y;
@@ -635,6 +650,11 @@ po_status po__pp_step(po_pp *pp, const po_tensor *x, const po_tensor *y, float *
         pp->s[i].status = PO_OK;
     pp->generation++;
     pthread_cond_broadcast(&pp->go);
+    pthread_mutex_unlock(&pp->lock);
+}
+
+po_status po__pp_finish(po_pp *pp, float *loss) {
+    pthread_mutex_lock(&pp->lock);
     while (pp->finished < pp->k)
         pthread_cond_wait(&pp->done, &pp->lock);
     pthread_mutex_unlock(&pp->lock);
@@ -643,14 +663,36 @@ po_status po__pp_step(po_pp *pp, const po_tensor *x, const po_tensor *y, float *
     for (int i = 0; i < pp->k; i++)
         for (int f = 0; f < pp->s[i].n_flows; f++) {
             const struct flow *fl = &pp->s[i].flows[f];
-            po_trace_flow(pp->trace, fl->from, i, fl->phase == FWD ? "activations" : "gradients", fl->t0, fl->t1);
+            po_trace_flow(pp->trace, track_of(pp, fl->from), track_of(pp, i),
+                          fl->phase == FWD ? "activations" : "gradients", fl->t0, fl->t1);
         }
     double total = 0.0;
     for (int j = 0; j < pp->m; j++)
         total += (double)pp->weight * (double)pp->losses[j];
-    po_exec_set_steps(pp->exec, po_exec_steps(pp->exec) + 1);
+    if (!pp->defer_optimizer) po_exec_set_steps(pp->exec, po_exec_steps(pp->exec) + 1);
     if (loss) *loss = (float)total;
     return PO_OK;
+}
+
+po_status po__pp_step(po_pp *pp, const po_tensor *x, const po_tensor *y, float *loss) {
+    po__pp_start(pp, x, y);
+    return po__pp_finish(pp, loss);
+}
+
+void po__pp_defer_optimizer(po_pp *pp, bool defer) { pp->defer_optimizer = defer; }
+
+po_status po__pp_apply_optimizer(po_pp *pp) {
+    po_status st = PO_OK;
+    for (int i = 0; i < pp->k && !st; i++) {
+        stage *s = &pp->s[i];
+        double o0 = po_trace_now();
+        st = po_exec_run_nodes(pp->exec, s->opt_ids, s->n_opt);
+        emulate_slowness(s, o0);
+        if (po_trace_recording(pp->trace))
+            po_trace_slice(pp->trace, track_of(pp, i), "optimizer", "optimizer", o0, po_trace_now());
+    }
+    if (!st) po_exec_set_steps(pp->exec, po_exec_steps(pp->exec) + 1);
+    return st;
 }
 
 po_params *po__pp_params(po_pp *pp) { return pp->params; }
@@ -675,8 +717,14 @@ void po__pp_set_trace(po_pp *pp, po_trace *tr) {
     pp->trace = tr;
     for (int i = 0; i < pp->k; i++)
         for (int j = 0; j < pp->s[i].n_slots; j++)
-            po_exec_set_trace(pp->s[i].slots[j].exec, tr, i);
+            po_exec_set_trace(pp->s[i].slots[j].exec, tr, track_of(pp, i));
 }
+
+void po__pp_set_tracks(po_pp *pp, int base, int stride) {
+    pp->track_base = base;
+    pp->track_stride = stride;
+}
+
 
 int po__pp_slots(const po_pp *pp, int i) { return i >= 0 && i < pp->k ? pp->s[i].n_slots : 0; }
 int po__pp_max_in_flight(const po_pp *pp, int i) { return i >= 0 && i < pp->k ? pp->s[i].max_in_flight : 0; }

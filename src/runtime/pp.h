@@ -33,8 +33,23 @@ po_status po__pp_new(const char *spec, int64_t batch, const po_optim_opts *o, ui
                      const po_pipeline_opts *opts, po_pp **out);
 void po__pp_free(po_pp *pp);
 
-/* One step on the full batch in x, y ([batch, ...], contiguous); *loss = the batch's mean. */
+/* A lane of a hybrid plan (runtime/hybrid.h): po__pp_new, but with parameter values and
+ * optimizer state shared with `share` (another pipeline's po__pp_params; NULL: its own storage
+ * initialised from seed) and gradients of its own. */
+po_status po__pp_new_lane(const char *spec, int64_t batch, const po_optim_opts *o, uint64_t seed,
+                          const po_pipeline_opts *opts, po_params *share, po_pp **out);
+
+/* One step on the full batch in x, y ([batch, ...], contiguous); *loss = the batch's mean.
+ * po__pp_step = po__pp_start (wakes the stages and returns) + po__pp_finish (waits for them), so
+ * a caller can run several pipelines at once. x and y must stay valid until po__pp_finish. */
 po_status po__pp_step(po_pp *pp, const po_tensor *x, const po_tensor *y, float *loss);
+void po__pp_start(po_pp *pp, const po_tensor *x, const po_tensor *y);
+po_status po__pp_finish(po_pp *pp, float *loss);
+/* Deferred: a step stops once the master gradients hold the batch's mean gradient; the caller
+ * may change them (a hybrid plan averages its lanes') and then po__pp_apply_optimizer runs
+ * every stage's optimizer nodes on the calling thread and counts the step. */
+void po__pp_defer_optimizer(po_pp *pp, bool defer);
+po_status po__pp_apply_optimizer(po_pp *pp);
 
 po_params *po__pp_params(po_pp *pp); /* the master parameters */
 po_exec *po__pp_exec(po_pp *pp);     /* the master executor: it holds the optimizer step count */
@@ -46,6 +61,8 @@ void po__pp_stats(const po_pp *pp, int stage, po_worker_stats *out);
  * it receives, and its gradient-accumulation and optimizer slices. */
 struct po_trace;
 void po__pp_set_trace(po_pp *pp, struct po_trace *tr);
+/* Stage s records on track base + s * stride instead (default 0, 1); set before tracing. */
+void po__pp_set_tracks(po_pp *pp, int base, int stride);
 /* Executors (micro-batch slots) of stage s, and the most micro-batches it held in flight at
  * once (forward started, gradients not yet accumulated) over every step so far. */
 int po__pp_slots(const po_pp *pp, int stage);

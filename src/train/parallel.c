@@ -11,28 +11,62 @@ po_parallel_opts po_parallel_opts_default(void) {
 }
 
 /* Families the runtime executes. */
-#define RUNNABLE ((1u << PO_STRATEGY_SINGLE) | (1u << PO_STRATEGY_DP) | (1u << PO_STRATEGY_PP))
+#define RUNNABLE                                                                                                       \
+    ((1u << PO_STRATEGY_SINGLE) | (1u << PO_STRATEGY_DP) | (1u << PO_STRATEGY_PP) | (1u << PO_STRATEGY_HYBRID) |       \
+     (1u << PO_STRATEGY_OPSPLIT))
+
+/* A hybrid plan runs as lanes (runtime/hybrid.h): every stage needs the same replica count and
+ * replica r the same share in every stage. */
+static po_status check_hybrid(const po_plan *p) {
+    const po_plan_stage *s0 = &p->stages[0];
+    for (int s = 1; s < p->n_stages; s++) {
+        const po_plan_stage *st = &p->stages[s];
+        if (st->n_replicas != s0->n_replicas)
+            return po_fail(PO_ERR_UNSUPPORTED,
+                           "hybrid stage %d has %d devices and stage 0 has %d; the runtime runs hybrid plans whose "
+                           "stages have as many devices each",
+                           s, st->n_replicas, s0->n_replicas);
+        for (int r = 0; r < st->n_replicas; r++)
+            if (fabs(st->replicas[r].share - s0->replicas[r].share) > 1e-6)
+                return po_fail(PO_ERR_UNSUPPORTED,
+                               "hybrid stage %d gives its device %d a share of %g, stage 0 %g; the runtime runs "
+                               "hybrid plans whose stages split the batch alike",
+                               s, r, st->replicas[r].share, s0->replicas[r].share);
+    }
+    return PO_OK;
+}
 
 po_status po_plan_workers(const po_plan *p, const po_device_list *devs, po_worker_spec *workers, int *dev_index,
                           int max_workers, int *n_workers) {
     *n_workers = 0;
-    bool pp = p->strategy == PO_STRATEGY_PP;
-    if (!((1u << p->strategy) & RUNNABLE) || (!pp && p->n_stages != 1))
+    bool pp = p->strategy == PO_STRATEGY_PP, hybrid = p->strategy == PO_STRATEGY_HYBRID;
+    if (!((1u << p->strategy) & RUNNABLE) || (!pp && !hybrid && p->n_stages != 1))
         return po_fail(PO_ERR_UNSUPPORTED,
-                       "a %s plan; the runtime trains single-device, data-parallel and pipeline plans "
-                       "so far",
+                       "a %s plan; the runtime trains single-device, data-parallel, pipeline, hybrid and "
+                       "operator-split plans so far",
                        po_strategy_name(p->strategy));
-    int n = pp ? p->n_stages : p->stages[0].n_replicas;
+    if (p->n_stages < 1) return po_fail(PO_ERR_INVALID_ARG, "a plan without stages");
+    if (hybrid) {
+        po_status st = check_hybrid(p);
+        if (st) return st;
+    }
+    /* Plan order, stage-major: stage s replica r. */
+    int n = 0;
+    for (int s = 0; s < p->n_stages; s++)
+        n += p->stages[s].n_replicas;
     if (n > max_workers) return po_fail(PO_ERR_UNSUPPORTED, "at most %d devices", max_workers);
     for (int k = 0; k < n; k++) {
-        const po_plan_stage *st = &p->stages[pp ? k : 0];
+        int s = 0, i = k;
+        while (i >= p->stages[s].n_replicas)
+            i -= p->stages[s++].n_replicas;
+        const po_plan_stage *st = &p->stages[s];
         if (pp && st->n_replicas != 1)
-            return po_fail(PO_ERR_UNSUPPORTED, "pipeline stage %d has %d devices (a hybrid plan; not yet run)", k,
+            return po_fail(PO_ERR_UNSUPPORTED, "pipeline stage %d has %d devices (that is a hybrid plan)", s,
                            st->n_replicas);
-        const po_plan_replica *r = &st->replicas[pp ? 0 : k];
+        const po_plan_replica *r = &st->replicas[i];
         int d = -1;
-        for (int i = 0; i < devs->n && d < 0; i++)
-            if (strcmp(devs->dev[i].id, r->device) == 0) d = i;
+        for (int j = 0; j < devs->n && d < 0; j++)
+            if (strcmp(devs->dev[j].id, r->device) == 0) d = j;
         if (d < 0) return po_fail(PO_ERR_NOT_FOUND, "the plan's device %s is not among the devices", r->device);
         if (devs->dev[d].kind != PO_DEVICE_CPU)
             return po_fail(PO_ERR_UNSUPPORTED, "%s: the runtime trains on CPU devices only so far", devs->dev[d].id);
@@ -55,6 +89,19 @@ po_status po_trainer_new_plan(po_model *m, const po_optim_opts *o, uint64_t seed
             stages[k] = (po_pipeline_stage){p->stages[k].first_layer, p->stages[k].last_layer, workers[k]};
         po_pipeline_opts po = {n, stages, p->micro_batches, p->schedule == PO_SCHEDULE_1F1B};
         st = po_trainer_new_pipeline(m, o, seed, &po, out);
+    } else if (!st && p->strategy == PO_STRATEGY_HYBRID) {
+        po_pipeline_stage stages[PO__DP_MAX_WORKERS];
+        double shares[PO__DP_MAX_WORKERS];
+        int g = p->stages[0].n_replicas;
+        for (int k = 0; k < p->n_stages; k++)
+            stages[k] = (po_pipeline_stage){p->stages[k].first_layer, p->stages[k].last_layer, workers[k * g]};
+        for (int r = 0; r < g; r++)
+            shares[r] = p->stages[0].replicas[r].share;
+        po_hybrid_opts ho = {{p->n_stages, stages, p->micro_batches, p->schedule == PO_SCHEDULE_1F1B}, g, workers,
+                             shares};
+        st = po_trainer_new_hybrid(m, o, seed, &ho, out);
+    } else if (!st && p->strategy == PO_STRATEGY_OPSPLIT) {
+        st = po_trainer_new_opsplit(m, o, seed, workers, n, out); /* replica 0 runs the graph */
     } else if (!st) {
         po_trainer_opts to = {n, workers, rebalance};
         st = po_trainer_new_ex(m, o, seed, &to, out);

@@ -6,6 +6,8 @@
 #include "paropt/hw.h"
 #include "paropt/trace.h"
 #include "runtime/dp.h"
+#include "runtime/hybrid.h"
+#include "runtime/opsplit.h"
 #include "runtime/pp.h"
 
 struct po_trainer {
@@ -19,6 +21,8 @@ struct po_trainer {
     po_tensor *eval_inputs[2];
     po_dp *dp; /* data parallel: workers own the graphs; params and exec are worker 0's */
     po_pp *pp; /* pipeline parallel: params and exec are the master copies */
+    po_hy *hy; /* hybrid: params and exec are lane 0's master copies */
+    po_os *os; /* operator split: runs exec (the one copy) with a GEMM team */
 };
 
 /* Tensors over an executor's input buffers for m's samples and targets. */
@@ -71,7 +75,10 @@ void po_trainer_free(po_trainer *t) {
         po__dp_free(t->dp);
     } else if (t->pp) {
         po__pp_free(t->pp);
+    } else if (t->hy) {
+        po__hy_free(t->hy);
     } else {
+        po__os_free(t->os); /* its threads stop before the executor they run goes */
         po_exec_free(t->exec);
         po_params_free(t->params);
     }
@@ -126,15 +133,59 @@ po_status po_trainer_new_pipeline(po_model *m, const po_optim_opts *o, uint64_t 
     return PO_OK;
 }
 
+po_status po_trainer_new_hybrid(po_model *m, const po_optim_opts *o, uint64_t seed, const po_hybrid_opts *opts,
+                                po_trainer **out) {
+    *out = NULL;
+    po_status st = po_optim_opts_check(o);
+    if (st) return st;
+    po_trainer *t = calloc(1, sizeof *t);
+    if (!t) return po_fail(PO_ERR_NO_MEMORY, "out of memory creating a trainer");
+    t->m = m;
+    st = po__hy_new(m->spec, m->batch, o, seed, opts, &t->hy);
+    if (!st) {
+        t->params = po__hy_params(t->hy);
+        st = stage_batch(t); /* each lane's stages copy their micro-batches' rows */
+    }
+    if (st) {
+        po_trainer_free(t);
+        return st;
+    }
+    *out = t;
+    return PO_OK;
+}
+
+po_status po_trainer_new_opsplit(po_model *m, const po_optim_opts *o, uint64_t seed, const po_worker_spec *workers,
+                                int n, po_trainer **out) {
+    *out = NULL;
+    if (n < 1 || !workers) return po_fail(PO_ERR_INVALID_ARG, "operator split needs at least one worker");
+    po_status st = po_trainer_new(m, o, seed, out);
+    if (!st) st = po__os_new((*out)->exec, workers, n, &(*out)->os);
+    if (st) {
+        po_trainer_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+po_os *po__trainer_os(po_trainer *t) { return t->os; }
 po_pp *po__trainer_pp(po_trainer *t) { return t->pp; }
 
 po_params *po_trainer_params(po_trainer *t) { return t->params; }
 int64_t po_trainer_worker_rows(const po_trainer *t, int i) {
     if (t->pp) return i >= 0 && i < po__pp_stages(t->pp) ? po__pp_rows(t->pp) : 0;
+    if (t->hy) return po__hy_rows(t->hy, i);
+    if (t->os) { /* its share of each split product, in batch rows */
+        po_worker_stats ws;
+        return po_trainer_worker_stats(t, i, &ws) ? 0 : ws.rows;
+    }
     return t->dp ? po__dp_rows(t->dp, i) : 0;
 }
 int po_trainer_n_workers(const po_trainer *t) {
-    return t->dp ? po__dp_workers(t->dp) : t->pp ? po__pp_stages(t->pp) : 1;
+    return t->dp   ? po__dp_workers(t->dp)
+           : t->pp ? po__pp_stages(t->pp)
+           : t->hy ? po__hy_workers(t->hy)
+           : t->os ? po__os_members(t->os)
+                   : 1;
 }
 int64_t po_trainer_rebalances(const po_trainer *t) { return t->dp ? po__dp_rebalances(t->dp) : 0; }
 
@@ -144,6 +195,13 @@ po_status po_trainer_worker_stats(const po_trainer *t, int i, po_worker_stats *o
         po__pp_stats(t->pp, i, out);
         return PO_OK;
     }
+    if (t->hy) return po__hy_stats(t->hy, i, out);
+    if (t->os) {
+        if (i < 0 || i >= po__os_members(t->os)) return po_fail(PO_ERR_INVALID_ARG, "no worker %d", i);
+        po__os_stats(t->os, i, out);
+        out->rows = llround(out->share * (double)t->m->batch);
+        return PO_OK;
+    }
     if (!t->dp || i < 0 || i >= po__dp_workers(t->dp)) return po_fail(PO_ERR_INVALID_ARG, "no worker %d", i);
     po__dp_stats(t->dp, i, out);
     return PO_OK;
@@ -151,6 +209,8 @@ po_status po_trainer_worker_stats(const po_trainer *t, int i, po_worker_stats *o
 
 po_status po_trainer_set_slowdown(po_trainer *t, int worker, float factor) {
     if (t->pp) return po__pp_set_slowdown(t->pp, worker, factor);
+    if (t->hy) return po__hy_set_slowdown(t->hy, worker, factor);
+    if (t->os) return po__os_set_slowdown(t->os, worker, factor);
     if (!t->dp)
         return worker == 0 ? po_exec_set_slowdown(t->exec, factor)
                            : po_fail(PO_ERR_INVALID_ARG, "no worker %d", worker);
@@ -161,18 +221,25 @@ void po_trainer_set_trace(po_trainer *t, po_trace *tr) {
         po__dp_set_trace(t->dp, tr);
     else if (t->pp)
         po__pp_set_trace(t->pp, tr);
+    else if (t->hy)
+        po__hy_set_trace(t->hy, tr);
+    else if (t->os)
+        po__os_set_trace(t->os, tr);
     else
         po_exec_set_trace(t->exec, tr, 0);
 }
 
 /* A data-parallel trainer rebuilds its workers' executors when it re-splits the batch. */
-po_exec *po_trainer_exec(po_trainer *t) { return t->dp ? po__dp_exec(t->dp) : t->pp ? po__pp_exec(t->pp) : t->exec; }
+po_exec *po_trainer_exec(po_trainer *t) {
+    return t->dp ? po__dp_exec(t->dp) : t->pp ? po__pp_exec(t->pp) : t->hy ? po__hy_exec(t->hy) : t->exec;
+}
 po_tensor *po_trainer_input(po_trainer *t, int which) { return which == 0 || which == 1 ? t->inputs[which] : NULL; }
 
 po_status po_trainer_step(po_trainer *t, float *loss) {
     if (t->dp) return po__dp_step(t->dp, t->inputs[0], t->inputs[1], loss);
     if (t->pp) return po__pp_step(t->pp, t->inputs[0], t->inputs[1], loss);
-    po_status st = po_exec_run(t->exec);
+    if (t->hy) return po__hy_step(t->hy, t->inputs[0], t->inputs[1], loss);
+    po_status st = t->os ? po__os_step(t->os) : po_exec_run(t->exec);
     if (!st && loss) *loss = *(const float *)po_exec_output(t->exec, t->m->loss);
     return st;
 }

@@ -50,6 +50,14 @@ if [ "$(nproc)" -ge 2 ]; then
   check "$REF/mnist_mlp.safetensors" "mnist_mlp:d_in=784,hidden=64,classes=10" 16 --plan "$TMP/plan-dp.json" --calibrate 0
   plan_file single 16 2 cpu:1=1
   check "$REF/mnist_mlp.safetensors" "mnist_mlp:d_in=784,hidden=64,classes=10" 16 --plan "$TMP/plan-single.json" --calibrate 0
+  # Operator split: large matrix products shared out between two cores by share (cpu:1 first in
+  # the second, so the core that runs the graph is cpu:1).
+  plan_file opsplit 16 2 cpu:0=0.6 cpu:1=0.4
+  check "$REF/mnist_mlp.safetensors" "mnist_mlp:d_in=784,hidden=64,classes=10" 16 --plan "$TMP/plan-opsplit.json" --calibrate 0
+  grep -q '"strategy":"opsplit"' "$TMP/json" || fail "the opsplit plan file did not train an opsplit plan"
+  plan_file opsplit 2 3 cpu:1=0.25 cpu:0=0.75
+  check "$REF/tiny_gpt.safetensors" "tiny_gpt:vocab=64,d_model=64,layers=2,heads=4,seq=32" 2 --plan "$TMP/plan-opsplit.json" --calibrate 0
+  grep -q '"strategy":"opsplit"' "$TMP/json" || fail "the opsplit plan file did not train an opsplit plan"
   # Pipelines: two stages over micro-batches, GPipe and 1F1B (layers: mnist_mlp l1 | l2 l3;
   # tiny_gpt embed blocks.0 | blocks.1 head), and the planner's best pipeline (--plan pp).
   pp_file() { # NAME BATCH MICRO SCHEDULE CUT LAST
@@ -67,5 +75,24 @@ if [ "$(nproc)" -ge 2 ]; then
   grep -q '"strategy":"pp"' "$TMP/json" || fail "--plan pp did not train a pipeline: $(tail -c 300 "$TMP/json")"
 else
   echo "data-parallel checks skipped: one core"
+fi
+# Hybrid: two stages, each data parallel over two cores (uneven lane shares, 1F1B), and the
+# planner's best hybrid (--plan hybrid). Four devices are needed; on fewer cores the runtime's
+# hybrid numbers are checked by unit/test_hybrid with workers sharing cores.
+if [ "$(nproc)" -ge 4 ]; then
+  hy_file() { # NAME BATCH MICRO SCHEDULE CUT LAST
+    printf '{"strategy": "hybrid", "objective": "time", "batch": %s, "micro_batches": %s, "schedule": "%s",\n "stages": [{"layers": [0, %s], "replicas": [{"device": "cpu:0", "share": 0.25}, {"device": "cpu:1", "share": 0.75}]}, {"layers": [%s, %s], "replicas": [{"device": "cpu:2", "share": 0.25}, {"device": "cpu:3", "share": 0.75}]}]}\n' \
+      "$2" "$3" "$4" "$5" "$(($5 + 1))" "$6" >"$TMP/$1.json"
+  }
+  hy_file mlp-hybrid 16 2 1f1b 0 2
+  check "$REF/mnist_mlp.safetensors" "mnist_mlp:d_in=784,hidden=64,classes=10" 16 --plan "$TMP/mlp-hybrid.json" --calibrate 0
+  grep -q '"strategy":"hybrid"' "$TMP/json" || fail "the hybrid plan file did not train a hybrid plan"
+  printf '{"strategy": "hybrid", "objective": "time", "batch": 2, "micro_batches": 1, "schedule": "gpipe",\n "stages": [{"layers": [0, 1], "replicas": [{"device": "cpu:0", "share": 0.5}, {"device": "cpu:1", "share": 0.5}]}, {"layers": [2, 3], "replicas": [{"device": "cpu:2", "share": 0.5}, {"device": "cpu:3", "share": 0.5}]}]}\n' >"$TMP/gpt-hybrid.json"
+  check "$REF/tiny_gpt.safetensors" "tiny_gpt:vocab=64,d_model=64,layers=2,heads=4,seq=32" 2 --plan "$TMP/gpt-hybrid.json" --calibrate 0
+  check "$REF/mnist_mlp.safetensors" "mnist_mlp:d_in=784,hidden=64,classes=10" 16 --devices cpu:0,cpu:1,cpu:2,cpu:3 \
+    --plan hybrid --calibrate 1
+  grep -q '"strategy":"hybrid"' "$TMP/json" || fail "--plan hybrid did not train a hybrid plan"
+else
+  echo "hybrid checks skipped: fewer than four cores (unit/test_hybrid covers the runtime)"
 fi
 finish

@@ -148,9 +148,12 @@ EOF
   || fail "--plan FILE: $(tail -2 "$TMP/err")"
 grep -q '"strategy":"dp"' "$TMP/out" || fail "--plan FILE did not train its dp plan"
 
-expect_error "--plan hybrid: the runtime trains single-device, data-parallel and pipeline plans so far" \
+expect_error "--plan hybrid: no plan of the requested strategies exists for these devices (a hybrid plan needs four devices" \
   "$PO_BIN" train "${MODEL[@]}" --steps 1 --devices cpu:0,cpu:1 --plan hybrid --calibrate 0
-expect_error "--plan opsplit:" "$PO_BIN" train "${MODEL[@]}" --steps 1 --devices cpu:0,cpu:1 --plan opsplit --calibrate 0
+# --plan opsplit: the best operator split over the devices, trained as planned.
+"$PO_BIN" train "${MODEL[@]}" --steps 2 --devices cpu:0,cpu:1 --plan opsplit --calibrate 0 --json >"$TMP/out" 2>"$TMP/err" \
+  || fail "--plan opsplit: $(tail -2 "$TMP/err")"
+grep -q '"strategy":"opsplit"' "$TMP/out" || fail "--plan opsplit did not train an operator split"
 expect_error "neither auto, single, dp" "$PO_BIN" train --plan "$TMP/missing.json"
 printf '{"strategy": "dp", "objective": "time", "batch": 64, "micro_batches": 1, "schedule": "none", "stages": [{"layers": [0, 2], "replicas": [{"device": "cpu:9", "share": 1}]}]}\n' >"$TMP/bad.json"
 expect_error "cpu:9" "$PO_BIN" train "${MODEL[@]}" --steps 1 --devices cpu:0,cpu:1 --plan "$TMP/bad.json" --calibrate 0

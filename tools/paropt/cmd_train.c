@@ -12,6 +12,7 @@
 #include "paropt/hw.h"
 #include "run_dir.h"
 #include "train_cmd.h"
+#include "train_varlen.h"
 
 static void train_usage(FILE *f) {
     fprintf(f, "usage: paropt train [options]\n"
@@ -50,10 +51,11 @@ static void train_usage(FILE *f) {
                "  --plan NAME|FILE    auto: the planner picks the devices, the family and the shares by\n"
                "                      measuring each device (paropt plan); single (the first device); dp\n"
                "                      (data parallel over all; the default with several devices); pp (the\n"
-               "                      best pipeline: layer ranges, micro-batches, GPipe or 1F1B); or a\n"
-               "                      plan file from paropt plan --out. The plan and its prediction are\n"
-               "                      printed first; single, dp and pp plans run (hybrid and opsplit are\n"
-               "                      planned, not yet run). --devices defaults to auto with --plan.\n"
+               "                      best pipeline: layer ranges, micro-batches, GPipe or 1F1B); hybrid\n"
+               "                      (the best pipeline of data-parallel device groups); opsplit (large\n"
+               "                      products split across the devices); or a plan file from paropt plan\n"
+               "                      --out. The plan and its prediction are printed first. --devices\n"
+               "                      defaults to auto with --plan.\n"
                "  --objective OBJ     with --plan auto: time (default), energy or edp\n"
                "  --max-slowdown P    with --objective energy: least energy within P%% of the fastest\n"
                "  --calibrate N       time every op of N steps on each device before planning, so the\n"
@@ -63,6 +65,11 @@ static void train_usage(FILE *f) {
                "                      first, then following each device's measured speed)\n"
                "  --slowdown-at STEP:DEVICE:F  from step STEP on, DEVICE runs F times slower (an\n"
                "                      emulation for tests; also the device option cpu:1:slowdown=F)\n"
+               "  --seq-lens L1,L2,.. step k trains on the data's sequences cropped to length L[k %% n]\n"
+               "                      (tiny_gpt; the longest must be the data's length): one graph, trainer\n"
+               "                      and plan per length, made the first time it is met, one copy of the\n"
+               "                      parameters and optimizer state; max_seq defaults to the longest\n"
+               "  --plan-cache DIR    keep the plans made (by graph, devices, measurements) in DIR too\n"
                "  --gemm LIB          matrix-product library: default (oneDNN for small products and on\n"
                "                      AVX-512 CPUs, else OpenBLAS), onednn, openblas, or auto (time both\n"
                "                      per shape; the last bits of results may then vary run to run)\n"
@@ -102,7 +109,9 @@ enum {
     O_SLOWDOWN_AT,
     O_OBJECTIVE,
     O_MAX_SLOWDOWN,
-    O_CALIBRATE
+    O_CALIBRATE,
+    O_SEQ_LENS,
+    O_PLAN_CACHE
 };
 
 static const struct option options[] = {{"model", required_argument, 0, O_MODEL},
@@ -133,6 +142,8 @@ static const struct option options[] = {{"model", required_argument, 0, O_MODEL}
                                         {"objective", required_argument, 0, O_OBJECTIVE},
                                         {"max-slowdown", required_argument, 0, O_MAX_SLOWDOWN},
                                         {"calibrate", required_argument, 0, O_CALIBRATE},
+                                        {"seq-lens", required_argument, 0, O_SEQ_LENS},
+                                        {"plan-cache", required_argument, 0, O_PLAN_CACHE},
                                         {"help", no_argument, 0, 'h'},
                                         {0, 0, 0, 0}};
 
@@ -209,6 +220,11 @@ static int parse_args(int argc, char **argv, train_args *a) {
         case O_CALIBRATE:
             if (!cli_parse_i64("--calibrate", optarg, 0, 100, &a->calibrate)) return CLI_USAGE;
             break;
+        case O_SEQ_LENS:
+            a->seq_lens = optarg;
+            if (!varlen_parse(optarg, a)) return CLI_USAGE;
+            break;
+        case O_PLAN_CACHE: a->plan_cache = optarg; break;
         case O_GEMM:
             if (po_gemm_provider_parse(optarg, &a->gemm)) {
                 cli_error("--gemm: %s", po_last_error());
@@ -250,6 +266,14 @@ static int parse_args(int argc, char **argv, train_args *a) {
         return CLI_USAGE;
     }
     if (a->plan && !a->devices && strcmp(a->plan, "single") != 0) a->devices = "auto";
+    if (a->seq_lens && a->slowdown_at) {
+        cli_error("--seq-lens: not with --slowdown-at (each length's trainer has workers of its own)");
+        return CLI_USAGE;
+    }
+    if (a->plan_cache && !a->devices) {
+        cli_error("--plan-cache needs --devices or --plan");
+        return CLI_USAGE;
+    }
     return CLI_OK;
 }
 
@@ -277,6 +301,8 @@ static char *settings_json(const train_args *a) {
     json_object_set_new(o, "objective", json_string(po_objective_name(a->objective)));
     json_object_set_new(o, "max_slowdown", isnan(a->max_slowdown) ? json_null() : json_real(a->max_slowdown));
     json_object_set_new(o, "calibrate", json_integer(a->calibrate));
+    json_object_set_new(o, "seq_lens", a->seq_lens ? json_string(a->seq_lens) : json_null());
+    json_object_set_new(o, "plan_cache", a->plan_cache ? json_string(a->plan_cache) : json_null());
     json_object_set_new(opt, "kind", json_string(po_optim_kind_name(a->optim.kind)));
     json_object_set_new(opt, "lr", json_real(a->optim.lr));
     json_object_set_new(opt, "weight_decay", json_real(a->optim.weight_decay));
@@ -318,9 +344,9 @@ static bool load_settings(const char *dir, train_args *a) {
     a->owned[1] = strdup(data);
     a->model = a->owned[0];
     a->data = a->owned[1];
-    const char *optional[4] = {"devices", "plan", "shares", "slowdown_at"};
-    const char **fields[4] = {&a->devices, &a->plan, &a->shares, &a->slowdown_at};
-    for (int i = 0; i < 4; i++) {
+    const char *optional[6] = {"devices", "plan", "shares", "slowdown_at", "seq_lens", "plan_cache"};
+    const char **fields[6] = {&a->devices, &a->plan, &a->shares, &a->slowdown_at, &a->seq_lens, &a->plan_cache};
+    for (int i = 0; i < 6; i++) {
         const char *v = json_string_value(json_object_get(o, optional[i]));
         a->owned[2 + i] = v ? strdup(v) : NULL;
         *fields[i] = a->owned[2 + i];
@@ -350,6 +376,7 @@ static bool load_settings(const char *dir, train_args *a) {
     a->optim.eps = (float)json_number_value(json_object_get(opt, "eps"));
     json_decref(o);
     a->out = a->resume;
+    if (a->seq_lens && !varlen_parse(a->seq_lens, a)) return false;
     if (a->batch < 1 || a->steps < 1 || a->log_every < 1 || po_optim_opts_check(&a->optim) ||
         a->objective == (po_objective)-1 || a->calibrate < 0) {
         cli_error("--resume: %s/settings.json holds invalid settings", dir);
@@ -478,7 +505,10 @@ static int resolve_devices(const train_args *a, train_setup *s) {
 /* Opens data, builds the model to fit it, the trainer and the loader. Exit code. */
 static int setup(train_args *a, train_setup *s) {
     memset(s, 0, sizeof *s);
-    int rc = resolve_devices(a, s);
+    int rc = a->seq_lens ? varlen_model_spec(a, s->varlen_spec, sizeof s->varlen_spec) : CLI_OK;
+    if (rc) return rc;
+    if (a->seq_lens) a->model = s->varlen_spec; /* the longest length, max_seq set */
+    rc = resolve_devices(a, s);
     if (rc) return rc;
     po_status st;
     if (is_synthetic(a->data)) {
@@ -495,6 +525,7 @@ static int setup(train_args *a, train_setup *s) {
             cli_error("--data: %s", po_last_error());
             return CLI_FAIL;
         }
+        if (a->seq_lens && (rc = varlen_check_data(a, s->train))) return rc;
         /* A file's largest label is no class count: then the model keeps its own. */
         po_data_shape shape = {po_dataset_sample_shape(s->train), po_dataset_sample_dtype(s->train),
                                po_dataset_classes_known(s->train) ? po_dataset_classes(s->train) : 0};
@@ -524,6 +555,11 @@ static int setup(train_args *a, train_setup *s) {
     }
     if (!a->log_every) a->log_every = a->steps >= 10 ? a->steps / 10 : 1;
     if (a->out && !a->checkpoint_every) a->checkpoint_every = bpe;
+    if (a->devices && po_plan_cache_new(a->plan_cache, &s->plan_cache)) {
+        cli_error("%s", po_last_error());
+        return CLI_FAIL;
+    }
+    if (a->seq_lens) return varlen_new(a, s); /* a trainer per length, the first one now */
     if (a->devices) {
         /* Without --plan, several devices train data parallel as given. */
         train_args named = *a;
@@ -672,6 +708,13 @@ static json_t *summary_json(const train_args *a, const train_setup *s, const tra
         json_object_set_new(o, "predicted_step_ms", json_null());
         json_object_set_new(o, "prediction_error", json_null());
     }
+    if (a->seq_lens) varlen_summary(a, s, o);
+    if (a->seq_lens || a->plan_cache) {
+        json_t *pc = json_object();
+        json_object_set_new(pc, "hits", json_integer(s->plan_hits));
+        json_object_set_new(pc, "misses", json_integer(s->plan_misses));
+        json_object_set_new(o, "plan_cache", pc);
+    }
     return o;
 }
 
@@ -719,12 +762,14 @@ static int write_run_files(const train_args *a, const train_setup *s, const json
 }
 
 static void teardown(train_args *a, train_setup *s) {
+    varlen_free(s); /* first: s->trainer and the plan fields borrow its graphs' */
     if (s->trainer) po_trainer_set_trace(s->trainer, NULL);
     po_trace_free(s->trace);
     po_meter_free(s->meter);
     po_tfevents_close(s->events);
     po_plan_free(&s->plan);
     po_planner_free(s->planner);
+    po_plan_cache_free(s->plan_cache);
     po_device_list_free(&s->devs);
     if (s->metrics) fclose(s->metrics);
     po_loader_free(s->loader);

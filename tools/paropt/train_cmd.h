@@ -28,7 +28,11 @@ typedef struct train_args {
     const char *slowdown_at; /* "STEP:DEVICE:F[,...]": change a device's emulated slowdown mid-run */
     bool json, profile;
     bool momentum_set;
-    char *owned[8]; /* strings loaded from a run's settings.json */
+    const char *seq_lens;   /* --seq-lens as given, or NULL (train_varlen.h) */
+    int64_t seq_len[64];    /* its lengths, in order; step k trains on seq_len[k % n_seq_lens] */
+    int n_seq_lens;         /* 0 without --seq-lens */
+    const char *plan_cache; /* --plan-cache DIR: plans kept on disk too, or NULL */
+    char *owned[8];         /* strings loaded from a run's settings.json */
 } train_args;
 
 /* Everything a run trains with, built by cmd_train.c. */
@@ -56,6 +60,13 @@ typedef struct train_setup {
     po_trace *trace;             /* the run directory's trace while training */
     po_meter *meter;             /* energy of the timed steps */
     po_tfevents *events;         /* the run directory's TensorBoard scalars, or NULL */
+    /* Plans by graph (with --devices): train_plan_resolve looks a searched plan up here first. */
+    po_plan_cache *plan_cache;
+    int64_t plan_hits, plan_misses; /* plans found (or graphs met again), plans made */
+    bool plan_quiet;                /* train_plan_resolve prints no plan (later --seq-lens graphs) */
+    struct train_varlen *varlen;    /* --seq-lens: the graphs; s->trainer and the plan fields
+                                     * borrow the current one's (train_varlen.h); else NULL */
+    char varlen_spec[640];          /* --seq-lens: the model spec built */
 } train_setup;
 
 typedef struct train_result {
@@ -75,6 +86,8 @@ typedef struct train_result {
 int train_plan_resolve(const train_args *a, train_setup *s);
 /* Whether --plan names a file rather than a family. */
 bool train_plan_is_file(const char *plan);
+/* A run on one worker trains on the calling thread: keeps it on that worker's cores. */
+void train_plan_pin(const train_setup *s);
 
 /* Runs steps start.step .. args->steps; returns a CLI exit code. */
 int train_loop(const train_args *args, train_setup *s, train_result *r);

@@ -10,6 +10,7 @@
 #include "run_dir.h"
 #include "train_cmd.h"
 #include "train_monitor.h"
+#include "train_varlen.h"
 
 static double now_s(void) {
     struct timespec t;
@@ -80,6 +81,8 @@ static json_t *worker_json(const train_setup *s, double step_s) {
 }
 
 static int evaluate(const train_args *a, train_setup *s, int64_t step, int64_t epoch, train_result *r) {
+    int rc = s->varlen ? varlen_for_eval(a, s) : CLI_OK; /* --seq-lens: at the longest length */
+    if (rc) return rc;
     if (po_trainer_evaluate(s->trainer, s->test, a->eval_batch, &r->eval)) {
         cli_error("evaluation: %s", po_last_error());
         return CLI_FAIL;
@@ -104,6 +107,7 @@ int train_loop(const train_args *a, train_setup *s, train_result *r) {
     int64_t timed = 0, window = 0;
     float loss = NAN;
     int64_t rebalances = po_trainer_rebalances(s->trainer);
+    const po_trainer *counted = s->trainer; /* the trainer `rebalances` counts */
     train_monitor mon;
     monitor_begin(a, s, &mon);
     for (int64_t step = s->start.step; step < a->steps; step++) {
@@ -114,13 +118,24 @@ int train_loop(const train_args *a, train_setup *s, train_result *r) {
                         (long long)step + 1, s->device_id[s->slow_events[e].worker], s->slow_events[e].factor);
             }
         bool timing = step - s->start.step >= a->warmup;
+        if (s->varlen) { /* --seq-lens: this step's length's trainer, state carried over */
+            int rc = varlen_step(a, s, step);
+            if (rc) return rc;
+        }
+        if (s->trainer != counted) { /* another graph's trainer (--seq-lens): its own counts */
+            counted = s->trainer;
+            rebalances = po_trainer_rebalances(s->trainer);
+            if (timed > 0) po_exec_set_profiling(po_trainer_exec(s->trainer), a->profile);
+        }
         if (timing && timed == 0) {
             po_exec_set_profiling(po_trainer_exec(s->trainer), a->profile);
             monitor_start_energy(s);
         }
         bool tracing = monitor_trace_step(a, s, &mon, step + 1);
         double t0 = now_s();
-        po_status st = po_loader_next(s->loader, po_trainer_input(s->trainer, 0), po_trainer_input(s->trainer, 1));
+        po_status st =
+            s->varlen ? varlen_next_batch(s)
+                      : po_loader_next(s->loader, po_trainer_input(s->trainer, 0), po_trainer_input(s->trainer, 1));
         double ts = now_s();
         if (!st) st = po_trainer_step(s->trainer, &loss);
         double t1 = now_s(), dt = t1 - t0;
@@ -148,6 +163,7 @@ int train_loop(const train_args *a, train_setup *s, train_result *r) {
             json_object_set_new(o, "step", json_integer(done));
             json_object_set_new(o, "epoch", json_real((double)done / (double)bpe));
             json_object_set_new(o, "loss", json_real(loss));
+            if (s->varlen) json_object_set_new(o, "seq", json_integer(varlen_current(s)));
             json_object_set_new(o, "samples_per_s", json_real(round((double)(window * batch) / window_s * 10) / 10));
             json_object_set_new(o, "step_ms", json_real(round(window_s / (double)window * 1e6) / 1e3));
             monitor_log_step(s, &mon, o, done, loss, (double)(window * batch) / window_s,

@@ -14,8 +14,8 @@
 /* Families --plan auto chooses from: those whose predictions held on CPU cores. Pipelines run
  * (--plan pp, plan files), but their predictions were 25-75% optimistic here before per-op times
  * were fitted affinely in rows, and +16%, -3%, -20% after (one run each of the three workloads):
- * not yet trusted for automatic choice. The planner also plans hybrid and opsplit, which do not
- * run yet. */
+ * not yet trusted for automatic choice; hybrid plans are pipelines of data-parallel groups and
+ * inherit that, and operator splits run with --plan opsplit or a plan file. */
 #define AUTO_FAMILIES ((1u << PO_STRATEGY_SINGLE) | (1u << PO_STRATEGY_DP))
 
 static void progress(const char *what, void *ctx) {
@@ -81,16 +81,18 @@ static int workers_from_plan(const train_args *a, train_setup *s) {
         s->slow_events[e].worker = w;
     }
     s->n_workers = n;
-    if (n == 1) {
-        /* One worker trains on the calling thread: keep it on its device's cores. */
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        for (int c = s->workers[0].first_core; c < s->workers[0].first_core + s->workers[0].n_cores; c++)
-            CPU_SET(c, &set);
-        if (sched_setaffinity(0, sizeof set, &set) != 0)
-            fprintf(stderr, "paropt: warning: cannot pin the training thread to %s\n", s->device_id[0]);
-    }
+    train_plan_pin(s);
     return CLI_OK;
+}
+
+void train_plan_pin(const train_setup *s) {
+    if (s->n_workers != 1) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int c = s->workers[0].first_core; c < s->workers[0].first_core + s->workers[0].n_cores; c++)
+        CPU_SET(c, &set);
+    if (sched_setaffinity(0, sizeof set, &set) != 0)
+        fprintf(stderr, "paropt: warning: cannot pin the training thread to %s\n", s->device_id[0]);
 }
 
 /* With auto: the best plan of any family, when it is not one auto chooses from. */
@@ -107,10 +109,10 @@ static void note_unrunnable(const po_cost_model *cm, const po_plan_opts *o, trai
                  "Not chosen: the best plan of any family, %s, is predicted at %.4g ms per step (this plan %.1f%% "
                  "slower); %s",
                  po_plan_summary(&best, s->workload, sum, sizeof sum), best.predicted.step_ms, d,
-                 best.strategy == PO_STRATEGY_PP
-                     ? "pipelines run with --plan pp, but their predictions are not yet trusted for automatic "
-                       "choice on CPU cores."
-                     : "hybrid and operator-split plans are planned, not yet run.");
+                 best.strategy == PO_STRATEGY_OPSPLIT
+                     ? "operator splits run with --plan opsplit, but are not chosen automatically yet."
+                     : "pipelines (pp and hybrid) run with --plan pp or --plan hybrid, but their predictions are "
+                       "not yet trusted for automatic choice on CPU cores.");
         char **e = realloc(s->plan.explanation, (size_t)(s->plan.n_explanation + 1) * sizeof *e);
         if (e) {
             s->plan.explanation = e;
@@ -144,13 +146,10 @@ static void print_plan(const train_setup *s) {
 int train_plan_resolve(const train_args *a, train_setup *s) {
     if (!a->devices) return CLI_OK;
     bool named = strcmp(a->plan, "single") == 0 || strcmp(a->plan, "dp") == 0;
-    bool pp = strcmp(a->plan, "pp") == 0;
-    if (!named && !pp && strcmp(a->plan, "auto") != 0 && !train_plan_is_file(a->plan)) {
-        cli_error("--plan %s: the runtime trains single-device, data-parallel and pipeline plans so far (paropt "
-                  "plan --strategy %s shows what it would predict)",
-                  a->plan, a->plan);
-        return CLI_USAGE;
-    }
+    /* pp, hybrid, opsplit: the best plan of that family over the devices. */
+    po_strategy family = PO_STRATEGY_SINGLE;
+    bool searched = !named && !train_plan_is_file(a->plan) && strcmp(a->plan, "auto") != 0 &&
+                    po_strategy_parse(a->plan, &family) == PO_OK;
     po_planner_opts po = po_planner_opts_default();
     po.calibrate = (int)a->calibrate;
     po.progress = progress;
@@ -168,11 +167,19 @@ int train_plan_resolve(const train_args *a, train_setup *s) {
     o.max_slowdown_pct = a->max_slowdown;
     o.top_k = 3;
     po_status st = PO_OK;
-    if (strcmp(a->plan, "auto") == 0 || pp) {
-        /* pp: the best pipeline over the devices (partition, micro-batches, schedule). */
-        o.strategies = pp ? 1u << PO_STRATEGY_PP : AUTO_FAMILIES;
-        st = po_plan_search(s->workload, cm, &o, &s->plan);
-        if (!st && !pp) note_unrunnable(cm, &o, s);
+    bool hit = false;
+    if (strcmp(a->plan, "auto") == 0 || searched) {
+        o.strategies = searched ? 1u << family : AUTO_FAMILIES;
+        /* Through the plan cache when there is one: keyed by the graph, the devices' figures, the
+         * measurements and the options, so a graph met again (--seq-lens) is searched once. */
+        uint64_t key = po_plan_cache_key(s->workload, cm, &o);
+        hit = s->plan_cache && po_plan_cache_get(s->plan_cache, key, &s->plan) == PO_OK;
+        if (!hit) {
+            po_clear_error();
+            st = po_plan_search(s->workload, cm, &o, &s->plan);
+            if (!st && !searched) note_unrunnable(cm, &o, s);
+            if (!st && s->plan_cache) st = po_plan_cache_put(s->plan_cache, key, &s->plan);
+        }
     } else if (train_plan_is_file(a->plan)) {
         st = po_plan_load(a->plan, &s->plan);
         if (!st) st = po_plan_validate(&s->plan, s->workload, cluster);
@@ -190,11 +197,18 @@ int train_plan_resolve(const train_args *a, train_setup *s) {
         if (!st) st = po_plan_explain(&s->plan, s->workload, cm, NULL);
     }
     if (st) {
-        cli_error("--plan %s: %s", a->plan, po_last_error());
+        /* Hybrid groups are alike devices, at least two per stage over at least two stages. */
+        bool few = searched && family == PO_STRATEGY_HYBRID && st == PO_ERR_NOT_FOUND && s->devs.n < 4;
+        cli_error("--plan %s: %s%s", a->plan, po_last_error(),
+                  few ? " (a hybrid plan needs four devices at least: two stages of two)" : "");
         return CLI_FAIL;
     }
     s->planned = true;
+    if (hit)
+        s->plan_hits++;
+    else
+        s->plan_misses++;
     int rc = workers_from_plan(a, s);
-    if (!rc) print_plan(s);
+    if (!rc && !s->plan_quiet) print_plan(s);
     return rc;
 }

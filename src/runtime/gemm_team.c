@@ -1,0 +1,339 @@
+#define _GNU_SOURCE /* pthread_setaffinity_np */
+#include "runtime/gemm_team.h"
+
+#include <math.h>
+#include <omp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend/cpu/gemm.h"
+#include "paropt/trace.h"
+
+/* How long a waiting thread spins before it blocks. Products of one step come tens of
+ * microseconds apart, and a futex wake-up costs about as much on a VM: spinning through such
+ * gaps keeps the hand-off cheap, blocking after it keeps an idle team off the cores. */
+#define SPIN_S 2e-4
+
+typedef struct member {
+    _Alignas(64) po__team *t; /* own cache line: helpers write their fields while others run */
+    int index, first_core, n_cores;
+    float slowdown;
+    po__gemm_call block; /* its block of the current product; M or N = 0: none */
+    double busy_s;
+    po_status status;
+    char error[256];
+    pthread_t thread;
+    bool started;
+} member;
+
+struct po__team {
+    int n;
+    member *m;
+    double *cum;                           /* cum[k]: shares of members before k; cum[n] = 1 */
+    int64_t *bound;                        /* n + 1 block bounds of the current product */
+    _Alignas(64) atomic_uint_fast64_t gen; /* bumped for each product shared out */
+    _Alignas(64) atomic_int pending;       /* helpers yet to finish it */
+    atomic_int sleepers;                   /* helpers blocked on `wake` */
+    atomic_bool main_waiting;              /* member 0 blocked on `done` */
+    atomic_bool quit;
+    pthread_mutex_t lock;
+    pthread_cond_t wake, done;
+    const char *name, *category; /* trace labels of the current node */
+    po_trace *trace;
+    double wait_s;
+    int64_t splits;
+};
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* The emulated slowness of a member: idle `s` seconds, sleeping the bulk of a long idle and
+ * spinning the rest (a sleep alone overshoots by the timer's latency, tens of microseconds on a
+ * VM, which would make short blocks look much slower than the factor). */
+static void idle_for(double s) {
+    if (!(s > 0.0)) return;
+    double end = now_s() + s;
+    if (s > 2e-3) {
+        double nap = s - 1e-3;
+        struct timespec ts = {(time_t)nap, (long)((nap - (double)(time_t)nap) * 1e9)};
+        while (nanosleep(&ts, &ts) != 0) {
+        }
+    }
+    while (now_s() < end)
+        cpu_relax();
+}
+
+static void run_block(po__team *t, member *m) {
+    if (m->block.M == 0 || m->block.N == 0) return;
+    double t0 = now_s();
+    po_status st = po__gemm_run(&m->block);
+    double t1 = now_s();
+    if (st && !m->status) {
+        m->status = st;
+        snprintf(m->error, sizeof m->error, "%s", po_last_error());
+    }
+    idle_for((t1 - t0) * (double)(m->slowdown - 1.0f));
+    m->busy_s += now_s() - t0;
+    if (m->index > 0 && po_trace_recording(t->trace)) po_trace_slice(t->trace, m->index, t->name, t->category, t0, t1);
+}
+
+/* A helper's wait for the next product: false when the team stops. */
+static bool wait_work(po__team *t, uint_fast64_t *seen) {
+    double start = 0.0;
+    for (unsigned i = 1;; i++) {
+        uint_fast64_t g = atomic_load(&t->gen);
+        if (g != *seen) {
+            *seen = g;
+            return true;
+        }
+        if (atomic_load(&t->quit)) return false;
+        if ((i & 255) == 0) {
+            double now = now_s();
+            if (start == 0.0)
+                start = now;
+            else if (now - start > SPIN_S)
+                break;
+        }
+        cpu_relax();
+    }
+    /* sleepers goes up before gen is read again (both sequentially consistent), so a product
+     * published meanwhile either is seen here or sees this sleeper and wakes it. */
+    pthread_mutex_lock(&t->lock);
+    atomic_fetch_add(&t->sleepers, 1);
+    while (atomic_load(&t->gen) == *seen && !atomic_load(&t->quit))
+        pthread_cond_wait(&t->wake, &t->lock);
+    atomic_fetch_sub(&t->sleepers, 1);
+    pthread_mutex_unlock(&t->lock);
+    if (atomic_load(&t->quit)) return false;
+    *seen = atomic_load(&t->gen);
+    return true;
+}
+
+static void *helper_main(void *arg) {
+    member *m = arg;
+    po__team *t = m->t;
+    omp_set_num_threads(1); /* oneDNN's OpenMP: one thread per member, paropt owns the cores */
+    uint_fast64_t seen = 0;
+    while (wait_work(t, &seen)) {
+        run_block(t, m);
+        /* The last helper done wakes member 0 if it blocked (the same handshake as above). */
+        if (atomic_fetch_sub(&t->pending, 1) == 1 && atomic_load(&t->main_waiting)) {
+            pthread_mutex_lock(&t->lock);
+            pthread_cond_signal(&t->done);
+            pthread_mutex_unlock(&t->lock);
+        }
+    }
+    return NULL;
+}
+
+static void wait_helpers(po__team *t) {
+    double start = 0.0;
+    for (unsigned i = 1; atomic_load(&t->pending) > 0; i++) {
+        if ((i & 255) == 0) {
+            double now = now_s();
+            if (start == 0.0)
+                start = now;
+            else if (now - start > SPIN_S)
+                break;
+        }
+        cpu_relax();
+    }
+    if (atomic_load(&t->pending) == 0) return;
+    pthread_mutex_lock(&t->lock);
+    atomic_store(&t->main_waiting, true);
+    while (atomic_load(&t->pending) > 0)
+        pthread_cond_wait(&t->done, &t->lock);
+    atomic_store(&t->main_waiting, false);
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* Member k's block of c: rows (or columns) bound[k] .. bound[k + 1]. */
+static po__gemm_call block_of(const po__gemm_call *c, bool rows, int64_t lo, int64_t hi) {
+    po__gemm_call b = *c;
+    if (rows) {
+        b.M = hi - lo;
+        b.A = c->trans_a ? c->A + lo : c->A + lo * c->lda; /* op(A) row r: A's column r when transposed */
+        b.C = c->C + lo * c->ldc;
+    } else {
+        b.N = hi - lo;
+        b.B = c->trans_b ? c->B + lo * c->ldb : c->B + lo;
+        b.C = c->C + lo;
+    }
+    return b;
+}
+
+static po_status team_sgemm(void *ctx, const po__gemm_call *c) {
+    po__team *t = ctx;
+    if (t->n < 2) return po__gemm_run(c);
+    /* Rows keep each block's C contiguous; columns when there are too few rows to go round. */
+    bool rows = c->M >= c->N || c->M >= 16 * (int64_t)t->n;
+    int64_t len = rows ? c->M : c->N;
+    /* Column blocks start on a 64-byte line when there are plenty, so no two members write the
+     * same cache line and the kernels' vector stores stay aligned. */
+    int64_t align = !rows && len >= 64 * (int64_t)t->n ? 16 : 1;
+    int active = 0;
+    t->bound[0] = 0;
+    for (int k = 1; k <= t->n; k++) {
+        int64_t b = k == t->n ? len : (int64_t)llround(t->cum[k] * (double)len / (double)align) * align;
+        t->bound[k] = b < t->bound[k - 1] ? t->bound[k - 1] : b > len ? len : b;
+        active += t->bound[k] > t->bound[k - 1];
+    }
+    if (active < 2) return po__gemm_run(c);
+    /* One provider for every block; where the whole product's cannot run on several threads at
+     * once (the serial OpenBLAS without its pool lock), oneDNN, which can. */
+    po__gemm_call whole = *c;
+    if (!po__gemm_concurrent(whole.provider)) whole.provider = PO_GEMM_ONEDNN;
+    for (int k = 0; k < t->n; k++)
+        t->m[k].block = block_of(&whole, rows, t->bound[k], t->bound[k + 1]);
+    atomic_store(&t->pending, t->n - 1);
+    atomic_fetch_add(&t->gen, 1);
+    if (atomic_load(&t->sleepers) > 0) {
+        pthread_mutex_lock(&t->lock);
+        pthread_cond_broadcast(&t->wake);
+        pthread_mutex_unlock(&t->lock);
+    }
+    run_block(t, &t->m[0]);
+    double w0 = now_s();
+    wait_helpers(t);
+    t->wait_s += now_s() - w0;
+    t->splits++;
+    for (int k = 0; k < t->n; k++)
+        if (t->m[k].status) {
+            po_status st = t->m[k].status;
+            t->m[k].status = PO_OK;
+            return po_fail(st, "operator split, member %d: %s", k, t->m[k].error);
+        }
+    return PO_OK;
+}
+
+static po_status pin(member *m) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int c = m->first_core; c < m->first_core + m->n_cores; c++)
+        CPU_SET(c, &set);
+    if (pthread_setaffinity_np(m->thread, sizeof set, &set) != 0)
+        return po_fail(PO_ERR_INVALID_ARG, "cannot pin operator-split member %d to cores %d-%d", m->index,
+                       m->first_core, m->first_core + m->n_cores - 1);
+    return PO_OK;
+}
+
+po_status po__team_new(const po_worker_spec *members, int n, po__team **out) {
+    *out = NULL;
+    if (n < 1) return po_fail(PO_ERR_INVALID_ARG, "a GEMM team needs at least one member");
+    double total = 0.0;
+    for (int k = 0; k < n; k++) {
+        if (!(members[k].share >= 0.0) || !isfinite(members[k].share))
+            return po_fail(PO_ERR_INVALID_ARG, "member %d's share must be finite and >= 0, got %g", k,
+                           members[k].share);
+        total += members[k].share;
+    }
+    /* Over-aligned (its atomics sit on cache lines of their own): calloc's alignment is short. */
+    po__team *t = aligned_alloc(64, sizeof *t);
+    if (!t) return po_fail(PO_ERR_NO_MEMORY, "out of memory creating a GEMM team");
+    memset(t, 0, sizeof *t);
+    t->n = n;
+    t->m = aligned_alloc(64, (size_t)n * sizeof *t->m);
+    t->cum = calloc((size_t)n + 1, sizeof *t->cum);
+    t->bound = calloc((size_t)n + 1, sizeof *t->bound);
+    atomic_init(&t->gen, 0);
+    atomic_init(&t->pending, 0);
+    atomic_init(&t->sleepers, 0);
+    atomic_init(&t->main_waiting, false);
+    atomic_init(&t->quit, false);
+    pthread_mutex_init(&t->lock, NULL);
+    pthread_cond_init(&t->wake, NULL);
+    pthread_cond_init(&t->done, NULL);
+    if (!t->m || !t->cum || !t->bound) {
+        free(t->m);
+        t->m = NULL;
+        po__team_free(t);
+        return po_fail(PO_ERR_NO_MEMORY, "out of memory creating a GEMM team");
+    }
+    memset(t->m, 0, (size_t)n * sizeof *t->m);
+    for (int k = 0; k < n; k++) {
+        member *m = &t->m[k];
+        m->t = t;
+        m->index = k;
+        m->first_core = members[k].first_core;
+        m->n_cores = members[k].n_cores > 0 ? members[k].n_cores : 1;
+        m->slowdown = 1.0f;
+        double share = total > 0.0 ? members[k].share / total : 1.0 / n;
+        t->cum[k + 1] = t->cum[k] + share;
+    }
+    t->cum[n] = 1.0;
+    po_status st = PO_OK;
+    for (int k = 1; k < n && !st; k++) {
+        if (pthread_create(&t->m[k].thread, NULL, helper_main, &t->m[k]) != 0) {
+            st = po_fail(PO_ERR_NO_MEMORY, "cannot start operator-split helper thread %d", k);
+            break;
+        }
+        t->m[k].started = true;
+        st = pin(&t->m[k]);
+    }
+    if (st) {
+        po__team_free(t);
+        return st;
+    }
+    *out = t;
+    return PO_OK;
+}
+
+void po__team_free(po__team *t) {
+    if (!t) return;
+    pthread_mutex_lock(&t->lock);
+    atomic_store(&t->quit, true);
+    pthread_cond_broadcast(&t->wake);
+    pthread_mutex_unlock(&t->lock);
+    for (int k = 1; t->m && k < t->n; k++)
+        if (t->m[k].started) pthread_join(t->m[k].thread, NULL);
+    pthread_cond_destroy(&t->wake);
+    pthread_cond_destroy(&t->done);
+    pthread_mutex_destroy(&t->lock);
+    free(t->m);
+    free(t->cum);
+    free(t->bound);
+    free(t);
+}
+
+void po__team_join(po__team *t, const char *name, const char *category) {
+    t->name = name;
+    t->category = category;
+    po__gemm_set_hook(team_sgemm, t);
+}
+
+void po__team_leave(void) { po__gemm_set_hook(NULL, NULL); }
+
+int po__team_size(const po__team *t) { return t->n; }
+double po__team_share(const po__team *t, int k) { return k >= 0 && k < t->n ? t->cum[k + 1] - t->cum[k] : 0.0; }
+
+po_status po__team_set_slowdown(po__team *t, int k, float factor) {
+    if (k < 0 || k >= t->n) return po_fail(PO_ERR_INVALID_ARG, "no operator-split member %d", k);
+    if (!(factor >= 1.0f) || factor > 1000.0f)
+        return po_fail(PO_ERR_INVALID_ARG, "slowdown must be between 1 and 1000, got %g", factor);
+    t->m[k].slowdown = factor;
+    return PO_OK;
+}
+
+double po__team_busy_s(const po__team *t, int k) { return k >= 0 && k < t->n ? t->m[k].busy_s : 0.0; }
+double po__team_wait_s(const po__team *t) { return t->wait_s; }
+void po__team_reset_stats(po__team *t) {
+    for (int k = 0; k < t->n; k++)
+        t->m[k].busy_s = 0.0;
+    t->wait_s = 0.0;
+}
+int64_t po__team_splits(const po__team *t) { return t->splits; }
+void po__team_set_trace(po__team *t, po_trace *tr) { t->trace = tr; }

@@ -1,0 +1,56 @@
+/* A GEMM team: threads pinned to CPU core groups that share out the matrix products of one
+ * thread (operator split in shared memory).
+ *
+ * Member 0 is whichever thread joins the team; members 1..n-1 are helper threads the team
+ * starts, each pinned to its member's cores. While a thread has joined, each of its po__sgemm
+ * calls is cut into contiguous blocks of C — rows (M), or columns (N) when M is small — in
+ * proportion to the members' shares; every member computes its block with the provider chosen
+ * for the whole product (member 0 on the joined thread), and the call returns when all are
+ * done. No copies: every member reads A and B and writes its block of C in place.
+ *
+ * Helpers wait for work spinning briefly, then blocking on a condition variable; the joined
+ * thread waits for the helpers the same way. No thread is created per call. */
+#ifndef PO_RUNTIME_GEMM_TEAM_H
+#define PO_RUNTIME_GEMM_TEAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "paropt/train.h"
+
+struct po_trace;
+typedef struct po__team po__team;
+
+/* members[k]: cores and share of member k (shares normalised; all 0 = even). Starts n - 1
+ * helper threads pinned to members[1..n-1]'s cores (members[0]'s cores are the joining
+ * thread's business). PO_ERR_INVALID_ARG for n < 1, a negative share or a core that cannot
+ * be pinned. */
+po_status po__team_new(const po_worker_spec *members, int n, po__team **out);
+/* Stops and joins the helpers. t must not be joined. NULL is fine. */
+void po__team_free(po__team *t);
+
+/* The calling thread's po__sgemm calls are shared out across the team until it leaves. One
+ * thread at a time; name and category label the helpers' trace slices (static strings). */
+void po__team_join(po__team *t, const char *name, const char *category);
+void po__team_leave(void);
+
+int po__team_size(const po__team *t);
+double po__team_share(const po__team *t, int member);
+
+/* Emulates a device `factor` times slower: after each block, member k idles (factor - 1)
+ * times the block's duration (spinning when short, so timer latency does not inflate it). */
+po_status po__team_set_slowdown(po__team *t, int member, float factor);
+
+/* Since the last po__team_reset_stats: each member's busy seconds (its blocks and their
+ * emulated idling) and member 0's seconds waiting for helpers. Read between calls. */
+double po__team_busy_s(const po__team *t, int member);
+double po__team_wait_s(const po__team *t);
+void po__team_reset_stats(po__team *t);
+/* Products shared out (cut into at least two non-empty blocks) since the team started. */
+int64_t po__team_splits(const po__team *t);
+
+/* Helpers record each block as a slice on track k (their member index) while tr records;
+ * NULL stops. Set between calls. */
+void po__team_set_trace(po__team *t, struct po_trace *tr);
+
+#endif

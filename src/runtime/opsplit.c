@@ -1,0 +1,207 @@
+#define _GNU_SOURCE /* pthread_setaffinity_np */
+#include "runtime/opsplit.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "paropt/analyze.h"
+#include "paropt/trace.h"
+#include "runtime/exec_internal.h"
+#include "runtime/gemm_team.h"
+
+double po__opsplit_call_flops(const po_node *n) {
+    double calls = 1.0;
+    if (po_node_op(n) == PO_OP_MATMUL) {
+        po_shape s = po_node_shape(n);
+        for (int d = 0; d + 2 < s.ndim; d++)
+            calls *= (double)s.dim[d];
+    }
+    return po_node_cost(n).flops / (calls > 0.0 ? calls : 1.0);
+}
+
+struct po_os {
+    po_exec *ex;
+    const po_graph *g;
+    po__team *team;
+    bool *split; /* per node */
+    int *ids;    /* 0 .. n_nodes - 1, for runs of consecutive nodes */
+    int n_split;
+    bool has_optimizer;
+    po_trace *trace;
+    double *compute_s; /* per member, last step */
+    int first_core, n_cores;
+    /* The main thread and its hand-off. */
+    pthread_t thread;
+    bool started, quit;
+    pthread_mutex_t lock;
+    pthread_cond_t go, done;
+    uint64_t generation, finished;
+    po_status status;
+    char error[512];
+};
+
+static double now_s(void) { return po_trace_now(); }
+
+static const char *phase_name(po_phase p) {
+    static const char *const names[] = {"forward", "backward", "optimizer"};
+    return p <= PO_PHASE_OPTIMIZER ? names[p] : "other";
+}
+
+/* po_exec_run's work, node by node: runs of unsplit nodes as the executor runs them (traced,
+ * slowed by member 0's factor), each split node with the team joined (its blocks slowed by
+ * each member's factor, so the wait for helpers is not counted as member 0's work). */
+static po_status run_step(po_os *os) {
+    po__team_reset_stats(os->team);
+    double t0 = now_s();
+    int n = po_graph_size(os->g);
+    po_status st = PO_OK;
+    for (int i = 0; i < n && !st;) {
+        if (!os->split[i]) {
+            int j = i;
+            while (j < n && !os->split[j])
+                j++;
+            st = po__exec_run_list(os->ex, os->ids + i, j - i);
+            i = j;
+            continue;
+        }
+        const po_node *nd = po_graph_node(os->g, i);
+        const char *name = po_op_name(po_node_op(nd)), *cat = phase_name(po_node_phase(nd));
+        double a = now_s();
+        po__team_join(os->team, name, cat);
+        st = po_exec_run_nodes(os->ex, &os->ids[i], 1);
+        po__team_leave();
+        if (po_trace_recording(os->trace)) po_trace_slice(os->trace, 0, name, cat, a, now_s());
+        i++;
+    }
+    if (!st) {
+        po__exec_pay_idle(os->ex);
+        if (os->has_optimizer) po_exec_set_steps(os->ex, po_exec_steps(os->ex) + 1);
+    }
+    os->compute_s[0] = now_s() - t0 - po__team_wait_s(os->team);
+    for (int k = 1; k < po__team_size(os->team); k++)
+        os->compute_s[k] = po__team_busy_s(os->team, k);
+    return st;
+}
+
+static void *main_thread(void *arg) {
+    po_os *os = arg;
+    uint64_t seen = 0;
+    for (;;) {
+        pthread_mutex_lock(&os->lock);
+        while (!os->quit && os->generation == seen)
+            pthread_cond_wait(&os->go, &os->lock);
+        if (os->quit) {
+            pthread_mutex_unlock(&os->lock);
+            return NULL;
+        }
+        seen = os->generation;
+        pthread_mutex_unlock(&os->lock);
+        po_status st = run_step(os);
+        pthread_mutex_lock(&os->lock);
+        os->status = st;
+        if (st) snprintf(os->error, sizeof os->error, "%s", po_last_error());
+        os->finished = seen;
+        pthread_cond_signal(&os->done);
+        pthread_mutex_unlock(&os->lock);
+    }
+}
+
+po_status po__os_new(po_exec *ex, const po_worker_spec *members, int n, po_os **out) {
+    *out = NULL;
+    if (n < 1) return po_fail(PO_ERR_INVALID_ARG, "operator split needs at least one device");
+    po_os *os = calloc(1, sizeof *os);
+    if (!os) return po_fail(PO_ERR_NO_MEMORY, "out of memory");
+    os->ex = ex;
+    os->g = po_exec_graph(ex);
+    os->first_core = members[0].first_core;
+    os->n_cores = members[0].n_cores > 0 ? members[0].n_cores : 1;
+    pthread_mutex_init(&os->lock, NULL);
+    pthread_cond_init(&os->go, NULL);
+    pthread_cond_init(&os->done, NULL);
+    int nodes = po_graph_size(os->g);
+    os->split = calloc((size_t)nodes + 1, sizeof *os->split);
+    os->ids = calloc((size_t)nodes + 1, sizeof *os->ids);
+    os->compute_s = calloc((size_t)n, sizeof *os->compute_s);
+    po_status st = os->split && os->ids && os->compute_s ? PO_OK : po_fail(PO_ERR_NO_MEMORY, "out of memory");
+    for (int i = 0; !st && i < nodes; i++) {
+        const po_node *nd = po_graph_node(os->g, i);
+        os->ids[i] = i;
+        /* One member has no one to share with: it runs every node as the executor would. */
+        os->split[i] = n > 1 && po__opsplit_node_splits(nd);
+        os->n_split += os->split[i];
+        if (po_node_phase(nd) == PO_PHASE_OPTIMIZER) os->has_optimizer = true;
+    }
+    if (!st) st = po__team_new(members, n, &os->team);
+    if (!st) {
+        if (pthread_create(&os->thread, NULL, main_thread, os) != 0)
+            st = po_fail(PO_ERR_NO_MEMORY, "cannot start the operator-split main thread");
+        else
+            os->started = true;
+    }
+    if (!st) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        for (int c = os->first_core; c < os->first_core + os->n_cores; c++)
+            CPU_SET(c, &set);
+        if (pthread_setaffinity_np(os->thread, sizeof set, &set) != 0)
+            st = po_fail(PO_ERR_INVALID_ARG, "cannot pin the operator-split main thread to cores %d-%d", os->first_core,
+                         os->first_core + os->n_cores - 1);
+    }
+    if (st) {
+        po__os_free(os);
+        return st;
+    }
+    *out = os;
+    return PO_OK;
+}
+
+void po__os_free(po_os *os) {
+    if (!os) return;
+    pthread_mutex_lock(&os->lock);
+    os->quit = true;
+    pthread_cond_broadcast(&os->go);
+    pthread_mutex_unlock(&os->lock);
+    if (os->started) pthread_join(os->thread, NULL);
+    po__team_free(os->team);
+    pthread_cond_destroy(&os->go);
+    pthread_cond_destroy(&os->done);
+    pthread_mutex_destroy(&os->lock);
+    free(os->split);
+    free(os->ids);
+    free(os->compute_s);
+    free(os);
+}
+
+po_status po__os_step(po_os *os) {
+    pthread_mutex_lock(&os->lock);
+    uint64_t gen = ++os->generation;
+    pthread_cond_signal(&os->go);
+    while (os->finished != gen)
+        pthread_cond_wait(&os->done, &os->lock);
+    po_status st = os->status;
+    pthread_mutex_unlock(&os->lock);
+    return st ? po_fail(st, "%s", os->error) : PO_OK;
+}
+
+int po__os_members(const po_os *os) { return po__team_size(os->team); }
+
+po_status po__os_set_slowdown(po_os *os, int k, float factor) {
+    po_status st = po__team_set_slowdown(os->team, k, factor);
+    if (!st && k == 0) st = po_exec_set_slowdown(os->ex, factor);
+    return st;
+}
+
+void po__os_stats(const po_os *os, int k, po_worker_stats *out) {
+    *out = (po_worker_stats){0, os->compute_s[k], po__team_share(os->team, k)};
+}
+
+int64_t po__os_splits(const po_os *os) { return po__team_splits(os->team); }
+int po__os_split_nodes(const po_os *os) { return os->n_split; }
+
+void po__os_set_trace(po_os *os, po_trace *tr) {
+    os->trace = tr;
+    po_exec_set_trace(os->ex, tr, 0);
+    po__team_set_trace(os->team, tr);
+}

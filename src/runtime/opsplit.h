@@ -1,0 +1,62 @@
+/* Operator-split training step on CPU core groups in shared memory (plans of the opsplit family).
+ *
+ * One executor runs the whole step, node by node, on a main thread pinned to member 0's cores.
+ * The nodes po__opsplit_node_splits picks run with a GEMM team (runtime/gemm_team.h) joined:
+ * their matrix products are cut into blocks by the members' shares and computed by all members
+ * at once; every other node runs on the main thread alone. The result is the single-device
+ * step's up to the rounding of the blocked products. */
+#ifndef PO_RUNTIME_OPSPLIT_H
+#define PO_RUNTIME_OPSPLIT_H
+
+#include <stdbool.h>
+
+#include "paropt/graph.h"
+#include "paropt/train.h"
+
+/* Which nodes operator split shares out: matrix-product nodes (LINEAR, MATMUL) whose every
+ * product call does at least this many FLOPs. Below it the hand-off to the helpers (about a
+ * microsecond spinning, tens when a helper had blocked) eats what splitting saves: 1 MFLOP is
+ * about 5-10 us on one core. Convolutions are not split: they run as oneDNN primitives, not
+ * through po__sgemm. The planner's simulator (src/plan/simulate.c, build_opsplit) and the
+ * runtime both decide with po__opsplit_rule, so the plan predicts what runs. */
+#define PO__OPSPLIT_MIN_CALL_FLOPS 1.0e6
+static inline bool po__opsplit_rule(po_op op, double call_flops) {
+    return (op == PO_OP_LINEAR || op == PO_OP_MATMUL) && call_flops >= PO__OPSPLIT_MIN_CALL_FLOPS;
+}
+/* FLOPs of one product call of n: its FLOPs over its calls (a batched matmul makes one per
+ * leading index), counted as the planner's workload counts them (src/plan/workload.c). */
+double po__opsplit_call_flops(const po_node *n);
+static inline bool po__opsplit_node_splits(const po_node *n) {
+    return po__opsplit_rule(po_node_op(n), po__opsplit_call_flops(n));
+}
+
+typedef struct po_os po_os;
+
+/* A runner for ex (which must outlive it) over members (cores and shares; at least one):
+ * starts the main thread, pinned to members[0]'s cores, and the team's helpers. */
+po_status po__os_new(po_exec *ex, const po_worker_spec *members, int n, po_os **out);
+void po__os_free(po_os *os);
+
+/* One step (po_exec_run's work: forward, backward, optimizer; the step counter moves), run on
+ * the main thread while the calling thread waits. */
+po_status po__os_step(po_os *os);
+
+int po__os_members(const po_os *os);
+/* Member k emulated `factor` times slower (po_exec_set_slowdown): member 0's nodes and blocks,
+ * a helper's blocks. */
+po_status po__os_set_slowdown(po_os *os, int k, float factor);
+/* Member k's share and its busy time in the last step (member 0: the step less its waits for
+ * helpers; a helper: its blocks). rows is left 0. */
+void po__os_stats(const po_os *os, int k, po_worker_stats *out);
+/* Products shared out so far (the team's count). */
+int64_t po__os_splits(const po_os *os);
+/* Split nodes of the graph. */
+int po__os_split_nodes(const po_os *os);
+/* Member 0's nodes on track 0, helpers' blocks on their own tracks; NULL stops. */
+struct po_trace;
+void po__os_set_trace(po_os *os, struct po_trace *tr);
+
+/* The runner of an operator-split trainer (po_trainer_new_opsplit), else NULL: for tests. */
+po_os *po__trainer_os(po_trainer *t);
+
+#endif

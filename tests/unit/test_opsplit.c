@@ -1,0 +1,280 @@
+/* Operator split (runtime/opsplit.h, runtime/gemm_team.h): a product shared out across a GEMM
+ * team equals a naive triple loop on odd sizes, transposed operands, padded strides and beta != 0,
+ * with either provider; one Adam step of the reference models split over two workers (even-ish
+ * and uneven shares) matches PyTorch's logits, loss, gradients and adam1.* within the reference
+ * tolerances, with products really shared out; the runtime splits exactly the nodes the
+ * planner's simulator splits. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend/cpu/gemm.h"
+#include "plan/plan_internal.h"
+#include "po_test.h"
+#include "runtime/gemm_team.h"
+#include "runtime/opsplit.h"
+
+#define MLP_SPEC "mnist_mlp:d_in=784,hidden=64,classes=10,batch=16"
+#define GPT_SPEC "tiny_gpt:vocab=64,d_model=64,layers=2,heads=4,seq=32,batch=2"
+
+/* Two members on cores 0 and 1 (both on core 0 where there is one: same numbers, slower). */
+static void two_members(double s0, double s1, po_worker_spec *w) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    w[0] = (po_worker_spec){0, 1, s0};
+    w[1] = (po_worker_spec){cores > 1 ? 1 : 0, 1, s1};
+}
+
+/* C = alpha op(A) op(B) + beta C in double, row-major with strides. */
+static void naive(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                  const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double s = 0.0;
+            for (int64_t k = 0; k < K; k++)
+                s += (double)(ta ? A[k * lda + i] : A[i * lda + k]) * (double)(tb ? B[j * ldb + k] : B[k * ldb + j]);
+            C[i * ldc + j] = (float)((double)alpha * s + (double)beta * C[i * ldc + j]);
+        }
+}
+
+typedef struct {
+    int64_t M, N, K;
+} dims;
+
+/* Odd sizes: many rows (split by rows), few rows and many columns (split by columns), a
+ * single row, sizes that leave the small share an empty block, a wide K. */
+static const dims shapes[] = {{37, 23, 19}, {5, 301, 17}, {1, 97, 13},   {130, 3, 7},
+                              {2, 2, 3},    {3, 1, 5},    {67, 131, 257}};
+
+static void check_product(po__team *t, bool ta, bool tb, dims d, float alpha, float beta, uint64_t seed) {
+    /* Padded strides: every operand row is 3 elements longer than it needs to be. */
+    int64_t ar = ta ? d.K : d.M, ac = ta ? d.M : d.K, br = tb ? d.N : d.K, bc = tb ? d.K : d.N;
+    int64_t lda = ac + 3, ldb = bc + 3, ldc = d.N + 3;
+    float *A = malloc((size_t)(ar * lda) * sizeof *A), *B = malloc((size_t)(br * ldb) * sizeof *B);
+    float *C = malloc((size_t)(d.M * ldc) * sizeof *C), *R = malloc((size_t)(d.M * ldc) * sizeof *R);
+    assert_non_null(A);
+    assert_non_null(B);
+    assert_non_null(C);
+    assert_non_null(R);
+    po_test_fill_uniform(A, ar * lda, -1.0f, 1.0f, seed);
+    po_test_fill_uniform(B, br * ldb, -1.0f, 1.0f, seed + 1);
+    po_test_fill_uniform(C, d.M * ldc, -1.0f, 1.0f, seed + 2);
+    memcpy(R, C, (size_t)(d.M * ldc) * sizeof *C);
+    int64_t splits = po__team_splits(t);
+    po__team_join(t, "test", "forward");
+    po_status st = po__sgemm(ta, tb, d.M, d.N, d.K, alpha, A, lda, B, ldb, beta, C, ldc);
+    po__team_leave();
+    PO_CHECK(st);
+    naive(ta, tb, d.M, d.N, d.K, alpha, A, lda, B, ldb, beta, R, ldc);
+    double worst = 0.0;
+    for (int64_t i = 0; i < d.M; i++)
+        for (int64_t j = 0; j < ldc; j++) {
+            /* Padding must be untouched; products of K terms in [-1, 1] round within 1e-6 K. */
+            double tol = j < d.N ? 1e-6 * (double)(d.K + 1) : 0.0;
+            double e = fabs((double)C[i * ldc + j] - (double)R[i * ldc + j]);
+            if (!(e <= tol))
+                fail_msg("M=%lld N=%lld K=%lld ta=%d tb=%d beta=%g: C[%lld][%lld] %.9g vs %.9g", (long long)d.M,
+                         (long long)d.N, (long long)d.K, ta, tb, beta, (long long)i, (long long)j, C[i * ldc + j],
+                         R[i * ldc + j]);
+            worst = fmax(worst, e);
+        }
+    /* Shared out whenever the larger of M and N gives both members a block. */
+    if (d.M >= 2 || d.N >= 2) assert_int_equal(po__team_splits(t), splits + 1);
+    free(A);
+    free(B);
+    free(C);
+    free(R);
+}
+
+static void split_sgemm(void **s) {
+    (void)s;
+    static const double shares[][2] = {{0.6, 0.4}, {0.25, 0.75}};
+    static const po_gemm_provider providers[] = {PO_GEMM_ONEDNN, PO_GEMM_OPENBLAS};
+    for (int sh = 0; sh < 2; sh++) {
+        po_worker_spec w[2];
+        two_members(shares[sh][0], shares[sh][1], w);
+        po__team *t;
+        PO_CHECK(po__team_new(w, 2, &t));
+        assert_true(fabs(po__team_share(t, 0) - shares[sh][0]) < 1e-12);
+        for (int p = 0; p < 2; p++) {
+            po_set_gemm_provider(providers[p]);
+            uint64_t seed = 1;
+            for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++)
+                for (int ta = 0; ta < 2; ta++)
+                    for (int tb = 0; tb < 2; tb++) {
+                        check_product(t, ta, tb, shapes[k], 1.0f, 0.0f, seed += 3);
+                        check_product(t, ta, tb, shapes[k], -0.5f, 0.75f, seed += 3);
+                    }
+        }
+        po_set_gemm_provider(PO_GEMM_DEFAULT);
+        /* The helper computed blocks of its own. */
+        assert_true(po__team_busy_s(t, 1) > 0.0);
+        po__team_free(t);
+    }
+}
+
+static void team_errors(void **s) {
+    (void)s;
+    po__team *t = NULL;
+    po_worker_spec w[2] = {{0, 1, 0.5}, {0, 1, -1.0}};
+    assert_int_equal(po__team_new(w, 2, &t), PO_ERR_INVALID_ARG);
+    assert_null(t);
+    assert_int_equal(po__team_new(w, 0, &t), PO_ERR_INVALID_ARG);
+    w[1] = (po_worker_spec){1 << 20, 1, 0.5}; /* no such core */
+    assert_int_equal(po__team_new(w, 2, &t), PO_ERR_INVALID_ARG);
+    assert_null(t);
+}
+
+static po_tensor *ref_tensor(po_st_file *f, const char *prefix, const char *name) {
+    char full[256];
+    snprintf(full, sizeof full, "%s%s", prefix, name);
+    po_tensor *x = NULL;
+    PO_CHECK(po_st_get(f, full, &x));
+    return x;
+}
+
+/* The nodes the runtime splits are the nodes the planner's simulator splits: the same rule on
+ * the workload's per-call FLOPs, node by node. Returns how many. */
+static int check_agreement(const char *spec, const po_graph *g) {
+    po_optim_opts o = po_optim_opts_default(PO_OPTIM_ADAM);
+    po_workload *w;
+    PO_CHECK(po_workload_from_model(spec, 0, &o, &w));
+    assert_int_equal(w->n_nodes, po_graph_size(g));
+    int n = 0;
+    for (int i = 0; i < w->n_nodes; i++) {
+        const po__wnode *x = &w->nodes[i];
+        bool planned = po__opsplit_rule(x->op, po__aff(x->call_flops, (double)w->batch));
+        bool runs = po__opsplit_node_splits(po_graph_node(g, i));
+        if (planned != runs)
+            fail_msg("%s node %d (%s): planned %d, runtime %d", spec, i, po_op_name(x->op), planned, runs);
+        n += runs;
+    }
+    po_workload_free(w);
+    return n;
+}
+
+static void step_matches(const char *rel, const char *spec, double s0, double s1) {
+    po_st_file *f;
+    PO_CHECK(po_st_read(po_test_data(rel), &f));
+    po_model *m;
+    PO_CHECK(po_model_build(spec, 0, &m));
+    po_optim_opts o = po_optim_opts_default(PO_OPTIM_ADAM);
+    po_worker_spec w[2];
+    two_members(s0, s1, w);
+    po_trainer *t;
+    PO_CHECK(po_trainer_new_opsplit(m, &o, 1, w, 2, &t));
+    assert_int_equal(po_trainer_n_workers(t), 2);
+    po_os *os = po__trainer_os(t);
+    assert_non_null(os);
+    int nodes = check_agreement(spec, m->graph);
+    assert_true(nodes > 0);
+    assert_int_equal(po__os_split_nodes(os), nodes);
+    PO_CHECK(po_params_load(po_trainer_params(t), po_test_data(rel)));
+    po_tensor *x = ref_tensor(f, "", "input.x"), *y = ref_tensor(f, "", "input.y");
+    PO_CHECK(po_tensor_copy(po_trainer_input(t, 0), x));
+    PO_CHECK(po_tensor_copy(po_trainer_input(t, 1), y));
+    float loss;
+    PO_CHECK(po_trainer_step(t, &loss));
+    /* Products were really shared out: not one thread doing everything. */
+    assert_true(po__os_splits(os) > 0);
+    assert_int_equal(po_exec_steps(po_trainer_exec(t)), 1);
+    po_worker_stats ws;
+    PO_CHECK(po_trainer_worker_stats(t, 1, &ws));
+    assert_true(fabs(ws.share - s1) < 1e-12);
+    assert_true(ws.compute_s > 0.0);
+    assert_int_equal(po_trainer_worker_stats(t, 2, &ws), PO_ERR_INVALID_ARG);
+
+    po_tensor *logits = ref_tensor(f, "", "expect.logits"), *eloss = ref_tensor(f, "", "expect.loss");
+    const float *got = po_exec_output(po_trainer_exec(t), m->logits);
+    assert_non_null(got);
+    double e = po_ref_err(got, logits->data, po_tensor_numel(logits));
+    print_message("%s %.2f/%.2f: %lld products split, logits err %.3g, loss %.7g vs %.7g\n", rel, s0, s1,
+                  (long long)po__os_splits(os), e, loss, *(float *)eloss->data);
+    assert_true(e <= 1e-3);
+    assert_true(po_ref_err(&loss, eloss->data, 1) <= 1e-3);
+    po_params *p = po_trainer_params(t);
+    for (int i = 0; i < po_params_count(p); i++) {
+        const po_param_info *pi = po_params_info(p, i);
+        po_tensor *g = ref_tensor(f, "grad.", pi->name), *a1 = ref_tensor(f, "adam1.", pi->name);
+        po_tensor *init = ref_tensor(f, "", pi->name);
+        const float *gv = g->data, *av = a1->data, *iv = init->data;
+        const float *mine = po_params_grads(p) + pi->offset, *after = po_params_values(p) + pi->offset;
+        double ge = po_ref_err(mine, gv, pi->numel), worst = 0.0, moved = 0.0;
+        for (int64_t k = 0; k < pi->numel; k++) {
+            if (fabsf(gv[k]) >= 1e-7f)
+                worst = fmax(worst, fabs((double)after[k] - av[k]));
+            else
+                moved = fmax(moved, fabs((double)after[k] - iv[k]));
+        }
+        if (ge > 1e-3 || worst > 5e-5 || moved > 1.001e-3)
+            fail_msg("%s %s: gradient err %.3g, adam1 max err %.3g, zero-grad move %.3g", rel, pi->name, ge, worst,
+                     moved);
+        po_tensor_free(g);
+        po_tensor_free(a1);
+        po_tensor_free(init);
+    }
+    /* A slowed helper still computes the same step (slowdown emulation only idles). */
+    PO_CHECK(po_trainer_set_slowdown(t, 1, 2.0f));
+    assert_int_equal(po_trainer_set_slowdown(t, 2, 2.0f), PO_ERR_INVALID_ARG);
+    PO_CHECK(po_trainer_step(t, &loss));
+    assert_true(isfinite(loss));
+    po_tensor_free(x);
+    po_tensor_free(y);
+    po_tensor_free(logits);
+    po_tensor_free(eloss);
+    po_trainer_free(t);
+    po_model_free(m);
+    po_st_free(f);
+}
+
+static void mnist_mlp(void **s) {
+    (void)s;
+    step_matches("reference/mnist_mlp.safetensors", MLP_SPEC, 0.6, 0.4);
+    step_matches("reference/mnist_mlp.safetensors", MLP_SPEC, 0.25, 0.75);
+}
+
+static void tiny_gpt(void **s) {
+    (void)s;
+    step_matches("reference/tiny_gpt.safetensors", GPT_SPEC, 0.6, 0.4);
+    step_matches("reference/tiny_gpt.safetensors", GPT_SPEC, 0.25, 0.75);
+}
+
+/* Convolutions are not split (they are oneDNN primitives): nor does the simulator plan them. */
+static void convolutions_stay_whole(void **s) {
+    (void)s;
+    po_model *m;
+    PO_CHECK(po_model_build("cifar_cnn:c1=8,c2=16,hidden=32,classes=10,batch=4", 0, &m));
+    po_optim_opts o = po_optim_opts_default(PO_OPTIM_ADAM);
+    po_trainer *t;
+    po_worker_spec w[2];
+    two_members(0.5, 0.5, w);
+    PO_CHECK(po_trainer_new_opsplit(m, &o, 1, w, 2, &t));
+    for (int i = 0; i < po_graph_size(m->graph); i++) {
+        po_op op = po_node_op(po_graph_node(m->graph, i));
+        if (op == PO_OP_CONV2D || op == PO_OP_CONV2D_GRAD_INPUT || op == PO_OP_CONV2D_GRAD_WEIGHT)
+            assert_false(po__opsplit_node_splits(po_graph_node(m->graph, i)));
+    }
+    check_agreement("cifar_cnn:c1=8,c2=16,hidden=32,classes=10,batch=4", m->graph);
+    po_trainer_free(t);
+    po_model_free(m);
+}
+
+int main(void) {
+    omp_set_num_threads(1); /* as every thread the runtime runs products on: oneDNN on one core */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(split_sgemm),
+        cmocka_unit_test(team_errors),
+        cmocka_unit_test(mnist_mlp),
+        cmocka_unit_test(tiny_gpt),
+        cmocka_unit_test(convolutions_stay_whole),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
