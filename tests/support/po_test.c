@@ -158,3 +158,13 @@ void po_test_remove_tree(const char *dir) {
     closedir(d);
     rmdir(dir);
 }
+
+void po_test_load_batch(po_st_file *f, po_trainer *t) {
+    po_tensor *x, *y;
+    PO_CHECK(po_st_get(f, "input.x", &x));
+    PO_CHECK(po_st_get(f, "input.y", &y));
+    PO_CHECK(po_tensor_copy(po_trainer_input(t, 0), x));
+    PO_CHECK(po_tensor_copy(po_trainer_input(t, 1), y));
+    po_tensor_free(x);
+    po_tensor_free(y);
+}

@@ -21,6 +21,9 @@ unsigned char *po_test_read_file(const char *path, size_t *len);
 void po_test_write_file(const char *path, const void *data, size_t len);
 void po_test_remove_tree(const char *dir);
 
+/* Copies a reference file's batch (input.x, input.y) into t's inputs; fails the test on error. */
+void po_test_load_batch(po_st_file *f, po_trainer *t);
+
 /* Fills n floats uniformly in [lo, hi) from a generator seeded with seed. */
 void po_test_fill_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed);
 

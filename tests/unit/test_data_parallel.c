@@ -36,11 +36,7 @@ static void adam_step_matches_reference(const char *rel, const char *spec, int k
     po_trainer *t;
     PO_CHECK(po_trainer_new_ex(m, &o, 1, &opts, &t));
     PO_CHECK(po_params_load(po_trainer_params(t), po_test_data(rel)));
-    po_tensor *x, *y;
-    PO_CHECK(po_st_get(f, "input.x", &x));
-    PO_CHECK(po_st_get(f, "input.y", &y));
-    PO_CHECK(po_tensor_copy(po_trainer_input(t, 0), x));
-    PO_CHECK(po_tensor_copy(po_trainer_input(t, 1), y));
+    po_test_load_batch(f, t);
     float loss;
     PO_CHECK(po_trainer_step(t, &loss));
     po_tensor *eloss;
@@ -65,8 +61,6 @@ static void adam_step_matches_reference(const char *rel, const char *spec, int k
     print_message("%s over %d workers: max |a - adam1| = %.3g\n", rel, k, worst);
     assert_true(worst <= 5e-5);
     assert_int_equal(po_exec_steps(po_trainer_exec(t)), 1);
-    po_tensor_free(x);
-    po_tensor_free(y);
     po_tensor_free(eloss);
     po_trainer_free(t);
     po_model_free(m);

@@ -35,16 +35,6 @@ static po_pipeline_opts opts_for(const int *last_layers, int k, int micro, bool 
     return (po_pipeline_opts){k, stages, micro, one_f_one_b};
 }
 
-static void load_batch(po_st_file *f, po_trainer *t) {
-    po_tensor *x, *y;
-    PO_CHECK(po_st_get(f, "input.x", &x));
-    PO_CHECK(po_st_get(f, "input.y", &y));
-    PO_CHECK(po_tensor_copy(po_trainer_input(t, 0), x));
-    PO_CHECK(po_tensor_copy(po_trainer_input(t, 1), y));
-    po_tensor_free(x);
-    po_tensor_free(y);
-}
-
 /* The single-device step from the reference parameters, for comparison. */
 static po_trainer *single_step(po_st_file *f, const char *rel, const char *spec, po_model **m, float *loss) {
     PO_CHECK(po_model_build(spec, 0, m));
@@ -52,7 +42,7 @@ static po_trainer *single_step(po_st_file *f, const char *rel, const char *spec,
     po_trainer *t;
     PO_CHECK(po_trainer_new(*m, &o, 1, &t));
     PO_CHECK(po_params_load(po_trainer_params(t), po_test_data(rel)));
-    load_batch(f, t);
+    po_test_load_batch(f, t);
     PO_CHECK(po_trainer_step(t, loss));
     return t;
 }
@@ -68,7 +58,7 @@ static void step_matches(const char *rel, const char *spec, const int *last_laye
     PO_CHECK(po_trainer_new_pipeline(m, &o, 1, &opts, &t));
     assert_int_equal(po_trainer_n_workers(t), k);
     PO_CHECK(po_params_load(po_trainer_params(t), po_test_data(rel)));
-    load_batch(f, t);
+    po_test_load_batch(f, t);
     float loss, loss1;
     PO_CHECK(po_trainer_step(t, &loss));
     po_trainer *single = single_step(f, rel, spec, &m1, &loss1);
