@@ -18,7 +18,8 @@ static void train_usage(FILE *f) {
     fprintf(f, "usage: paropt train [options]\n"
                "       paropt train --resume DIR [--save FILE] [--json]\n"
                "\n"
-               "Trains a model on one CPU core and reports its loss, speed and test accuracy.\n"
+               "Trains a model (on one CPU core, or across devices by a plan) and reports its loss, speed\n"
+               "and test accuracy.\n"
                "\n"
                "  --model SPEC        NAME or NAME:key=value,... (default mnist_mlp); keys the spec leaves\n"
                "                      unset follow the data (input size, image shape, classes); models:\n");
