@@ -151,11 +151,12 @@ static double reduce_buckets(worker *w, double *first, double *last) {
     }
 }
 
-/* An emulated slow device (po_exec_set_slowdown) idles (F - 1) times the work it did since
- * `since` (its gradient slice, its optimizer updates), as its executor does after each kernel. */
-static void emulate_slowness(const worker *w, double since) {
+/* An emulated slow device (po_exec_set_slowdown) idles (F - 1) times work_s seconds of work it
+ * did outside its executor (its all-reduce buckets, its optimizer updates), as its executor does
+ * after each kernel. */
+static void emulate_slowness(const worker *w, double work_s) {
     if (w->slowdown <= 1.0f) return;
-    double idle = (po_trace_now() - since) * (double)(w->slowdown - 1.0f);
+    double idle = work_s * (double)(w->slowdown - 1.0f);
     struct timespec ts = {(time_t)idle, (long)((idle - (double)(time_t)idle) * 1e9)};
     while (nanosleep(&ts, &ts) != 0) {
     }
@@ -178,13 +179,7 @@ static void step_worker(worker *w) {
     /* The buckets the others have finished while this worker computed, then its share of the
      * rest (a failed step reduces garbage, harmlessly: the optimizer does not run). */
     double r0 = -1.0, r1 = 0.0;
-    double reducing = reduce_buckets(w, &r0, &r1);
-    if (w->slowdown > 1.0f) {
-        double idle = reducing * (double)(w->slowdown - 1.0f);
-        struct timespec ts = {(time_t)idle, (long)((idle - (double)(time_t)idle) * 1e9)};
-        while (nanosleep(&ts, &ts) != 0) {
-        }
-    }
+    emulate_slowness(w, reduce_buckets(w, &r0, &r1));
     /* Every worker goes through the barrier even after an error, so none is left waiting. */
     pthread_barrier_wait(&dp->barrier);
     bool ok = true;
@@ -192,7 +187,7 @@ static void step_worker(worker *w) {
         ok = ok && dp->w[i].status == PO_OK;
     double o0 = po_trace_now();
     if (ok && (st = po_exec_run_nodes(dp->w[0].exec, w->opt_ids, w->n_opt))) fail_worker(w, st);
-    emulate_slowness(w, o0);
+    emulate_slowness(w, po_trace_now() - o0);
     if (po_trace_recording(dp->trace)) {
         /* Each worker reads its buckets of every other worker's gradients: a flow from each. */
         for (int i = 0; r0 >= 0.0 && i < dp->k; i++)

@@ -92,6 +92,15 @@ static void run_block(po__team *t, member *m) {
 }
 
 /* A helper's wait for the next product: false when the team stops. */
+/* Whether a spin-wait on its i-th turn (from 1) has used up SPIN_S since its first clock read
+ * (the clock is read every 256 turns; *start holds 0 until then). */
+static bool spin_spent(unsigned i, double *start) {
+    if (i & 255) return false;
+    double now = now_s();
+    if (*start == 0.0) *start = now;
+    return now - *start > SPIN_S;
+}
+
 static bool wait_work(po__team *t, uint_fast64_t *seen) {
     double start = 0.0;
     for (unsigned i = 1;; i++) {
@@ -101,13 +110,7 @@ static bool wait_work(po__team *t, uint_fast64_t *seen) {
             return true;
         }
         if (atomic_load(&t->quit)) return false;
-        if ((i & 255) == 0) {
-            double now = now_s();
-            if (start == 0.0)
-                start = now;
-            else if (now - start > SPIN_S)
-                break;
-        }
+        if (spin_spent(i, &start)) break;
         cpu_relax();
     }
     /* sleepers goes up before gen is read again (both sequentially consistent), so a product
@@ -143,13 +146,7 @@ static void *helper_main(void *arg) {
 static void wait_helpers(po__team *t) {
     double start = 0.0;
     for (unsigned i = 1; atomic_load(&t->pending) > 0; i++) {
-        if ((i & 255) == 0) {
-            double now = now_s();
-            if (start == 0.0)
-                start = now;
-            else if (now - start > SPIN_S)
-                break;
-        }
+        if (spin_spent(i, &start)) break;
         cpu_relax();
     }
     if (atomic_load(&t->pending) == 0) return;

@@ -92,19 +92,22 @@ static po_status stage_batch(po_trainer *t) {
     return st;
 }
 
-po_status po_trainer_new_ex(po_model *m, const po_optim_opts *o, uint64_t seed, const po_trainer_opts *opts,
-                            po_trainer **out) {
-    if (!opts || opts->n_workers <= 1) return po_trainer_new(m, o, seed, out);
-    *out = NULL;
+/* The start of the engine-backed constructors (data parallel, pipeline, hybrid). */
+static po_status new_shell(po_model *m, const po_optim_opts *o, po_trainer **t) {
     po_status st = po_optim_opts_check(o);
     if (st) return st;
-    po_trainer *t = calloc(1, sizeof *t);
-    if (!t) return po_fail(PO_ERR_NO_MEMORY, "out of memory creating a trainer");
-    t->m = m;
-    st = po__dp_new(m->spec, m->batch, o, seed, opts, &t->dp);
+    *t = calloc(1, sizeof **t);
+    if (!*t) return po_fail(PO_ERR_NO_MEMORY, "out of memory creating a trainer");
+    (*t)->m = m;
+    return PO_OK;
+}
+
+/* Their end: the engine's parameters and whole-batch input buffers (the engine's threads copy
+ * their rows out of them), or, when st says the engine failed, the trainer freed. */
+static po_status adopt_engine(po_trainer *t, po_status st, po_trainer **out) {
     if (!st) {
-        t->params = po__dp_params(t->dp);
-        st = stage_batch(t); /* each worker copies its rows */
+        t->params = t->dp ? po__dp_params(t->dp) : t->pp ? po__pp_params(t->pp) : po__hy_params(t->hy);
+        st = stage_batch(t);
     }
     if (st) {
         po_trainer_free(t);
@@ -112,46 +115,34 @@ po_status po_trainer_new_ex(po_model *m, const po_optim_opts *o, uint64_t seed, 
     }
     *out = t;
     return PO_OK;
+}
+
+po_status po_trainer_new_ex(po_model *m, const po_optim_opts *o, uint64_t seed, const po_trainer_opts *opts,
+                            po_trainer **out) {
+    if (!opts || opts->n_workers <= 1) return po_trainer_new(m, o, seed, out);
+    *out = NULL;
+    po_trainer *t;
+    po_status st = new_shell(m, o, &t);
+    if (st) return st;
+    return adopt_engine(t, po__dp_new(m->spec, m->batch, o, seed, opts, &t->dp), out);
 }
 
 po_status po_trainer_new_pipeline(po_model *m, const po_optim_opts *o, uint64_t seed, const po_pipeline_opts *opts,
                                   po_trainer **out) {
     *out = NULL;
-    po_trainer *t = calloc(1, sizeof *t);
-    if (!t) return po_fail(PO_ERR_NO_MEMORY, "out of memory creating a trainer");
-    t->m = m;
-    po_status st = po__pp_new(m->spec, m->batch, o, seed, opts, &t->pp);
-    if (!st) {
-        t->params = po__pp_params(t->pp);
-        st = stage_batch(t); /* each stage copies its micro-batches' rows */
-    }
-    if (st) {
-        po_trainer_free(t);
-        return st;
-    }
-    *out = t;
-    return PO_OK;
+    po_trainer *t;
+    po_status st = new_shell(m, o, &t);
+    if (st) return st;
+    return adopt_engine(t, po__pp_new(m->spec, m->batch, o, seed, opts, &t->pp), out);
 }
 
 po_status po_trainer_new_hybrid(po_model *m, const po_optim_opts *o, uint64_t seed, const po_hybrid_opts *opts,
                                 po_trainer **out) {
     *out = NULL;
-    po_status st = po_optim_opts_check(o);
+    po_trainer *t;
+    po_status st = new_shell(m, o, &t);
     if (st) return st;
-    po_trainer *t = calloc(1, sizeof *t);
-    if (!t) return po_fail(PO_ERR_NO_MEMORY, "out of memory creating a trainer");
-    t->m = m;
-    st = po__hy_new(m->spec, m->batch, o, seed, opts, &t->hy);
-    if (!st) {
-        t->params = po__hy_params(t->hy);
-        st = stage_batch(t); /* each lane's stages copy their micro-batches' rows */
-    }
-    if (st) {
-        po_trainer_free(t);
-        return st;
-    }
-    *out = t;
-    return PO_OK;
+    return adopt_engine(t, po__hy_new(m->spec, m->batch, o, seed, opts, &t->hy), out);
 }
 
 po_status po_trainer_new_opsplit(po_model *m, const po_optim_opts *o, uint64_t seed, const po_worker_spec *workers,
