@@ -192,6 +192,12 @@ po_status po_cost_model_lookup(const po_cost_model *cm, uint64_t key, const char
  * device, po_exec_set_slowdown) is timed while emulating it, so its slowness is measured. */
 po_status po_cost_model_calibrate(po_cost_model *cm, const po_machine *m, const po_device *d, const po_graph *g,
                                   int runs);
+/* po_cost_model_calibrate on several devices at once: they take turns, one step each, round
+ * after round, so a burst of load from elsewhere on the machine falls on every device's runs
+ * alike instead of making one of two alike devices look slow. Each device runs as many steps as
+ * the fastest needs (runs or more, up to 25, until it has 0.2 s timed). */
+po_status po_cost_model_calibrate_many(po_cost_model *cm, const po_machine *m, const po_device *devs, int n_devs,
+                                       const po_graph *g, int runs);
 
 /* Shared-memory contention: how much slower device `device` computes while the other devices
  * of its memory group compute too (they share caches and memory bandwidth), >= 1; measured by

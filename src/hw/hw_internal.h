@@ -132,6 +132,10 @@ po_status po__run_pinned(const po_machine *m, const int *cores, int n, po__pinne
 po_status po__run_per_core(const po_machine *m, int first, int n, po__pinned_fn fn, void *arg);
 /* Runs fn(0, arg) on one thread allowed on all the cores [first, first + n) of m. */
 po_status po__run_on_group(const po_machine *m, int first, int n, po__pinned_fn fn, void *arg);
+/* Runs fn(t, arg) for t in [0, n) on n threads, thread t allowed on the cores [first[t],
+ * first[t] + count[t]) of m (groups may overlap). Waits for all. */
+po_status po__run_on_groups(const po_machine *m, const int *first, const int *count, int n, po__pinned_fn fn,
+                            void *arg);
 
 /* --- measurement pieces (measure_*.c) -------------------------------------------------------- */
 

@@ -121,3 +121,8 @@ po_status po__run_per_core(const po_machine *m, int first, int n, po__pinned_fn 
 po_status po__run_on_group(const po_machine *m, int first, int n, po__pinned_fn fn, void *arg) {
     return run_threads(m, 1, &first, &n, fn, arg);
 }
+
+po_status po__run_on_groups(const po_machine *m, const int *first, const int *count, int n, po__pinned_fn fn,
+                            void *arg) {
+    return run_threads(m, n, first, count, fn, arg);
+}

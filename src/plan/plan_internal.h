@@ -44,6 +44,7 @@ typedef struct po__wnode {
     double in_bytes[2];   /* activation (non-parameter) inputs */
     double out_bytes[2];  /* its output */
     double param_bytes;   /* parameter values it reads */
+    double elems;         /* elements of its output (an optimizer node's: its parameter's) */
     uint64_t key[2];      /* po_op_key at the two batches */
 } po__wnode;
 

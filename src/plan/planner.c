@@ -36,7 +36,7 @@ const po_cluster *po_planner_cluster(const po_planner *p) { return p->cluster; }
 const po_cost_model *po_planner_cost_model(const po_planner *p) { return p->cm; }
 
 /* Every op of a step timed on each device at the workload's two batch sizes (the cost model
- * interpolates between them for a device's share of the batch). */
+ * interpolates between them for a device's share of the batch), the devices taking turns. */
 static po_status calibrate(po_planner *p, const char *spec, const po_optim_opts *o, const po_device_list *devs,
                            const po_planner_opts *opts) {
     int64_t b = po_workload_batch(p->w);
@@ -45,15 +45,13 @@ static po_status calibrate(po_planner *p, const char *spec, const po_optim_opts 
     for (int k = 0; k < 2 && !st; k++) {
         po_model *model = NULL;
         st = po_model_build_step(spec, batches[k], o, &model);
-        for (int i = 0; i < devs->n && !st; i++) {
-            if (opts->progress) {
-                char what[128];
-                snprintf(what, sizeof what, "%s: every op of a step at batch %lld", devs->dev[i].id,
-                         (long long)batches[k]);
-                opts->progress(what, opts->progress_ctx);
-            }
-            st = po_cost_model_calibrate(p->cm, p->m, &devs->dev[i], model->graph, opts->calibrate);
+        if (!st && opts->progress) {
+            char what[128];
+            snprintf(what, sizeof what, "every op of a step at batch %lld, %d device%s taking turns",
+                     (long long)batches[k], devs->n, devs->n == 1 ? "" : "s");
+            opts->progress(what, opts->progress_ctx);
         }
+        if (!st) st = po_cost_model_calibrate_many(p->cm, p->m, devs->dev, devs->n, model->graph, opts->calibrate);
         po_model_free(model);
     }
     return st;
@@ -65,11 +63,9 @@ static po_status calibrate(po_planner *p, const char *spec, const po_optim_opts 
 
 typedef struct {
     po_exec **ex;             /* one per device */
-    double *alone, *together; /* median step seconds per device */
+    double *alone, *together; /* [device * CONTENTION_RUNS + round] step seconds */
     int n;
-    bool concurrent; /* all devices at once, else only `only` */
-    int only;
-    pthread_barrier_t start;
+    pthread_barrier_t phase;
     po_status st;
 } contention_job;
 
@@ -83,22 +79,27 @@ static double median_of(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+static double timed_run(po_exec *ex, po_status *st) {
+    double t0 = po__hw_now();
+    po_status s = po_exec_run(ex);
+    if (s) *st = s;
+    return po__hw_now() - t0;
+}
+
+/* Round after round, each device computes alone (the others wait), then all compute at once:
+ * interleaved, so that load from elsewhere on the machine falls on both figures alike. */
 static void contention_thread(int t, void *arg) {
     contention_job *j = arg;
-    if (j->concurrent) pthread_barrier_wait(&j->start);
-    if (!j->concurrent && t != j->only) return;
-    double v[CONTENTION_RUNS];
     po_status st = po_exec_run(j->ex[t]); /* warm-up */
-    for (int r = 0; r < CONTENTION_RUNS && !st; r++) {
-        double t0 = po__hw_now();
-        st = po_exec_run(j->ex[t]);
-        v[r] = po__hw_now() - t0;
+    for (int r = 0; r < CONTENTION_RUNS; r++) {
+        for (int i = 0; i < j->n; i++) {
+            pthread_barrier_wait(&j->phase);
+            if (i == t) j->alone[t * CONTENTION_RUNS + r] = timed_run(j->ex[t], &st);
+        }
+        pthread_barrier_wait(&j->phase);
+        j->together[t * CONTENTION_RUNS + r] = timed_run(j->ex[t], &st);
     }
-    if (st) {
-        j->st = st;
-        return;
-    }
-    (j->concurrent ? j->together : j->alone)[t] = median_of(v, CONTENTION_RUNS);
+    if (st) __atomic_store_n(&j->st, st, __ATOMIC_RELAXED);
 }
 
 /* Each device's step (at its data-parallel share of the batch) timed alone and then with every
@@ -116,11 +117,9 @@ static po_status measure_contention(po_planner *p, const po_optim_opts *o, const
     po_params **params = calloc((size_t)n, sizeof *params);
     int *cores = calloc((size_t)n, sizeof *cores);
     contention_job j = {calloc((size_t)n, sizeof(po_exec *)),
-                        calloc((size_t)n, sizeof(double)),
-                        calloc((size_t)n, sizeof(double)),
+                        calloc((size_t)n * CONTENTION_RUNS, sizeof(double)),
+                        calloc((size_t)n * CONTENTION_RUNS, sizeof(double)),
                         n,
-                        false,
-                        0,
                         {{0}},
                         PO_OK};
     po_status st =
@@ -140,20 +139,16 @@ static po_status measure_contention(po_planner *p, const po_optim_opts *o, const
             memset(po_exec_input_data(j.ex[i], nd), 0, (size_t)po_shape_numel(&sh) * po_dtype_size(po_node_dtype(nd)));
         }
     }
-    for (int i = 0; !st && i < n; i++) {
-        j.only = i;
-        st = po__run_pinned(p->m, cores, n, contention_thread, &j);
-        if (!st) st = j.st;
-    }
     if (!st) {
-        j.concurrent = true;
-        pthread_barrier_init(&j.start, NULL, (unsigned)n);
+        pthread_barrier_init(&j.phase, NULL, (unsigned)n);
         st = po__run_pinned(p->m, cores, n, contention_thread, &j);
-        pthread_barrier_destroy(&j.start);
+        pthread_barrier_destroy(&j.phase);
         if (!st) st = j.st;
     }
     for (int i = 0; !st && i < n; i++) {
-        double f = j.alone[i] > 0.0 ? j.together[i] / j.alone[i] : 1.0;
+        double alone = median_of(j.alone + i * CONTENTION_RUNS, CONTENTION_RUNS);
+        double together = median_of(j.together + i * CONTENTION_RUNS, CONTENTION_RUNS);
+        double f = alone > 0.0 ? together / alone : 1.0;
         st = po_cost_model_set_contention(p->cm, devs->dev[i].id, f < 1.0 ? 1.0 : f > 100.0 ? 100.0 : f);
     }
     for (int i = 0; i < n; i++) {

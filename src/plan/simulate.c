@@ -408,6 +408,56 @@ static po_status build_stages(sim *s, int **peak_inflight) {
 
 /* --- operator split ------------------------------------------------------------------------ */
 
+/* The first of the optimizer nodes when they are the step's last nodes (as the runtime deals
+ * them out, runtime/opsplit.c), else -1. */
+static int optimizer_tail(const po_workload *w) {
+    int first = w->n_nodes;
+    while (first > 0 && w->nodes[first - 1].phase == PO_PHASE_OPTIMIZER)
+        first--;
+    for (int i = 0; i < first; i++)
+        if (w->nodes[i].phase == PO_PHASE_OPTIMIZER) return -1;
+    return first < w->n_nodes ? first : -1;
+}
+
+/* Operator split's optimizer: its nodes dealt out whole to the members as the runtime deals
+ * them (po__opsplit_deal), every member applying its part at once after the last of prev. */
+static void deal_optimizer(sim *s, int first_opt, const int *prev, int n_prev) {
+    const po_workload *w = s->e->w;
+    const po_plan_stage *sg = &s->p->stages[0];
+    int n = sg->n_replicas, count = w->n_nodes - first_opt;
+    double *sizes = calloc((size_t)count, sizeof *sizes), *shares = calloc((size_t)n, sizeof *shares);
+    int *owner = calloc((size_t)count, sizeof *owner);
+    if (!sizes || !shares || !owner) {
+        s->st = po_fail(PO_ERR_NO_MEMORY, "out of memory");
+        free(sizes), free(shares), free(owner);
+        return;
+    }
+    for (int i = 0; i < count; i++)
+        sizes[i] = w->nodes[first_opt + i].elems;
+    for (int k = 0; k < n; k++)
+        shares[k] = sg->replicas[k].share;
+    po__opsplit_deal(sizes, count, shares, n, owner);
+    for (int k = 0; k < n && !s->st; k++) {
+        po__tparts sum = {0, 0, 0, 0};
+        int layer = -1;
+        for (int i = 0; i < count; i++) {
+            const po__wnode *nd = &w->nodes[first_opt + i];
+            if (owner[i] != k || (po__aff(nd->flops, (double)w->batch) == 0.0 && po__aff(nd->bytes, (double)w->batch) == 0.0))
+                continue;
+            po__tparts part;
+            po__node_seconds(s->e->cm, w, nd, s->dev[k], (double)w->batch, 1.0, &part);
+            sum.t += part.t, sum.flop_s += part.flop_s, sum.byte_s += part.byte_s, sum.over_s += part.over_s;
+            layer = nd->layer;
+        }
+        if (layer < 0) continue;
+        int t = new_task(s, TK_OPT, k, sum.t, &sum, layer);
+        for (int j = 0; j < n_prev; j++)
+            dep(s, prev[j], t);
+        use(s, k, t);
+    }
+    free(sizes), free(shares), free(owner);
+}
+
 static po_status build_opsplit(sim *s, po__sim_out *out, double *moved_static, double *extra) {
     const po_workload *w = s->e->w;
     const po_plan_stage *sg = &s->p->stages[0];
@@ -425,7 +475,9 @@ static po_status build_opsplit(sim *s, po__sim_out *out, double *moved_static, d
         return po_fail(PO_ERR_NO_MEMORY, "out of memory");
     }
     int n_prev = 0;
-    for (int i = 0; i < w->n_nodes && !s->st; i++) {
+    int first_opt = n > 1 ? optimizer_tail(w) : -1;
+    int nodes = first_opt >= 0 ? first_opt : w->n_nodes;
+    for (int i = 0; i < nodes && !s->st; i++) {
         const po__wnode *nd = &w->nodes[i];
         if (po__aff(nd->flops, rows) == 0.0 && po__aff(nd->bytes, rows) == 0.0) continue;
         po__tparts whole;
@@ -473,6 +525,7 @@ static po_status build_opsplit(sim *s, po__sim_out *out, double *moved_static, d
         memcpy(prev, next, (size_t)n_next * sizeof(int));
         n_prev = n_next;
     }
+    if (first_opt >= 0 && !s->st) deal_optimizer(s, first_opt, prev, n_prev);
     free(prev);
     free(next);
     return s->st;

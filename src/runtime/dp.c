@@ -16,6 +16,14 @@
 #include "runtime/dp_buckets.h"
 #include "runtime/exec_internal.h"
 
+/* Median finish times over 4 steps more than 10% apart trigger a re-split. */
+#define IMBALANCE 1.10
+#define PATIENCE  4
+/* A re-split that undoes the previous one is noise, not a change of speed: each reversal doubles
+ * the window (up to MAX_PATIENCE steps), each re-split in the same direction halves it again. A
+ * rebuild costs a step or two of page faults and primitive creation, so it must be worth it. */
+#define MAX_PATIENCE 64
+
 typedef struct worker {
     struct po_dp *dp;
     int index;
@@ -28,7 +36,9 @@ typedef struct worker {
     int first_core, n_cores;
     float slowdown;   /* emulation factor applied to its executor */
     double compute_s; /* its forward + backward time in the last step */
-    double window_s;  /* compute time summed over the current rebalancing window */
+    double window_s[MAX_PATIENCE]; /* compute time of each step of the current rebalancing window */
+    int64_t fit_rows; /* rows and median compute seconds of the window before the last re-split */
+    double fit_s;     /* (0: none), for the affine fit of time against rows */
     pthread_t thread;
     bool started;
     float loss;
@@ -52,7 +62,7 @@ struct po_dp {
     po_optim_opts optim_copy;
     char spec[512];
     bool rebalance;
-    int window;         /* steps summed in the workers' window_s */
+    int window;         /* steps recorded in the workers' window_s */
     int64_t rebalances; /* how often shares were re-solved */
     int settle;         /* steps to skip measuring after a rebuild */
     int patience;       /* steps averaged before judging the balance (grows while re-splits oscillate) */
@@ -61,13 +71,6 @@ struct po_dp {
     po_dp_buckets bk;   /* the all-reduce in buckets, started as the backward pass finishes them */
 };
 
-/* Mean finish times over 4 steps more than 10% apart trigger a re-split. */
-#define IMBALANCE 1.10
-#define PATIENCE  4
-/* A re-split that undoes the previous one is noise, not a change of speed: each reversal doubles
- * the window (up to MAX_PATIENCE steps), each re-split in the same direction halves it again. A
- * rebuild costs a step or two of page faults and primitive creation, so it must be worth it. */
-#define MAX_PATIENCE 64
 
 static po_status fail_worker(worker *w, po_status st) {
     w->status = st;
@@ -383,23 +386,54 @@ void po__dp_free(po_dp *dp) {
     free(dp);
 }
 
-/* Re-splits the batch toward equal finish times: each worker's target rows are proportional to
- * its measured speed (rows per second of forward + backward), and the split moves halfway
- * there. Iterating this converges to the split where the workers finish together even when
- * time is not proportional to rows (fixed per-step costs), and the halfway step keeps timing
- * noise from making it oscillate. Rebuilds the workers' graphs for their new row counts; the
- * parameters, optimizer state and step count carry over. */
+/* Each worker's compute time as a + b * rows, through its last two windows' measurements (at
+ * different row counts); false when some worker has no such pair or the fit is not a plausible
+ * cost (time falling with rows, or a negative fixed cost beyond noise). */
+static bool affine_fit(const po_dp *dp, const double *mean_s, double *a, double *b) {
+    for (int i = 0; i < dp->k; i++) {
+        const worker *w = &dp->w[i];
+        if (w->fit_rows <= 0 || w->fit_rows == w->rows) return false;
+        b[i] = (mean_s[i] - w->fit_s) / (double)(w->rows - w->fit_rows);
+        a[i] = mean_s[i] - b[i] * (double)w->rows;
+        if (!(b[i] > 0.0) || a[i] < -0.25 * mean_s[i]) return false;
+    }
+    return true;
+}
+
+/* Re-splits the batch toward equal finish times and rebuilds the workers' graphs for their new
+ * row counts; the parameters, optimizer state and step count carry over.
+ * - With two windows' measurements at different row counts for every worker, each worker's time
+ *   is fitted as fixed cost + per-row cost and the split goes straight to where the fitted times
+ *   are equal: one more re-split after the first usually lands on the balance.
+ * - Otherwise (the first re-split, or after a change of speed makes the fit implausible) each
+ *   worker's target rows are proportional to its measured speed (rows per second) and the split
+ *   moves halfway there: time is not proportional to rows (fixed per-step costs), and the
+ *   halfway step keeps timing noise from making it oscillate. */
 static po_status resplit(po_dp *dp, const double *mean_s) {
-    double speed_total = 0.0;
-    for (int i = 0; i < dp->k; i++)
-        speed_total += (double)dp->w[i].rows / mean_s[i];
     int64_t given = 0, moved = 0;
     int64_t rows[PO__DP_MAX_WORKERS];
-    for (int i = 0; i < dp->k; i++) {
-        double target = (double)dp->batch * ((double)dp->w[i].rows / mean_s[i]) / speed_total;
-        rows[i] = llround(0.5 * ((double)dp->w[i].rows + target));
-        if (rows[i] < 1) rows[i] = 1;
-        given += rows[i];
+    double a[PO__DP_MAX_WORKERS], b[PO__DP_MAX_WORKERS];
+    bool fitted = affine_fit(dp, mean_s, a, b);
+    if (fitted) {
+        double inv = 0.0, lead = 0.0; /* equal finish time T: sum over i of (T - a_i) / b_i = batch */
+        for (int i = 0; i < dp->k; i++)
+            inv += 1.0 / b[i], lead += a[i] / b[i];
+        double T = ((double)dp->batch + lead) / inv;
+        for (int i = 0; i < dp->k; i++) {
+            rows[i] = llround((T - a[i]) / b[i]);
+            if (rows[i] < 1) rows[i] = 1;
+            given += rows[i];
+        }
+    } else {
+        double speed_total = 0.0;
+        for (int i = 0; i < dp->k; i++)
+            speed_total += (double)dp->w[i].rows / mean_s[i];
+        for (int i = 0; i < dp->k; i++) {
+            double target = (double)dp->batch * ((double)dp->w[i].rows / mean_s[i]) / speed_total;
+            rows[i] = llround(0.5 * ((double)dp->w[i].rows + target));
+            if (rows[i] < 1) rows[i] = 1;
+            given += rows[i];
+        }
     }
     int biggest = 0;
     for (int i = 1; i < dp->k; i++)
@@ -419,6 +453,8 @@ static po_status resplit(po_dp *dp, const double *mean_s) {
     po_status st = PO_OK;
     for (int i = 0; i < dp->k && !st; i++) {
         worker *w = &dp->w[i];
+        w->fit_rows = w->rows;
+        w->fit_s = mean_s[i];
         po_exec_free(w->exec);
         po_model_free(w->model);
         w->exec = NULL;
@@ -442,25 +478,33 @@ static po_status resplit(po_dp *dp, const double *mean_s) {
     return PO_OK;
 }
 
-/* Averages each worker's compute time over dp->patience steps (PATIENCE at first); re-splits when
- * the slowest is more than IMBALANCE times the fastest. */
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Takes the median of each worker's compute time over dp->patience steps (PATIENCE at first): on
+ * a shared machine one step in a window can take several times the others (seen: a 4-step mean
+ * doubled by one step), and a mean would follow it. Re-splits when the slowest is more than
+ * IMBALANCE times the fastest. */
 static po_status maybe_rebalance(po_dp *dp) {
     if (dp->settle > 0) { /* the first step on new graphs pays for page faults */
         dp->settle--;
         return PO_OK;
     }
     for (int i = 0; i < dp->k; i++)
-        dp->w[i].window_s += dp->w[i].compute_s;
+        dp->w[i].window_s[dp->window] = dp->w[i].compute_s;
     if (++dp->window < dp->patience) return PO_OK;
-    double mean_s[PO__DP_MAX_WORKERS], fastest = 1e300, slowest = 0.0;
+    double median_s[PO__DP_MAX_WORKERS], fastest = 1e300, slowest = 0.0;
     for (int i = 0; i < dp->k; i++) {
-        mean_s[i] = dp->w[i].window_s / dp->window;
-        dp->w[i].window_s = 0.0;
-        fastest = fmin(fastest, mean_s[i]);
-        slowest = fmax(slowest, mean_s[i]);
+        double *v = dp->w[i].window_s;
+        qsort(v, (size_t)dp->window, sizeof *v, cmp_double);
+        median_s[i] = dp->window % 2 ? v[dp->window / 2] : 0.5 * (v[dp->window / 2 - 1] + v[dp->window / 2]);
+        fastest = fmin(fastest, median_s[i]);
+        slowest = fmax(slowest, median_s[i]);
     }
     dp->window = 0;
-    return slowest > IMBALANCE * fastest ? resplit(dp, mean_s) : PO_OK;
+    return slowest > IMBALANCE * fastest ? resplit(dp, median_s) : PO_OK;
 }
 
 po_status po__dp_set_slowdown(po_dp *dp, int i, float factor) {

@@ -44,6 +44,8 @@ struct po__team {
     pthread_mutex_t lock;
     pthread_cond_t wake, done;
     const char *name, *category; /* trace labels of the current node */
+    po__team_task task;          /* the current work is a task (po__team_run), not a product */
+    void *task_arg;
     po_trace *trace;
     double wait_s;
     int64_t splits;
@@ -78,9 +80,9 @@ static void idle_for(double s) {
 }
 
 static void run_block(po__team *t, member *m) {
-    if (m->block.M == 0 || m->block.N == 0) return;
+    if (!t->task && (m->block.M == 0 || m->block.N == 0)) return;
     double t0 = now_s();
-    po_status st = po__gemm_run(&m->block);
+    po_status st = t->task ? t->task(m->index, t->task_arg) : po__gemm_run(&m->block);
     double t1 = now_s();
     if (st && !m->status) {
         m->status = st;
@@ -173,6 +175,29 @@ static po__gemm_call block_of(const po__gemm_call *c, bool rows, int64_t lo, int
     return b;
 }
 
+/* Publishes the current work (each member's block, or the task) to the helpers, does member
+ * 0's part on this thread, waits for the helpers, and returns the first member's failure. */
+static po_status share_out(po__team *t) {
+    atomic_store(&t->pending, t->n - 1);
+    atomic_fetch_add(&t->gen, 1);
+    if (atomic_load(&t->sleepers) > 0) {
+        pthread_mutex_lock(&t->lock);
+        pthread_cond_broadcast(&t->wake);
+        pthread_mutex_unlock(&t->lock);
+    }
+    run_block(t, &t->m[0]);
+    double w0 = now_s();
+    wait_helpers(t);
+    t->wait_s += now_s() - w0;
+    for (int k = 0; k < t->n; k++)
+        if (t->m[k].status) {
+            po_status st = t->m[k].status;
+            t->m[k].status = PO_OK;
+            return po_fail(st, "operator split, member %d: %s", k, t->m[k].error);
+        }
+    return PO_OK;
+}
+
 static po_status team_sgemm(void *ctx, const po__gemm_call *c) {
     po__team *t = ctx;
     if (t->n < 2) return po__gemm_run(c);
@@ -196,25 +221,19 @@ static po_status team_sgemm(void *ctx, const po__gemm_call *c) {
     if (!po__gemm_concurrent(whole.provider)) whole.provider = PO_GEMM_ONEDNN;
     for (int k = 0; k < t->n; k++)
         t->m[k].block = block_of(&whole, rows, t->bound[k], t->bound[k + 1]);
-    atomic_store(&t->pending, t->n - 1);
-    atomic_fetch_add(&t->gen, 1);
-    if (atomic_load(&t->sleepers) > 0) {
-        pthread_mutex_lock(&t->lock);
-        pthread_cond_broadcast(&t->wake);
-        pthread_mutex_unlock(&t->lock);
-    }
-    run_block(t, &t->m[0]);
-    double w0 = now_s();
-    wait_helpers(t);
-    t->wait_s += now_s() - w0;
     t->splits++;
-    for (int k = 0; k < t->n; k++)
-        if (t->m[k].status) {
-            po_status st = t->m[k].status;
-            t->m[k].status = PO_OK;
-            return po_fail(st, "operator split, member %d: %s", k, t->m[k].error);
-        }
-    return PO_OK;
+    return share_out(t);
+}
+
+po_status po__team_run(po__team *t, po__team_task fn, void *arg, const char *name, const char *category) {
+    t->name = name;
+    t->category = category;
+    t->task = fn;
+    t->task_arg = arg;
+    po_status st = share_out(t);
+    t->task = NULL;
+    t->task_arg = NULL;
+    return st;
 }
 
 static po_status pin(member *m) {

@@ -34,6 +34,13 @@ void po__team_free(po__team *t);
 void po__team_join(po__team *t, const char *name, const char *category);
 void po__team_leave(void);
 
+/* Runs fn(k, arg) on every member k at once (member 0 on the calling thread, which must not be
+ * joined) and waits for all: work other than products shared out by hand. Each member's time
+ * counts as its busy time, slowed by its factor; helpers' runs are traced under name/category.
+ * Returns the first member's failure, with its message. */
+typedef po_status (*po__team_task)(int member, void *arg);
+po_status po__team_run(po__team *t, po__team_task fn, void *arg, const char *name, const char *category);
+
 int po__team_size(const po__team *t);
 double po__team_share(const po__team *t, int member);
 

@@ -21,6 +21,26 @@ double po__opsplit_call_flops(const po_node *n) {
     return po_node_cost(n).flops / (calls > 0.0 ? calls : 1.0);
 }
 
+void po__opsplit_deal(const double *sizes, int n, const double *shares, int n_members, int *owner) {
+    double *load = calloc((size_t)n_members, sizeof *load);
+    bool *dealt = calloc((size_t)n + 1, sizeof *dealt);
+    for (int i = 0; i < n; i++)
+        owner[i] = 0;
+    for (int round = 0; load && dealt && round < n; round++) {
+        int big = -1;
+        for (int i = 0; i < n; i++)
+            if (!dealt[i] && (big < 0 || sizes[i] > sizes[big])) big = i;
+        int best = 0;
+        for (int k = 1; k < n_members; k++)
+            if ((load[k] + sizes[big]) / shares[k] < (load[best] + sizes[big]) / shares[best]) best = k;
+        dealt[big] = true;
+        owner[big] = best;
+        load[best] += sizes[big];
+    }
+    free(load);
+    free(dealt);
+}
+
 struct po_os {
     po_exec *ex;
     const po_graph *g;
@@ -29,6 +49,9 @@ struct po_os {
     int *ids;    /* 0 .. n_nodes - 1, for runs of consecutive nodes */
     int n_split;
     bool has_optimizer;
+    int first_opt;  /* the optimizer's nodes are first_opt .. the last node, dealt out; -1: none */
+    int **opt_ids;  /* per member: the optimizer nodes it applies */
+    int *n_opt, n_dealt; /* n_dealt: members opt_ids holds */
     po_trace *trace;
     double *compute_s; /* per member, last step */
     int first_core, n_cores;
@@ -49,13 +72,20 @@ static const char *phase_name(po_phase p) {
     return p <= PO_PHASE_OPTIMIZER ? names[p] : "other";
 }
 
+/* Member k's part of the optimizer: the nodes dealt to it (po_exec_run_nodes runs nodes of one
+ * executor from several threads). */
+static po_status apply_optimizer(int k, void *arg) {
+    po_os *os = arg;
+    return po_exec_run_nodes(os->ex, os->opt_ids[k], os->n_opt[k]);
+}
+
 /* po_exec_run's work, node by node: runs of unsplit nodes as the executor runs them (traced,
  * slowed by member 0's factor), each split node with the team joined (its blocks slowed by
  * each member's factor, so the wait for helpers is not counted as member 0's work). */
 static po_status run_step(po_os *os) {
     po__team_reset_stats(os->team);
     double t0 = now_s();
-    int n = po_graph_size(os->g);
+    int n = os->first_opt >= 0 ? os->first_opt : po_graph_size(os->g);
     po_status st = PO_OK;
     for (int i = 0; i < n && !st;) {
         if (!os->split[i]) {
@@ -74,6 +104,11 @@ static po_status run_step(po_os *os) {
         po__team_leave();
         if (po_trace_recording(os->trace)) po_trace_slice(os->trace, 0, name, cat, a, now_s());
         i++;
+    }
+    if (!st && os->first_opt >= 0) {
+        double a = now_s();
+        st = po__team_run(os->team, apply_optimizer, os, "optimizer", "optimizer");
+        if (po_trace_recording(os->trace)) po_trace_slice(os->trace, 0, "optimizer", "optimizer", a, now_s());
     }
     if (!st) {
         po__exec_pay_idle(os->ex);
@@ -108,6 +143,42 @@ static void *main_thread(void *arg) {
     }
 }
 
+/* The optimizer's nodes, dealt out to the members when there are several and the nodes are the
+ * step's last (as po_graph_optimizer makes them); else first_opt = -1 and the main thread runs
+ * them with the rest. */
+static po_status deal_optimizer(po_os *os) {
+    int nodes = po_graph_size(os->g), n = po__team_size(os->team), first = nodes;
+    os->first_opt = -1;
+    while (first > 0 && po_node_phase(po_graph_node(os->g, first - 1)) == PO_PHASE_OPTIMIZER)
+        first--;
+    int count = nodes - first;
+    for (int i = 0; i < first; i++)
+        if (po_node_phase(po_graph_node(os->g, i)) == PO_PHASE_OPTIMIZER) count = 0; /* not a tail */
+    if (n < 2 || count == 0) return PO_OK;
+    os->opt_ids = calloc((size_t)n, sizeof *os->opt_ids);
+    os->n_opt = calloc((size_t)n, sizeof *os->n_opt);
+    os->n_dealt = os->opt_ids ? n : 0;
+    double *sizes = calloc((size_t)count, sizeof *sizes), *shares = calloc((size_t)n, sizeof *shares);
+    int *owner = calloc((size_t)count, sizeof *owner);
+    po_status st = os->opt_ids && os->n_opt && sizes && shares && owner ? PO_OK : po_fail(PO_ERR_NO_MEMORY, "out of memory");
+    for (int k = 0; k < n && !st; k++) {
+        shares[k] = po__team_share(os->team, k);
+        if (!(os->opt_ids[k] = calloc((size_t)count, sizeof(int)))) st = po_fail(PO_ERR_NO_MEMORY, "out of memory");
+    }
+    for (int i = 0; i < count && !st; i++) {
+        po_shape sh = po_node_shape(po_graph_node(os->g, first + i));
+        sizes[i] = (double)po_shape_numel(&sh);
+    }
+    if (!st) {
+        po__opsplit_deal(sizes, count, shares, n, owner);
+        for (int i = 0; i < count; i++)
+            os->opt_ids[owner[i]][os->n_opt[owner[i]]++] = first + i;
+        os->first_opt = first;
+    }
+    free(sizes), free(shares), free(owner);
+    return st;
+}
+
 po_status po__os_new(po_exec *ex, const po_worker_spec *members, int n, po_os **out) {
     *out = NULL;
     if (n < 1) return po_fail(PO_ERR_INVALID_ARG, "operator split needs at least one device");
@@ -134,6 +205,7 @@ po_status po__os_new(po_exec *ex, const po_worker_spec *members, int n, po_os **
         if (po_node_phase(nd) == PO_PHASE_OPTIMIZER) os->has_optimizer = true;
     }
     if (!st) st = po__team_new(members, n, &os->team);
+    if (!st) st = deal_optimizer(os);
     if (!st) {
         if (pthread_create(&os->thread, NULL, main_thread, os) != 0)
             st = po_fail(PO_ERR_NO_MEMORY, "cannot start the operator-split main thread");
@@ -168,6 +240,10 @@ void po__os_free(po_os *os) {
     pthread_cond_destroy(&os->go);
     pthread_cond_destroy(&os->done);
     pthread_mutex_destroy(&os->lock);
+    for (int k = 0; k < os->n_dealt; k++)
+        free(os->opt_ids[k]);
+    free(os->opt_ids);
+    free(os->n_opt);
     free(os->split);
     free(os->ids);
     free(os->compute_s);
@@ -199,6 +275,7 @@ void po__os_stats(const po_os *os, int k, po_worker_stats *out) {
 
 int64_t po__os_splits(const po_os *os) { return po__team_splits(os->team); }
 int po__os_split_nodes(const po_os *os) { return os->n_split; }
+int po__os_optimizer_nodes(const po_os *os, int k) { return k >= 0 && k < os->n_dealt ? os->n_opt[k] : 0; }
 
 void po__os_set_trace(po_os *os, po_trace *tr) {
     os->trace = tr;

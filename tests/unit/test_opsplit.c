@@ -177,6 +177,13 @@ static void step_matches(const char *rel, const char *spec, double s0, double s1
     int nodes = check_agreement(spec, m->graph);
     assert_true(nodes > 0);
     assert_int_equal(po__os_split_nodes(os), nodes);
+    /* The optimizer is dealt out: every node to one member, each member some. */
+    int opt_nodes = 0;
+    for (int i = 0; i < po_graph_size(m->graph); i++)
+        opt_nodes += po_node_phase(po_graph_node(m->graph, i)) == PO_PHASE_OPTIMIZER;
+    assert_true(opt_nodes > 2);
+    assert_int_equal(po__os_optimizer_nodes(os, 0) + po__os_optimizer_nodes(os, 1), opt_nodes);
+    assert_true(po__os_optimizer_nodes(os, 0) > 0 && po__os_optimizer_nodes(os, 1) > 0);
     PO_CHECK(po_params_load(po_trainer_params(t), po_test_data(rel)));
     po_tensor *x = ref_tensor(f, "", "input.x"), *y = ref_tensor(f, "", "input.y");
     PO_CHECK(po_tensor_copy(po_trainer_input(t, 0), x));
@@ -247,6 +254,50 @@ static void tiny_gpt(void **s) {
     step_matches("reference/tiny_gpt.safetensors", GPT_SPEC, 0.25, 0.75);
 }
 
+/* The optimizer's deal against brute force on small random cases: every node goes to a member,
+ * and the slowest member's (load / share) is within 19/12 of the best assignment's, the bound
+ * of largest-first dealing on machines of different speeds (Dobson 1984). Dealing that ignored
+ * the shares fails it (a 0.1 / 0.9 split dealt evenly is 4.5x off). */
+static uint64_t next_rand(uint64_t *r) { /* xorshift64* */
+    *r ^= *r >> 12, *r ^= *r << 25, *r ^= *r >> 27;
+    return *r * 2685821657736338717ull;
+}
+
+static void optimizer_deal(void **s) {
+    (void)s;
+    uint64_t r = 12345;
+    for (int trial = 0; trial < 300; trial++) {
+        int n = 1 + (int)(next_rand(&r) % 8), k = 2 + (int)(next_rand(&r) % 2);
+        double sizes[8], shares[3];
+        int owner[8];
+        for (int i = 0; i < n; i++)
+            sizes[i] = (double)(1 + next_rand(&r) % 1000);
+        for (int j = 0; j < k; j++)
+            shares[j] = 0.05 + (double)(next_rand(&r) % 100) / 100.0;
+        po__opsplit_deal(sizes, n, shares, k, owner);
+        double load[3] = {0, 0, 0};
+        for (int i = 0; i < n; i++) {
+            assert_true(owner[i] >= 0 && owner[i] < k);
+            load[owner[i]] += sizes[i];
+        }
+        double got = 0.0, best = INFINITY;
+        for (int j = 0; j < k; j++)
+            got = fmax(got, load[j] / shares[j]);
+        int total = 1;
+        for (int i = 0; i < n; i++)
+            total *= k;
+        for (int code = 0; code < total; code++) {
+            double l[3] = {0, 0, 0}, worst = 0.0;
+            for (int i = 0, c = code; i < n; i++, c /= k)
+                l[c % k] += sizes[i];
+            for (int j = 0; j < k; j++)
+                worst = fmax(worst, l[j] / shares[j]);
+            best = fmin(best, worst);
+        }
+        if (got > best * 19.0 / 12.0 + 1e-9) fail_msg("trial %d: dealt %.1f, best %.1f", trial, got, best);
+    }
+}
+
 /* Convolutions are not split (they are oneDNN primitives): nor does the simulator plan them. */
 static void convolutions_stay_whole(void **s) {
     (void)s;
@@ -275,6 +326,7 @@ int main(void) {
         cmocka_unit_test(mnist_mlp),
         cmocka_unit_test(tiny_gpt),
         cmocka_unit_test(convolutions_stay_whole),
+        cmocka_unit_test(optimizer_deal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

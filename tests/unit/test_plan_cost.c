@@ -377,6 +377,52 @@ static void calibrate_on_core(void **state) {
     po_machine_free(m);
 }
 
+/* Two devices timed taking turns (po_cost_model_calibrate_many): the one emulating slowdown=3 is
+ * measured about 3 times slower over the step's products; every node of both gets a figure.
+ * Bad arguments are refused. Needs two cores (else only the refusals are checked). */
+static void calibrate_many_taking_turns(void **state) {
+    (void)state;
+    po_machine *m;
+    PO_CHECK(po_machine_discover(NULL, &m));
+    bool two = po_machine_cpu(m)->cores > 1;
+    PO_CHECK(po_device_register_option("slowdown", "emulate a device F times slower"));
+    po_device_list devs;
+    PO_CHECK(po_devices_parse(m, two ? "cpu:0,cpu:1:slowdown=3" : "cpu:0", &devs));
+    po_cluster *c;
+    PO_CHECK(po_cluster_new(&c));
+    for (int i = 0; i < devs.n; i++) {
+        po_cluster_device d = synth(devs.dev[i].id, 50, 10, 8, 0.05);
+        d.dev = devs.dev[i];
+        PO_CHECK(po_cluster_add(c, &d));
+    }
+    po_cost_model *cm;
+    PO_CHECK(po_cost_model_new(c, &cm));
+    po_model *mod = step_model("mnist_mlp:d_in=256,hidden=256,classes=10", 64);
+    if (two) {
+        PO_CHECK(po_cost_model_calibrate_many(cm, m, devs.dev, 2, mod->graph, 5));
+        double fast = 0.0, slow = 0.0;
+        for (int i = 0; i < po_graph_size(mod->graph); i++) {
+            const po_node *n = po_graph_node(mod->graph, i);
+            po_cost k = po_node_cost(n);
+            if (k.flops == 0 && k.bytes_read + k.bytes_written == 0) continue;
+            double s0, s1;
+            PO_CHECK(po_cost_model_lookup(cm, po_op_key(n), "cpu:0", &s0, NULL));
+            PO_CHECK(po_cost_model_lookup(cm, po_op_key(n), "cpu:1", &s1, NULL));
+            if (po_node_op(n) == PO_OP_LINEAR || po_node_op(n) == PO_OP_MATMUL) fast += s0, slow += s1;
+        }
+        assert_true(fast > 0.0);
+        double ratio = slow / fast;
+        if (ratio < 2.2 || ratio > 4.0) fail_msg("slowdown=3 device measured %.2fx slower over the products", ratio);
+    }
+    assert_int_equal(po_cost_model_calibrate_many(cm, m, devs.dev, 0, mod->graph, 1), PO_ERR_INVALID_ARG);
+    assert_int_equal(po_cost_model_calibrate_many(cm, m, devs.dev, devs.n, mod->graph, 0), PO_ERR_INVALID_ARG);
+    po_model_free(mod);
+    po_cost_model_free(cm);
+    po_cluster_free(c);
+    po_device_list_free(&devs);
+    po_machine_free(m);
+}
+
 /* Measured at both batches, a node's time at other row counts is the affine fit through the two
  * (fixed cost + per row), not the nearer measurement scaled by the roofline: every node costs
  * 1 ms + 0.5 us per row (1.016 ms at 32 rows, 1.008 at 16), and a 0.25 / 0.75 data-parallel split
@@ -450,6 +496,7 @@ int main(void) {
         cmocka_unit_test(cluster_api),
         cmocka_unit_test(cluster_files),
         cmocka_unit_test(calibrate_on_core),
+        cmocka_unit_test(calibrate_many_taking_turns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -186,11 +186,15 @@ static int calibrate(const plan_args *a, const po_machine *m, const po_device_li
             cli_error("%s", po_last_error());
             return CLI_FAIL;
         }
-        for (int i = 0; i < devs->n; i++) {
-            if (devs->dev[i].kind != PO_DEVICE_CPU) continue;
-            fprintf(stderr, "paropt: timing every op of %s at batch %lld on %s\n", a->model, (long long)batches[k],
-                    devs->dev[i].id);
-            if (po_cost_model_calibrate(cm, m, &devs->dev[i], model->graph, (int)a->calibrate)) {
+        /* The CPU devices, timed taking turns (po_cost_model_calibrate_many). */
+        po_device cpus[256];
+        int n = 0;
+        for (int i = 0; i < devs->n && n < 256; i++)
+            if (devs->dev[i].kind == PO_DEVICE_CPU) cpus[n++] = devs->dev[i];
+        if (n) {
+            fprintf(stderr, "paropt: timing every op of %s at batch %lld on %d device%s\n", a->model,
+                    (long long)batches[k], n, n == 1 ? "" : "s");
+            if (po_cost_model_calibrate_many(cm, m, cpus, n, model->graph, (int)a->calibrate)) {
                 cli_error("--calibrate: %s", po_last_error());
                 po_model_free(model);
                 return CLI_FAIL;
