@@ -13,16 +13,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "runtime/balance.h"
 #include "runtime/dp_buckets.h"
 #include "runtime/exec_internal.h"
 
-/* Median finish times over 4 steps more than 10% apart trigger a re-split. */
-#define IMBALANCE 1.10
-#define PATIENCE  4
-/* A re-split that undoes the previous one is noise, not a change of speed: each reversal doubles
- * the window (up to MAX_PATIENCE steps), each re-split in the same direction halves it again. A
- * rebuild costs a step or two of page faults and primitive creation, so it must be worth it. */
-#define MAX_PATIENCE 64
 
 typedef struct worker {
     struct po_dp *dp;
@@ -36,7 +30,6 @@ typedef struct worker {
     int first_core, n_cores;
     float slowdown;   /* emulation factor applied to its executor */
     double compute_s; /* its forward + backward time in the last step */
-    double window_s[MAX_PATIENCE]; /* compute time of each step of the current rebalancing window */
     int64_t fit_rows; /* rows and median compute seconds of the window before the last re-split */
     double fit_s;     /* (0: none), for the affine fit of time against rows */
     pthread_t thread;
@@ -62,11 +55,8 @@ struct po_dp {
     po_optim_opts optim_copy;
     char spec[512];
     bool rebalance;
-    int window;         /* steps recorded in the workers' window_s */
     int64_t rebalances; /* how often shares were re-solved */
-    int settle;         /* steps to skip measuring after a rebuild */
-    int patience;       /* steps averaged before judging the balance (grows while re-splits oscillate) */
-    int last_move;      /* +1 / -1: the direction worker 0's rows last moved; 0: none yet */
+    po__balance bal;    /* when to re-split (runtime/balance.h) */
     po_trace *trace;    /* one track per worker, or NULL */
     po_dp_buckets bk;   /* the all-reduce in buckets, started as the backward pass finishes them */
 };
@@ -319,7 +309,7 @@ po_status po__dp_new(const char *spec, int64_t batch, const po_optim_opts *o, ui
     dp->optim_copy = *o;
     dp->optim = &dp->optim_copy;
     dp->rebalance = opts->rebalance;
-    dp->patience = PATIENCE;
+    po__balance_init(&dp->bal, dp->k);
     snprintf(dp->spec, sizeof dp->spec, "%s", spec);
     dp->w = calloc((size_t)dp->k, sizeof *dp->w);
     pthread_mutex_init(&dp->lock, NULL);
@@ -389,13 +379,13 @@ void po__dp_free(po_dp *dp) {
 /* Each worker's compute time as a + b * rows, through its last two windows' measurements (at
  * different row counts); false when some worker has no such pair or the fit is not a plausible
  * cost (time falling with rows, or a negative fixed cost beyond noise). */
-static bool affine_fit(const po_dp *dp, const double *mean_s, double *a, double *b) {
+static bool affine_fit(const po_dp *dp, const double *median_s, double *a, double *b) {
     for (int i = 0; i < dp->k; i++) {
         const worker *w = &dp->w[i];
         if (w->fit_rows <= 0 || w->fit_rows == w->rows) return false;
-        b[i] = (mean_s[i] - w->fit_s) / (double)(w->rows - w->fit_rows);
-        a[i] = mean_s[i] - b[i] * (double)w->rows;
-        if (!(b[i] > 0.0) || a[i] < -0.25 * mean_s[i]) return false;
+        b[i] = (median_s[i] - w->fit_s) / (double)(w->rows - w->fit_rows);
+        a[i] = median_s[i] - b[i] * (double)w->rows;
+        if (!(b[i] > 0.0) || a[i] < -0.25 * median_s[i]) return false;
     }
     return true;
 }
@@ -409,11 +399,11 @@ static bool affine_fit(const po_dp *dp, const double *mean_s, double *a, double 
  *   worker's target rows are proportional to its measured speed (rows per second) and the split
  *   moves halfway there: time is not proportional to rows (fixed per-step costs), and the
  *   halfway step keeps timing noise from making it oscillate. */
-static po_status resplit(po_dp *dp, const double *mean_s) {
+static po_status resplit(po_dp *dp, const double *median_s) {
     int64_t given = 0, moved = 0;
     int64_t rows[PO__DP_MAX_WORKERS];
     double a[PO__DP_MAX_WORKERS], b[PO__DP_MAX_WORKERS];
-    bool fitted = affine_fit(dp, mean_s, a, b);
+    bool fitted = affine_fit(dp, median_s, a, b);
     if (fitted) {
         double inv = 0.0, lead = 0.0; /* equal finish time T: sum over i of (T - a_i) / b_i = batch */
         for (int i = 0; i < dp->k; i++)
@@ -427,9 +417,9 @@ static po_status resplit(po_dp *dp, const double *mean_s) {
     } else {
         double speed_total = 0.0;
         for (int i = 0; i < dp->k; i++)
-            speed_total += (double)dp->w[i].rows / mean_s[i];
+            speed_total += (double)dp->w[i].rows / median_s[i];
         for (int i = 0; i < dp->k; i++) {
-            double target = (double)dp->batch * ((double)dp->w[i].rows / mean_s[i]) / speed_total;
+            double target = (double)dp->batch * ((double)dp->w[i].rows / median_s[i]) / speed_total;
             rows[i] = llround(0.5 * ((double)dp->w[i].rows + target));
             if (rows[i] < 1) rows[i] = 1;
             given += rows[i];
@@ -443,18 +433,13 @@ static po_status resplit(po_dp *dp, const double *mean_s) {
         moved += llabs(rows[i] - dp->w[i].rows);
     /* Moving a row or two (or under 2% of the batch) is within the noise: not worth rebuilding. */
     if (moved <= 2 || (double)moved < 0.02 * (double)dp->batch || rows[biggest] < 1) return PO_OK;
-    int move = rows[0] > dp->w[0].rows ? 1 : -1;
-    if (dp->last_move && move != dp->last_move)
-        dp->patience = dp->patience * 2 > MAX_PATIENCE ? MAX_PATIENCE : dp->patience * 2;
-    else if (dp->last_move)
-        dp->patience = dp->patience / 2 < PATIENCE ? PATIENCE : dp->patience / 2;
-    dp->last_move = move;
+    po__balance_moved(&dp->bal, rows[0] > dp->w[0].rows ? 1 : -1);
     int64_t steps = po_exec_steps(dp->w[0].exec), first = 0;
     po_status st = PO_OK;
     for (int i = 0; i < dp->k && !st; i++) {
         worker *w = &dp->w[i];
         w->fit_rows = w->rows;
-        w->fit_s = mean_s[i];
+        w->fit_s = median_s[i];
         po_exec_free(w->exec);
         po_model_free(w->model);
         w->exec = NULL;
@@ -474,37 +459,16 @@ static po_status resplit(po_dp *dp, const double *mean_s) {
     if (st) return po_fail(st, "re-splitting the batch: %s", po_last_error());
     po_exec_set_steps(dp->w[0].exec, steps);
     dp->rebalances++;
-    dp->settle = 1;
     return PO_OK;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Takes the median of each worker's compute time over dp->patience steps (PATIENCE at first): on
- * a shared machine one step in a window can take several times the others (seen: a 4-step mean
- * doubled by one step), and a mean would follow it. Re-splits when the slowest is more than
- * IMBALANCE times the fastest. */
+/* Re-splits when the workers' median compute times over a window drift apart
+ * (runtime/balance.h). */
 static po_status maybe_rebalance(po_dp *dp) {
-    if (dp->settle > 0) { /* the first step on new graphs pays for page faults */
-        dp->settle--;
-        return PO_OK;
-    }
+    double busy_s[PO__DP_MAX_WORKERS], median_s[PO__DP_MAX_WORKERS];
     for (int i = 0; i < dp->k; i++)
-        dp->w[i].window_s[dp->window] = dp->w[i].compute_s;
-    if (++dp->window < dp->patience) return PO_OK;
-    double median_s[PO__DP_MAX_WORKERS], fastest = 1e300, slowest = 0.0;
-    for (int i = 0; i < dp->k; i++) {
-        double *v = dp->w[i].window_s;
-        qsort(v, (size_t)dp->window, sizeof *v, cmp_double);
-        median_s[i] = dp->window % 2 ? v[dp->window / 2] : 0.5 * (v[dp->window / 2 - 1] + v[dp->window / 2]);
-        fastest = fmin(fastest, median_s[i]);
-        slowest = fmax(slowest, median_s[i]);
-    }
-    dp->window = 0;
-    return slowest > IMBALANCE * fastest ? resplit(dp, median_s) : PO_OK;
+        busy_s[i] = dp->w[i].compute_s;
+    return po__balance_step(&dp->bal, busy_s, median_s) ? resplit(dp, median_s) : PO_OK;
 }
 
 po_status po__dp_set_slowdown(po_dp *dp, int i, float factor) {

@@ -334,6 +334,19 @@ void po__team_join(po__team *t, const char *name, const char *category) {
 void po__team_leave(void) { po__gemm_set_hook(NULL, NULL); }
 
 int po__team_size(const po__team *t) { return t->n; }
+
+po_status po__team_set_shares(po__team *t, const double *shares) {
+    double total = 0.0;
+    for (int k = 0; k < t->n; k++) {
+        if (!(shares[k] >= 0.0) || !isfinite(shares[k]))
+            return po_fail(PO_ERR_INVALID_ARG, "member %d's share must be finite and >= 0, got %g", k, shares[k]);
+        total += shares[k];
+    }
+    for (int k = 0; k < t->n; k++)
+        t->cum[k + 1] = t->cum[k] + (total > 0.0 ? shares[k] / total : 1.0 / t->n);
+    t->cum[t->n] = 1.0;
+    return PO_OK;
+}
 double po__team_share(const po__team *t, int k) { return k >= 0 && k < t->n ? t->cum[k + 1] - t->cum[k] : 0.0; }
 
 po_status po__team_set_slowdown(po__team *t, int k, float factor) {

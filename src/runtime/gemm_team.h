@@ -42,6 +42,9 @@ typedef po_status (*po__team_task)(int member, void *arg);
 po_status po__team_run(po__team *t, po__team_task fn, void *arg, const char *name, const char *category);
 
 int po__team_size(const po__team *t);
+/* New shares for the members (as po__team_new's: >= 0, normalised, all 0 = even), used from the
+ * next product on. Call between products. PO_ERR_INVALID_ARG for a negative or non-finite one. */
+po_status po__team_set_shares(po__team *t, const double *shares);
 double po__team_share(const po__team *t, int member);
 
 /* Emulates a device `factor` times slower: after each block, member k idles (factor - 1)

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE /* pthread_setaffinity_np */
 #include "runtime/opsplit.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include "paropt/analyze.h"
 #include "paropt/trace.h"
 #include "runtime/exec_internal.h"
+#include "runtime/balance.h"
 #include "runtime/gemm_team.h"
 
 double po__opsplit_call_flops(const po_node *n) {
@@ -52,6 +54,9 @@ struct po_os {
     int first_opt;  /* the optimizer's nodes are first_opt .. the last node, dealt out; -1: none */
     int **opt_ids;  /* per member: the optimizer nodes it applies */
     int *n_opt, n_dealt; /* n_dealt: members opt_ids holds */
+    bool rebalance;      /* re-share by measured speed */
+    po__balance bal;
+    int64_t rebalances;
     po_trace *trace;
     double *compute_s; /* per member, last step */
     int first_core, n_cores;
@@ -70,6 +75,36 @@ static double now_s(void) { return po_trace_now(); }
 static const char *phase_name(po_phase p) {
     static const char *const names[] = {"forward", "backward", "optimizer"};
     return p <= PO_PHASE_OPTIMIZER ? names[p] : "other";
+}
+
+static po_status deal_optimizer(po_os *os);
+
+/* Re-shares when the members' busy times on their parts drift apart (po__os_set_rebalance). */
+static po_status maybe_reshare(po_os *os) {
+    int n = po__team_size(os->team);
+    double busy[PO__BALANCE_MAX_WORKERS], median[PO__BALANCE_MAX_WORKERS];
+    for (int k = 0; k < n; k++)
+        busy[k] = po__team_busy_s(os->team, k);
+    if (!po__balance_step(&os->bal, busy, median)) return PO_OK;
+    double speed[PO__BALANCE_MAX_WORKERS], total = 0.0, share[PO__BALANCE_MAX_WORKERS], moved = 0.0;
+    for (int k = 0; k < n; k++) {
+        if (!(median[k] > 0.0)) return PO_OK; /* a member with no part: nothing measured */
+        speed[k] = po__team_share(os->team, k) / median[k];
+        total += speed[k];
+    }
+    for (int k = 0; k < n; k++) {
+        double old = po__team_share(os->team, k);
+        share[k] = 0.5 * (old + speed[k] / total);
+        moved = fmax(moved, fabs(share[k] - old));
+    }
+    if (moved < 0.01) return PO_OK; /* within the noise */
+    int direction = share[0] > po__team_share(os->team, 0) ? 1 : -1;
+    po_status st = po__team_set_shares(os->team, share);
+    if (!st) st = deal_optimizer(os);
+    if (st) return st;
+    po__balance_moved(&os->bal, direction);
+    os->rebalances++;
+    return PO_OK;
 }
 
 /* Member k's part of the optimizer: the nodes dealt to it (po_exec_run_nodes runs nodes of one
@@ -117,6 +152,7 @@ static po_status run_step(po_os *os) {
     os->compute_s[0] = now_s() - t0 - po__team_wait_s(os->team);
     for (int k = 1; k < po__team_size(os->team); k++)
         os->compute_s[k] = po__team_busy_s(os->team, k);
+    if (!st && os->rebalance) st = maybe_reshare(os);
     return st;
 }
 
@@ -146,8 +182,19 @@ static void *main_thread(void *arg) {
 /* The optimizer's nodes, dealt out to the members when there are several and the nodes are the
  * step's last (as po_graph_optimizer makes them); else first_opt = -1 and the main thread runs
  * them with the rest. */
+static void free_deal(po_os *os) {
+    for (int k = 0; k < os->n_dealt; k++)
+        free(os->opt_ids[k]);
+    free(os->opt_ids);
+    free(os->n_opt);
+    os->opt_ids = NULL;
+    os->n_opt = NULL;
+    os->n_dealt = 0;
+}
+
 static po_status deal_optimizer(po_os *os) {
     int nodes = po_graph_size(os->g), n = po__team_size(os->team), first = nodes;
+    free_deal(os);
     os->first_opt = -1;
     while (first > 0 && po_node_phase(po_graph_node(os->g, first - 1)) == PO_PHASE_OPTIMIZER)
         first--;
@@ -240,10 +287,7 @@ void po__os_free(po_os *os) {
     pthread_cond_destroy(&os->go);
     pthread_cond_destroy(&os->done);
     pthread_mutex_destroy(&os->lock);
-    for (int k = 0; k < os->n_dealt; k++)
-        free(os->opt_ids[k]);
-    free(os->opt_ids);
-    free(os->n_opt);
+    free_deal(os);
     free(os->split);
     free(os->ids);
     free(os->compute_s);
@@ -275,6 +319,11 @@ void po__os_stats(const po_os *os, int k, po_worker_stats *out) {
 
 int64_t po__os_splits(const po_os *os) { return po__team_splits(os->team); }
 int po__os_split_nodes(const po_os *os) { return os->n_split; }
+void po__os_set_rebalance(po_os *os, bool on) {
+    os->rebalance = on && po__team_size(os->team) > 1 && po__team_size(os->team) <= PO__BALANCE_MAX_WORKERS;
+    po__balance_init(&os->bal, po__team_size(os->team));
+}
+int64_t po__os_rebalances(const po_os *os) { return os->rebalances; }
 int po__os_optimizer_nodes(const po_os *os, int k) { return k >= 0 && k < os->n_dealt ? os->n_opt[k] : 0; }
 
 void po__os_set_trace(po_os *os, po_trace *tr) {

@@ -254,6 +254,46 @@ static void tiny_gpt(void **s) {
     step_matches("reference/tiny_gpt.safetensors", GPT_SPEC, 0.25, 0.75);
 }
 
+/* Re-sharing: a member made 3x slower (emulated) gets a smaller share of the products after a
+ * few steps, and the steps still compute what one device does (losses match a single trainer's
+ * up to the rounding of the blocked products). */
+static void reshares_toward_the_faster_member(void **s) {
+    (void)s;
+    const char *spec = "mnist_mlp:d_in=256,hidden=512,batch=64";
+    po_model *m, *m1;
+    PO_CHECK(po_model_build(spec, 0, &m));
+    PO_CHECK(po_model_build(spec, 0, &m1));
+    po_optim_opts o = po_optim_opts_default(PO_OPTIM_ADAM);
+    po_worker_spec w[2];
+    two_members(0.5, 0.5, w);
+    po_trainer *t, *single;
+    PO_CHECK(po_trainer_new_opsplit(m, &o, 3, w, 2, &t));
+    PO_CHECK(po_trainer_new(m1, &o, 3, &single));
+    po__os_set_rebalance(po__trainer_os(t), true);
+    PO_CHECK(po_trainer_set_slowdown(t, 1, 3.0f));
+    po_dataset *d;
+    PO_CHECK(po_dataset_synthetic(m, 256, 5, &d));
+    for (int step = 0; step < 30; step++) {
+        float l, l1;
+        PO_CHECK(po_dataset_batch(d, step, po_trainer_input(t, 0), po_trainer_input(t, 1)));
+        PO_CHECK(po_dataset_batch(d, step, po_trainer_input(single, 0), po_trainer_input(single, 1)));
+        PO_CHECK(po_trainer_step(t, &l));
+        PO_CHECK(po_trainer_step(single, &l1));
+        if (!(fabsf(l - l1) <= 1e-3f * fmaxf(1.0f, fabsf(l1)))) fail_msg("step %d: loss %g vs %g", step, l, l1);
+    }
+    po_worker_stats w1;
+    PO_CHECK(po_trainer_worker_stats(t, 1, &w1));
+    print_message("after %lld re-shares: member 1's share %.3f\n", (long long)po__os_rebalances(po__trainer_os(t)), w1.share);
+    assert_true(po__os_rebalances(po__trainer_os(t)) >= 1);
+    assert_true(w1.share < 0.4);
+    assert_int_equal(po__os_optimizer_nodes(po__trainer_os(t), 0) + po__os_optimizer_nodes(po__trainer_os(t), 1), 6);
+    po_dataset_free(d);
+    po_trainer_free(t);
+    po_trainer_free(single);
+    po_model_free(m);
+    po_model_free(m1);
+}
+
 /* The optimizer's deal against brute force on small random cases: every node goes to a member,
  * and the slowest member's (load / share) is within 19/12 of the best assignment's, the bound
  * of largest-first dealing on machines of different speeds (Dobson 1984). Dealing that ignored
@@ -327,6 +367,7 @@ int main(void) {
         cmocka_unit_test(tiny_gpt),
         cmocka_unit_test(convolutions_stay_whole),
         cmocka_unit_test(optimizer_deal),
+        cmocka_unit_test(reshares_toward_the_faster_member),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

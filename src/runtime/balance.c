@@ -1,0 +1,46 @@
+/* When to re-balance work between workers (runtime/balance.h). */
+#include "runtime/balance.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void po__balance_init(po__balance *b, int n) {
+    memset(b, 0, sizeof *b);
+    b->n = n < 1 ? 1 : n > PO__BALANCE_MAX_WORKERS ? PO__BALANCE_MAX_WORKERS : n;
+    b->patience = PO__BALANCE_PATIENCE;
+}
+
+static int cmp_double(const void *x, const void *y) {
+    double a = *(const double *)x, c = *(const double *)y;
+    return a < c ? -1 : a > c;
+}
+
+bool po__balance_step(po__balance *b, const double *busy_s, double *median_s) {
+    if (b->settle > 0) {
+        b->settle--;
+        return false;
+    }
+    for (int i = 0; i < b->n; i++)
+        b->busy_s[i][b->window] = busy_s[i];
+    if (++b->window < b->patience) return false;
+    double fastest = 1e300, slowest = 0.0;
+    for (int i = 0; i < b->n; i++) {
+        double *v = b->busy_s[i];
+        qsort(v, (size_t)b->window, sizeof *v, cmp_double);
+        median_s[i] = b->window % 2 ? v[b->window / 2] : 0.5 * (v[b->window / 2 - 1] + v[b->window / 2]);
+        if (median_s[i] < fastest) fastest = median_s[i];
+        if (median_s[i] > slowest) slowest = median_s[i];
+    }
+    b->window = 0;
+    return slowest > PO__BALANCE_IMBALANCE * fastest;
+}
+
+void po__balance_moved(po__balance *b, int direction) {
+    if (b->last_move && direction != b->last_move)
+        b->patience = b->patience * 2 > PO__BALANCE_MAX_PATIENCE ? PO__BALANCE_MAX_PATIENCE : b->patience * 2;
+    else if (b->last_move)
+        b->patience = b->patience / 2 < PO__BALANCE_PATIENCE ? PO__BALANCE_PATIENCE : b->patience / 2;
+    b->last_move = direction;
+    b->window = 0;
+    b->settle = 1;
+}
