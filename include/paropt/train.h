@@ -75,6 +75,14 @@ typedef struct po_pipeline_opts {
     const po_pipeline_stage *stages; /* n_stages entries */
     int micro_batches;               /* >= 1, divides the batch */
     bool one_f_one_b;                /* 1F1B schedule; false: GPipe */
+    /* Re-partition by measured speed (po_trainer_new_pipeline only; hybrid lanes ignore it):
+     * when the stages' measured compute times drift more than 10% apart over a window of steps,
+     * the layer ranges are re-solved over the same devices in the same order from each layer's
+     * measured time, and the pipeline is rebuilt between two steps without restarting
+     * (runtime/pp_rebalance.h). Parameters, optimizer state and the step count carry over, and
+     * the numbers computed do not depend on the ranges (same kernels, same micro-batches, same
+     * summation order); po_trainer_exec changes, po_trainer_params does not. */
+    bool rebalance;
 } po_pipeline_opts;
 po_status po_trainer_new_pipeline(po_model *m, const po_optim_opts *o, uint64_t seed, const po_pipeline_opts *opts,
                                   po_trainer **out);
@@ -149,7 +157,7 @@ po_status po_parallel_new(po_model *m, const po_optim_opts *o, uint64_t seed, co
 po_status po_plan_workers(const po_plan *p, const po_device_list *devs, po_worker_spec *workers, int *dev_index,
                           int max_workers, int *n_workers);
 /* A trainer running plan p on devs (po_plan_workers): po_trainer_new_ex for single and dp (with
- * rebalance), po_trainer_new_pipeline for pp, po_trainer_new_hybrid for hybrid,
+ * rebalance), po_trainer_new_pipeline for pp (with rebalance), po_trainer_new_hybrid for hybrid,
  * po_trainer_new_opsplit for opsplit (replica 0 runs the graph). Devices with the option
  * slowdown=F run emulated F times slower. */
 po_status po_trainer_new_plan(po_model *m, const po_optim_opts *o, uint64_t seed, const po_plan *p,
@@ -167,8 +175,12 @@ typedef struct po_worker_stats {
 int po_trainer_n_workers(const po_trainer *t); /* 1 for a single-threaded trainer */
 /* Statistics of worker i of a data-parallel trainer; PO_ERR_INVALID_ARG otherwise. */
 po_status po_trainer_worker_stats(const po_trainer *t, int i, po_worker_stats *out);
-/* How often the batch was re-split (po_trainer_opts.rebalance). */
+/* How often the batch was re-split (po_trainer_opts.rebalance) or the pipeline re-partitioned
+ * (po_pipeline_opts.rebalance). */
 int64_t po_trainer_rebalances(const po_trainer *t);
+/* Layers *first_layer..*last_layer (inclusive, po_graph_layer_name) that pipeline stage i runs
+ * now; PO_ERR_INVALID_ARG for a trainer that is not a pipeline or no stage i. */
+po_status po_trainer_worker_layers(const po_trainer *t, int i, int *first_layer, int *last_layer);
 /* Emulated slowdown of worker i (po_exec_set_slowdown), from the next step on. */
 po_status po_trainer_set_slowdown(po_trainer *t, int worker, float factor);
 po_exec *po_trainer_exec(po_trainer *t);

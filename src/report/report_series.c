@@ -53,8 +53,9 @@ void po__section_utilization(FILE *f, const rd_run *r) {
                   "step.",
                   f);
             if (r->n_rebalances)
-                fprintf(f, " Dashed lines mark the %zu re-split%s of the batch by measured speed.", r->n_rebalances,
-                        r->n_rebalances == 1 ? "" : "s");
+                fprintf(f, " Dashed lines mark the %zu %s%s of the %s by measured speed.", r->n_rebalances,
+                        r->repartitions ? "re-partition" : "re-split", r->n_rebalances == 1 ? "" : "s",
+                        r->repartitions ? "pipeline" : "batch");
             fputs("</p>\n", f);
             po__svg_chart c = {"step",
                                "busy (% of the step)",
@@ -64,7 +65,7 @@ void po__section_utilization(FILE *f, const rd_run *r) {
                                100,
                                r->rebalance_steps,
                                r->n_rebalances,
-                               "re-split"};
+                               r->repartitions ? "re-partition" : "re-split"};
             po__svg_line_chart(f, &c, s, b->n);
         } else {
             fputs("<p class=\"missing\">Out of memory drawing the chart.</p>\n", f);

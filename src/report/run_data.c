@@ -154,6 +154,9 @@ static bool add_record(rd_run *r, const json_t *o) {
         if (strcmp(event, "rebalance") != 0) return true;
         if (!grow((void **)&r->rebalance_steps, &r->rebalance_cap, r->n_rebalances + 1, sizeof(double))) return false;
         r->rebalance_steps[r->n_rebalances++] = step;
+        const json_t *w = json_object_get(o, "workers");
+        if (json_is_array(w) && json_array_size(w) && json_object_get(json_array_get(w, 0), "layers"))
+            r->repartitions = true;
         return true;
     }
     double tl = po__json_num(o, "test_loss"), ta = po__json_num(o, "test_accuracy");

@@ -65,6 +65,7 @@ typedef struct {
     rd_series_set energy; /* per energy source: joules by step */
     double *rebalance_steps;
     size_t n_rebalances, rebalance_cap;
+    bool repartitions; /* the rebalances moved a pipeline's layer ranges (workers with "layers") */
 } rd_run;
 
 /* Reads the run directory. Errors: PO_ERR_NOT_FOUND (no such directory), PO_ERR_INVALID_ARG

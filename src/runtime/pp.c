@@ -36,6 +36,7 @@ typedef struct stage {
     struct po_pp *pp;
     int index;
     int first_core, n_cores;
+    int first_layer, last_layer;
     int n_slots;
     slot *slots;
     /* Per phase, what to do in order: a node id >= 0 to run, or -(b + 1) to copy boundary b in. */
@@ -71,6 +72,7 @@ struct po_pp {
     po_params *params; /* master storage */
     po_exec *exec;     /* master executor: the optimizer nodes, the step count */
     int *owner;        /* per node: stage */
+    int *layer;        /* per node: the layer it is counted in (assign_owners) */
     boundary *b;
     int n_b;
     stage *s;
@@ -354,6 +356,7 @@ static void assign_owners(po_pp *pp, const po_pipeline_opts *opts) {
         int l = g->nodes[i]->layer;
         if (l >= 0) last = l;
         int layer = l >= 0 ? l : last < 0 ? 0 : last;
+        pp->layer[i] = layer;
         int s = 0;
         while (s < pp->k - 1 && layer > opts->stages[s].last_layer)
             s++;
@@ -502,13 +505,28 @@ static po_status build_slots(po_pp *pp, stage *s) {
     return st;
 }
 
+static po_status build(const char *spec, int64_t batch, const po_optim_opts *o, uint64_t seed,
+                       const po_pipeline_opts *opts, po_params *share, po_params *own, po_pp **out);
+
 po_status po__pp_new(const char *spec, int64_t batch, const po_optim_opts *o, uint64_t seed,
                      const po_pipeline_opts *opts, po_pp **out) {
-    return po__pp_new_lane(spec, batch, o, seed, opts, NULL, out);
+    return build(spec, batch, o, seed, opts, NULL, NULL, out);
 }
 
 po_status po__pp_new_lane(const char *spec, int64_t batch, const po_optim_opts *o, uint64_t seed,
                           const po_pipeline_opts *opts, po_params *share, po_pp **out) {
+    return build(spec, batch, o, seed, opts, share, NULL, out);
+}
+
+po_status po__pp_new_adopting(const char *spec, int64_t batch, const po_optim_opts *o, const po_pipeline_opts *opts,
+                              po_params *own, po_pp **out) {
+    return build(spec, batch, o, 0, opts, NULL, own, out);
+}
+
+/* share: values and state shared with another pipeline; own: adopted as the master storage
+ * (left to the caller on failure); neither: storage of its own initialised from seed. */
+static po_status build(const char *spec, int64_t batch, const po_optim_opts *o, uint64_t seed,
+                       const po_pipeline_opts *opts, po_params *share, po_params *own, po_pp **out) {
     *out = NULL;
     po_status st = po_optim_opts_check(o);
     if (st) return st;
@@ -544,11 +562,12 @@ po_status po__pp_new_lane(const char *spec, int64_t batch, const po_optim_opts *
     int n = st ? 0 : pp->model->graph->n_nodes;
     if (!st) {
         pp->owner = malloc((size_t)(n + 1) * sizeof *pp->owner);
+        pp->layer = malloc((size_t)(n + 1) * sizeof *pp->layer);
         pp->s = calloc((size_t)pp->k, sizeof *pp->s);
         pp->losses = calloc((size_t)pp->m, sizeof *pp->losses);
         pp->done_gen = calloc((size_t)pp->k * 2 * (size_t)pp->m, sizeof *pp->done_gen);
         pp->sent_t = calloc((size_t)pp->k * 2 * (size_t)pp->m, sizeof *pp->sent_t);
-        if (!pp->owner || !pp->s || !pp->losses || !pp->done_gen || !pp->sent_t)
+        if (!pp->owner || !pp->layer || !pp->s || !pp->losses || !pp->done_gen || !pp->sent_t)
             st = po_fail(PO_ERR_NO_MEMORY, "out of memory");
     }
     int *need = NULL;
@@ -559,7 +578,9 @@ po_status po__pp_new_lane(const char *spec, int64_t batch, const po_optim_opts *
     }
     /* Master storage from the graph with the optimizer: the values po_trainer_new draws (or,
      * for a lane, another pipeline's values and state with gradients of its own). */
-    if (!st && share) {
+    if (!st && own) {
+        pp->params = own; /* po_exec_new checks that it belongs to this graph and optimizer */
+    } else if (!st && share) {
         if (po_params_count(share) != pp->model->graph->n_params)
             st = po_fail(PO_ERR_INVALID_ARG, "pipeline: the shared parameters belong to another model");
         if (!st) st = po_params_new_replica(share, &pp->params);
@@ -574,6 +595,8 @@ po_status po__pp_new_lane(const char *spec, int64_t batch, const po_optim_opts *
         s->index = i;
         s->first_core = opts->stages[i].worker.first_core;
         s->n_cores = opts->stages[i].worker.n_cores > 0 ? opts->stages[i].worker.n_cores : 1;
+        s->first_layer = opts->stages[i].first_layer;
+        s->last_layer = opts->stages[i].last_layer;
         s->slowdown = 1.0f;
         st = plan_stage(pp, s, need);
         if (!st) st = build_slots(pp, s);
@@ -588,6 +611,7 @@ po_status po__pp_new_lane(const char *spec, int64_t batch, const po_optim_opts *
         st = pin(&pp->s[i]);
     }
     if (st) {
+        if (own && pp->params == own) pp->params = NULL; /* still the caller's */
         po__pp_free(pp);
         return st;
     }
@@ -628,6 +652,7 @@ void po__pp_free(po_pp *pp) {
     free(pp->b);
     po_model_free(pp->model);
     free(pp->owner);
+    free(pp->layer);
     free(pp->s);
     free(pp->losses);
     free(pp->done_gen);
@@ -725,6 +750,52 @@ void po__pp_set_tracks(po_pp *pp, int base, int stride) {
     pp->track_stride = stride;
 }
 
-
 int po__pp_slots(const po_pp *pp, int i) { return i >= 0 && i < pp->k ? pp->s[i].n_slots : 0; }
 int po__pp_max_in_flight(const po_pp *pp, int i) { return i >= 0 && i < pp->k ? pp->s[i].max_in_flight : 0; }
+
+po_params *po__pp_release_params(po_pp *pp) {
+    po_params *p = pp->params;
+    pp->params = NULL;
+    return p;
+}
+
+void po__pp_inherit(po_pp *to, const po_pp *from) {
+    po_exec_set_steps(to->exec, po_exec_steps(from->exec));
+    to->defer_optimizer = from->defer_optimizer;
+    po__pp_set_tracks(to, from->track_base, from->track_stride);
+    po__pp_set_trace(to, from->trace);
+    for (int i = 0; i < to->k && i < from->k; i++) {
+        if (from->s[i].slowdown > 1.0f) po__pp_set_slowdown(to, i, from->s[i].slowdown);
+        to->s[i].compute_s = from->s[i].compute_s;
+    }
+}
+
+void po__pp_stage_layers(const po_pp *pp, int i, int *first, int *last) {
+    *first = pp->s[i].first_layer;
+    *last = pp->s[i].last_layer;
+}
+
+int po__pp_n_layers(const po_pp *pp) {
+    int n = po_graph_n_layers(pp->model->graph);
+    return n > 0 ? n : 1;
+}
+
+int po__pp_node_layer(const po_pp *pp, int node) { return pp->layer[node]; }
+
+void po__pp_set_profiling(po_pp *pp, bool on) {
+    for (int i = 0; i < pp->k; i++)
+        for (int j = 0; j < pp->s[i].n_slots; j++)
+            po_exec_set_profiling(pp->s[i].slots[j].exec, on);
+}
+
+void po__pp_take_layer_seconds(po_pp *pp, int i, double *secs) {
+    const po_graph *g = pp->model->graph;
+    stage *s = &pp->s[i];
+    for (int j = 0; j < s->n_slots; j++) {
+        po_exec *ex = s->slots[j].exec;
+        for (int n = 0; n < g->n_nodes; n++)
+            if (pp->owner[n] == i && g->nodes[n]->phase != PO_PHASE_OPTIMIZER)
+                secs[pp->layer[n]] += po_exec_node_seconds(ex, g->nodes[n]);
+        po_exec_reset_profile(ex);
+    }
+}

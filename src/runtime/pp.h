@@ -39,6 +39,20 @@ void po__pp_free(po_pp *pp);
 po_status po__pp_new_lane(const char *spec, int64_t batch, const po_optim_opts *o, uint64_t seed,
                           const po_pipeline_opts *opts, po_params *share, po_pp **out);
 
+/* po__pp_new, but with `own` as its master storage, values and optimizer state as they are (no
+ * initialisation): the parameters of a pipeline of the same model and optimizer, taken from it
+ * with po__pp_release_params. On success the pipeline owns them; on failure they stay the
+ * caller's. (Re-partitioning, runtime/pp_rebalance.h.) */
+po_status po__pp_new_adopting(const char *spec, int64_t batch, const po_optim_opts *o, const po_pipeline_opts *opts,
+                              po_params *own, po_pp **out);
+/* Hands the master parameters to the caller: po__pp_free then leaves them alone. Only between
+ * steps, and only to free the pipeline next. */
+po_params *po__pp_release_params(po_pp *pp);
+/* Carries `from`'s run-time settings over to `to` (a pipeline of the same stages, just built):
+ * the optimizer step count, each stage's emulated slowdown, the trace and its tracks, deferral
+ * of the optimizer, and the last step's statistics. Not the learning-rate scale. */
+void po__pp_inherit(po_pp *to, const po_pp *from);
+
 /* One step on the full batch in x, y ([batch, ...], contiguous); *loss = the batch's mean.
  * po__pp_step = po__pp_start (wakes the stages and returns) + po__pp_finish (waits for them), so
  * a caller can run several pipelines at once. x and y must stay valid until po__pp_finish. */
@@ -67,6 +81,17 @@ void po__pp_set_tracks(po_pp *pp, int base, int stride);
  * once (forward started, gradients not yet accumulated) over every step so far. */
 int po__pp_slots(const po_pp *pp, int stage);
 int po__pp_max_in_flight(const po_pp *pp, int stage);
+
+/* Stage s's layer range (inclusive), the model's layer count (at least 1) and the layer node n
+ * is counted in (its own, or for nodes outside every layer the closest earlier node's). */
+void po__pp_stage_layers(const po_pp *pp, int s, int *first, int *last);
+int po__pp_n_layers(const po_pp *pp);
+int po__pp_node_layer(const po_pp *pp, int node);
+/* Per-node profiling of every stage's executors (po_exec_set_profiling); off by default. */
+void po__pp_set_profiling(po_pp *pp, bool on);
+/* Adds to secs[layer] the forward and backward seconds stage s's executors profiled for each of
+ * its layers since the last call, and clears those profiles. Between steps only. */
+void po__pp_take_layer_seconds(po_pp *pp, int s, double *secs);
 
 /* The pipeline engine of a trainer made by po_trainer_new_pipeline, else NULL (trainer.c). */
 po_pp *po__trainer_pp(po_trainer *t);

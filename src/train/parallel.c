@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "paropt/train.h"
+#include "runtime/opsplit.h"
 #include "runtime/dp.h"
 
 po_parallel_opts po_parallel_opts_default(void) {
@@ -87,7 +88,7 @@ po_status po_trainer_new_plan(po_model *m, const po_optim_opts *o, uint64_t seed
         po_pipeline_stage stages[PO__DP_MAX_WORKERS];
         for (int k = 0; k < n; k++)
             stages[k] = (po_pipeline_stage){p->stages[k].first_layer, p->stages[k].last_layer, workers[k]};
-        po_pipeline_opts po = {n, stages, p->micro_batches, p->schedule == PO_SCHEDULE_1F1B};
+        po_pipeline_opts po = {n, stages, p->micro_batches, p->schedule == PO_SCHEDULE_1F1B, rebalance};
         st = po_trainer_new_pipeline(m, o, seed, &po, out);
     } else if (!st && p->strategy == PO_STRATEGY_HYBRID) {
         po_pipeline_stage stages[PO__DP_MAX_WORKERS];
@@ -97,11 +98,12 @@ po_status po_trainer_new_plan(po_model *m, const po_optim_opts *o, uint64_t seed
             stages[k] = (po_pipeline_stage){p->stages[k].first_layer, p->stages[k].last_layer, workers[k * g]};
         for (int r = 0; r < g; r++)
             shares[r] = p->stages[0].replicas[r].share;
-        po_hybrid_opts ho = {{p->n_stages, stages, p->micro_batches, p->schedule == PO_SCHEDULE_1F1B}, g, workers,
-                             shares};
+        po_hybrid_opts ho = {
+            {p->n_stages, stages, p->micro_batches, p->schedule == PO_SCHEDULE_1F1B, false}, g, workers, shares};
         st = po_trainer_new_hybrid(m, o, seed, &ho, out);
     } else if (!st && p->strategy == PO_STRATEGY_OPSPLIT) {
         st = po_trainer_new_opsplit(m, o, seed, workers, n, out); /* replica 0 runs the graph */
+        if (!st) po__os_set_rebalance(po__trainer_os(*out), rebalance);
     } else if (!st) {
         po_trainer_opts to = {n, workers, rebalance};
         st = po_trainer_new_ex(m, o, seed, &to, out);

@@ -9,6 +9,7 @@
 #include "runtime/hybrid.h"
 #include "runtime/opsplit.h"
 #include "runtime/pp.h"
+#include "runtime/pp_rebalance.h"
 
 struct po_trainer {
     po_model *m;
@@ -19,10 +20,11 @@ struct po_trainer {
     po_model *eval_model;
     po_exec *eval_exec;
     po_tensor *eval_inputs[2];
-    po_dp *dp; /* data parallel: workers own the graphs; params and exec are worker 0's */
-    po_pp *pp; /* pipeline parallel: params and exec are the master copies */
-    po_hy *hy; /* hybrid: params and exec are lane 0's master copies */
-    po_os *os; /* operator split: runs exec (the one copy) with a GEMM team */
+    po_dp *dp;   /* data parallel: workers own the graphs; params and exec are worker 0's */
+    po_pp *pp;   /* pipeline parallel: params and exec are the master copies */
+    po_ppr *ppr; /* re-partitions pp by measured speed (it may replace pp; params stay) */
+    po_hy *hy;   /* hybrid: params and exec are lane 0's master copies */
+    po_os *os;   /* operator split: runs exec (the one copy) with a GEMM team */
 };
 
 /* Tensors over an executor's input buffers for m's samples and targets. */
@@ -74,6 +76,7 @@ void po_trainer_free(po_trainer *t) {
     if (t->dp) {
         po__dp_free(t->dp);
     } else if (t->pp) {
+        po__ppr_free(t->ppr);
         po__pp_free(t->pp);
     } else if (t->hy) {
         po__hy_free(t->hy);
@@ -133,7 +136,9 @@ po_status po_trainer_new_pipeline(po_model *m, const po_optim_opts *o, uint64_t 
     po_trainer *t;
     po_status st = new_shell(m, o, &t);
     if (st) return st;
-    return adopt_engine(t, po__pp_new(m->spec, m->batch, o, seed, opts, &t->pp), out);
+    st = po__pp_new(m->spec, m->batch, o, seed, opts, &t->pp);
+    if (!st && opts->rebalance && opts->n_stages > 1) st = po__ppr_new(m->spec, m->batch, o, opts, t->pp, &t->ppr);
+    return adopt_engine(t, st, out);
 }
 
 po_status po_trainer_new_hybrid(po_model *m, const po_optim_opts *o, uint64_t seed, const po_hybrid_opts *opts,
@@ -146,7 +151,7 @@ po_status po_trainer_new_hybrid(po_model *m, const po_optim_opts *o, uint64_t se
 }
 
 po_status po_trainer_new_opsplit(po_model *m, const po_optim_opts *o, uint64_t seed, const po_worker_spec *workers,
-                                int n, po_trainer **out) {
+                                 int n, po_trainer **out) {
     *out = NULL;
     if (n < 1 || !workers) return po_fail(PO_ERR_INVALID_ARG, "operator split needs at least one worker");
     po_status st = po_trainer_new(m, o, seed, out);
@@ -178,7 +183,19 @@ int po_trainer_n_workers(const po_trainer *t) {
            : t->os ? po__os_members(t->os)
                    : 1;
 }
-int64_t po_trainer_rebalances(const po_trainer *t) { return t->dp ? po__dp_rebalances(t->dp) : 0; }
+int64_t po_trainer_rebalances(const po_trainer *t) {
+    return t->dp    ? po__dp_rebalances(t->dp)
+           : t->ppr ? po__ppr_rebalances(t->ppr)
+           : t->os  ? po__os_rebalances(t->os)
+                    : 0;
+}
+
+po_status po_trainer_worker_layers(const po_trainer *t, int i, int *first_layer, int *last_layer) {
+    if (!t->pp) return po_fail(PO_ERR_INVALID_ARG, "not a pipeline: workers have no layer ranges");
+    if (i < 0 || i >= po__pp_stages(t->pp)) return po_fail(PO_ERR_INVALID_ARG, "no pipeline stage %d", i);
+    po__pp_stage_layers(t->pp, i, first_layer, last_layer);
+    return PO_OK;
+}
 
 po_status po_trainer_worker_stats(const po_trainer *t, int i, po_worker_stats *out) {
     if (t->pp) {
@@ -220,7 +237,8 @@ void po_trainer_set_trace(po_trainer *t, po_trace *tr) {
         po_exec_set_trace(t->exec, tr, 0);
 }
 
-/* A data-parallel trainer rebuilds its workers' executors when it re-splits the batch. */
+/* A data-parallel trainer rebuilds its workers' executors when it re-splits the batch, a
+ * pipeline its stages' when it re-partitions. */
 po_exec *po_trainer_exec(po_trainer *t) {
     return t->dp ? po__dp_exec(t->dp) : t->pp ? po__pp_exec(t->pp) : t->hy ? po__hy_exec(t->hy) : t->exec;
 }
@@ -228,7 +246,10 @@ po_tensor *po_trainer_input(po_trainer *t, int which) { return which == 0 || whi
 
 po_status po_trainer_step(po_trainer *t, float *loss) {
     if (t->dp) return po__dp_step(t->dp, t->inputs[0], t->inputs[1], loss);
-    if (t->pp) return po__pp_step(t->pp, t->inputs[0], t->inputs[1], loss);
+    if (t->pp) {
+        po_status st = po__pp_step(t->pp, t->inputs[0], t->inputs[1], loss);
+        return !st && t->ppr ? po__ppr_after_step(t->ppr, &t->pp) : st;
+    }
     if (t->hy) return po__hy_step(t->hy, t->inputs[0], t->inputs[1], loss);
     po_status st = t->os ? po__os_step(t->os) : po_exec_run(t->exec);
     if (!st && loss) *loss = *(const float *)po_exec_output(t->exec, t->m->loss);

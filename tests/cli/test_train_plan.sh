@@ -148,6 +148,54 @@ EOF
   || fail "--plan FILE: $(tail -2 "$TMP/err")"
 grep -q '"strategy":"dp"' "$TMP/out" || fail "--plan FILE did not train its dp plan"
 
+# A pipeline re-partitions its layers when a device slows down mid-run: from a plan file giving
+# cpu:1 two of mnist_mlp's three layers, and from the planner's pipeline (--plan pp) of tiny_gpt's
+# six. Each rebalance record names every device's layer range; the slow device ends with fewer
+# layers than the plan gave it (when it had more than one) and, from the plan file (which gives
+# it the heavier half already), is never given more.
+printf '{"strategy": "pp", "objective": "time", "batch": 64, "micro_batches": 2, "schedule": "1f1b",\n "stages": [{"layers": [0, 0], "replicas": [{"device": "cpu:0", "share": 1}]}, {"layers": [1, 2], "replicas": [{"device": "cpu:1", "share": 1}]}]}\n' >"$TMP/pp.json"
+"$PO_BIN" train "${MODEL[@]}" --steps 40 --devices cpu:0,cpu:1 --plan "$TMP/pp.json" --calibrate 0 \
+  --slowdown-at 5:cpu:1:4 --out "$TMP/pp_file" >/dev/null 2>"$TMP/err" || fail "pp plan file with --slowdown-at: $(tail -2 "$TMP/err")"
+grep -q "step 5: cpu:1 now runs 4x slower" "$TMP/err" || fail "the pipeline's slowdown was not announced"
+grep -q 're-partitioned the pipeline by measured speed: \[{"device":"cpu:0","layers":"0-' "$TMP/err" \
+  || fail "no re-partition message: $(grep -v '^epoch' "$TMP/err" | tail -3)"
+GPT=(--model tiny_gpt:vocab=64,d_model=64,layers=4,heads=4,seq=32 --batch 8)
+"$PO_BIN" train "${GPT[@]}" --steps 40 --devices cpu:0,cpu:1 --plan pp --calibrate 1 --slowdown-at 5:cpu:1:4 \
+  --out "$TMP/pp_auto" >/dev/null 2>"$TMP/err" || fail "--plan pp with --slowdown-at: $(tail -2 "$TMP/err")"
+for run in pp_file pp_auto; do
+  python3 - "$TMP/$run" <<'EOF' || fail "$run: the slow device's layers after re-partitioning"
+import json, os, sys
+run = sys.argv[1]
+def need(cond, what):
+    if not cond:
+        print("FAIL:", what); sys.exit(1)
+plan = json.load(open(os.path.join(run, "plan.json")))
+need(plan["strategy"] == "pp", "not a pipeline: %r" % plan["strategy"])
+devices = [st["replicas"][0]["device"] for st in plan["stages"]]
+initial = {d: st["layers"][1] - st["layers"][0] + 1 for d, st in zip(devices, plan["stages"])}
+n_layers = plan["stages"][-1]["layers"][1] + 1
+records = [json.loads(l) for l in open(os.path.join(run, "metrics.jsonl"))]
+events = [r for r in records if r.get("event") == "rebalance"]
+def layers(w):
+    a, b = map(int, w["layers"].split("-"))
+    return b - a + 1
+for e in events:
+    ws = e["workers"]
+    need([w["device"] for w in ws] == devices, "devices kept in order: %r" % ws)
+    need(ws[0]["layers"].startswith("0-") and sum(layers(w) for w in ws) == n_layers, "ranges cover the model: %r" % ws)
+    need(e["step"] >= 5, "a re-partition before the slowdown: %r" % e)
+    slow = [layers(w) for w in ws if w["device"] == "cpu:1"][0]
+    if os.path.basename(run) == "pp_file":
+        need(slow <= initial["cpu:1"], "cpu:1 given more layers (%d) than the plan's %d" % (slow, initial["cpu:1"]))
+last_step = [r for r in records if "loss" in r][-1]
+final = [layers(w) for w in last_step["workers"] if w["device"] == "cpu:1"][0]
+print("%s: the plan gave cpu:1 %d of %d layers; re-partitioned at steps %s; cpu:1 ends with %d" % (
+    os.path.basename(run), initial["cpu:1"], n_layers, [e["step"] for e in events], final))
+if initial["cpu:1"] > 1:
+    need(events and final < initial["cpu:1"], "cpu:1, four times slower, kept its %d layers" % initial["cpu:1"])
+EOF
+done
+
 expect_error "--plan hybrid: no plan of the requested strategies exists for these devices (a hybrid plan needs four devices" \
   "$PO_BIN" train "${MODEL[@]}" --steps 1 --devices cpu:0,cpu:1 --plan hybrid --calibrate 0
 # --plan opsplit: the best operator split over the devices, trained as planned.

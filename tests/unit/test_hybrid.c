@@ -37,7 +37,7 @@ static po_hybrid_opts opts_for(const int *last_layers, int k, int g, int micro, 
     }
     for (int w = 0; w < k * g; w++)
         workers[w] = (po_worker_spec){(int)(w % cores), 1, 0.0};
-    return (po_hybrid_opts){{k, stages, micro, ofob}, g, workers, shares};
+    return (po_hybrid_opts){{k, stages, micro, ofob, false}, g, workers, shares};
 }
 
 /* One step of t from the reference parameters on the reference batch. */

@@ -32,7 +32,7 @@ static po_pipeline_opts opts_for(const int *last_layers, int k, int micro, bool 
         stages[i] = (po_pipeline_stage){first, last_layers[i], {(int)(i % (cores > 0 ? cores : 1)), 1, 0.0}};
         first = last_layers[i] + 1;
     }
-    return (po_pipeline_opts){k, stages, micro, one_f_one_b};
+    return (po_pipeline_opts){k, stages, micro, one_f_one_b, false};
 }
 
 /* The single-device step from the reference parameters, for comparison. */

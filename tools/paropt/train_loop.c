@@ -64,7 +64,8 @@ static void print_profile(const po_graph *g, const po_exec *ex, double step_ms) 
             step_ms);
 }
 
-/* Each worker's device, rows, compute time and busy fraction of the last step. */
+/* Each worker's device, rows, compute time and busy fraction of the last step; a pipeline
+ * stage's layer range too ("0-2"). */
 static json_t *worker_json(const train_setup *s, double step_s) {
     json_t *arr = json_array();
     for (int i = 0; i < s->n_workers; i++) {
@@ -72,6 +73,14 @@ static json_t *worker_json(const train_setup *s, double step_s) {
         if (po_trainer_worker_stats(s->trainer, i, &ws)) continue;
         json_t *w = json_object();
         json_object_set_new(w, "device", json_string(s->device_id[i]));
+        int first, last;
+        if (po_trainer_worker_layers(s->trainer, i, &first, &last) == PO_OK) {
+            char range[32];
+            snprintf(range, sizeof range, "%d-%d", first, last);
+            json_object_set_new(w, "layers", json_string(range));
+        } else {
+            po_clear_error();
+        }
         json_object_set_new(w, "rows", json_integer(ws.rows));
         json_object_set_new(w, "compute_ms", json_real(round(ws.compute_s * 1e6) / 1e3));
         json_object_set_new(w, "busy", json_real(step_s > 0 ? round(ws.compute_s / step_s * 1000) / 1000 : 0));
@@ -188,7 +197,14 @@ int train_loop(const train_args *a, train_setup *s, train_result *r) {
             json_object_set_new(o, "event", json_string("rebalance"));
             json_object_set_new(o, "workers", w);
             char *text = json_dumps(w, JSON_COMPACT | JSON_REAL_PRECISION(6));
-            fprintf(stderr, "%sstep %lld: re-split the batch by measured speed: %s\n", tty ? "\n" : "", (long long)done,
+            int first, last;
+            bool pipeline = po_trainer_worker_layers(s->trainer, 0, &first, &last) == PO_OK;
+            po_clear_error();
+            bool opsplit = s->planned && s->plan.strategy == PO_STRATEGY_OPSPLIT;
+            fprintf(stderr, "%sstep %lld: %s by measured speed: %s\n", tty ? "\n" : "", (long long)done,
+                    pipeline  ? "re-partitioned the pipeline"
+                    : opsplit ? "re-shared the split products (rows: each device's share of the batch)"
+                              : "re-split the batch",
                     text ? text : "");
             free(text);
             log_json(s->metrics, o);
