@@ -186,7 +186,7 @@ po_status po_cost_model_record(po_cost_model *cm, const po_node *n, const char *
 po_status po_cost_model_lookup(const po_cost_model *cm, uint64_t key, const char *device, double *seconds, int *count);
 /* Measures every node of g (a full training graph; parameters are allocated and initialised here)
  * on real device d (machine m; d->id must be in the cluster): `runs` steps (after one warm-up; more,
- * up to 25, until 0.2 s are timed) on a thread pinned to d's cores with the executor's per-node
+ * up to 25, until 0.4 s are timed) on a thread pinned to d's cores with the executor's per-node
  * clock, each node's median over the runs recorded.
  * CPU devices only, as po_hw_time_node. A device with the option slowdown=F (an emulated slow
  * device, po_exec_set_slowdown) is timed while emulating it, so its slowness is measured. */
@@ -195,7 +195,7 @@ po_status po_cost_model_calibrate(po_cost_model *cm, const po_machine *m, const 
 /* po_cost_model_calibrate on several devices at once: they take turns, one step each, round
  * after round, so a burst of load from elsewhere on the machine falls on every device's runs
  * alike instead of making one of two alike devices look slow. Each device runs as many steps as
- * the fastest needs (runs or more, up to 25, until it has 0.2 s timed). */
+ * the fastest needs (runs or more, up to 25, until it has 0.4 s timed). */
 po_status po_cost_model_calibrate_many(po_cost_model *cm, const po_machine *m, const po_device *devs, int n_devs,
                                        const po_graph *g, int runs);
 
