@@ -216,6 +216,12 @@ po_status po_cost_model_node_time(const po_cost_model *cm, const po_node *n, int
     return PO_OK;
 }
 
+double po__node_roofline(const po_cost_model *cm, const po__wnode *n, int dev, double rows, double frac) {
+    double call = po__aff(n->call_flops, rows) * (n->op == PO_OP_MATMUL ? 1.0 : frac);
+    return roofline(&cm->c->dev[dev], po__aff(n->flops, rows) * frac, po__aff(n->bytes, rows) * frac, call, n->gemm,
+                    NULL);
+}
+
 double po__node_seconds(const po_cost_model *cm, const po_workload *w, const po__wnode *n, int dev, double rows,
                         double frac, po__tparts *parts) {
     const po_cluster_device *d = &cm->c->dev[dev];

@@ -109,6 +109,9 @@ po__tparts po__layer_time(po__eval *e, int layer, po_phase ph, int dev, double r
 /* Forward + backward of layers first..last (with a second forward when recompute). */
 double po__range_time(po__eval *e, int first, int last, int dev, double rows, bool recompute);
 /* Time of one node for rows samples, `frac` of its work (operator split), on dev. */
+/* The roofline alone (no measured history) for frac of node n at rows on device dev: what the
+ * device's GEMM curve and bandwidth say, for ratios between sizes of one node. */
+double po__node_roofline(const po_cost_model *cm, const po__wnode *n, int dev, double rows, double frac);
 double po__node_seconds(const po_cost_model *cm, const po_workload *w, const po__wnode *n, int dev, double rows,
                         double frac, po__tparts *parts);
 

@@ -58,11 +58,13 @@ traced = sorted({e["args"]["step"] for e in x})
 need(30 in traced and 1 in traced and len(traced) <= 8, "traced steps %r" % traced)
 need({e["tid"] for e in x} == set(names), "slices on every track")
 need({"linear", "relu"} <= {e["name"] for e in x}, "op slices")
-if len(used) > 1:
+if plan["strategy"] == "dp":
     need(any(e["name"] == "all-reduce" for e in x), "all-reduce slices")
     s_ids = sorted(e["id"] for e in ev if e["ph"] == "s")
     f_ids = sorted(e["id"] for e in ev if e["ph"] == "f")
     need(s_ids and s_ids == f_ids, "flow start/finish pairs")
+if plan["strategy"] == "opsplit":  # every device applies its dealt part of the optimizer
+    need({e["tid"] for e in x if e["name"] == "optimizer"} == set(names), "optimizer slices on every track")
 # Slices of one track within one step do not overlap (a track is one worker's timeline), apart
 # from a one-device run's "step" slice, which encloses its ops.
 for tid in names:
@@ -128,6 +130,20 @@ assert any(k.startswith("energy/power_w [") and k.endswith("]") for k in scalars
 m = [json.loads(l) for l in open(sys.argv[1] + "/metrics.jsonl") if '"loss"' in l]
 for (step, v), r in zip(scalars["train/loss"], m):
     assert step == r["step"] and abs(v - r["loss"]) <= 1e-6 * abs(r["loss"]), (step, v, r)
+EOF
+
+# A data-parallel run's trace: all-reduce slices and gradient transfers as flows, in pairs (the
+# automatic plan above may be an operator split, which has neither).
+"$PO_BIN" train "${MODEL[@]}" --steps 4 --devices cpu:0,cpu:1 --plan dp --calibrate 0 --out "$TMP/dprun" >/dev/null \
+  2>"$TMP/err" || fail "--plan dp with --out: $(tail -3 "$TMP/err")"
+python3 - "$TMP/dprun/trace.json" <<'EOF' || fail "data-parallel trace"
+import json, sys
+ev = json.load(open(sys.argv[1]))["traceEvents"]
+x = [e for e in ev if e["ph"] == "X"]
+assert any(e["name"] == "all-reduce" for e in x), "no all-reduce slices"
+s_ids = sorted(e["id"] for e in ev if e["ph"] == "s")
+f_ids = sorted(e["id"] for e in ev if e["ph"] == "f")
+assert s_ids and s_ids == f_ids, "flows not in start/finish pairs: %r %r" % (s_ids, f_ids)
 EOF
 
 # A device three times slower (emulated) is found by measuring it: the planner gives it the
