@@ -15,6 +15,9 @@
 #include <stdbool.h>
 
 #define PO__BALANCE_IMBALANCE    1.10
+/* Medians further apart than this (a device slowed down, a first split far off) justify moving
+ * all the way to the measured-speed target at once; closer, halfway, against timing noise. */
+#define PO__BALANCE_FAR_APART 1.3
 #define PO__BALANCE_PATIENCE     4
 #define PO__BALANCE_MAX_PATIENCE 64
 #define PO__BALANCE_MAX_WORKERS  64

@@ -382,7 +382,9 @@ void po__dp_free(po_dp *dp) {
 static bool affine_fit(const po_dp *dp, const double *median_s, double *a, double *b) {
     for (int i = 0; i < dp->k; i++) {
         const worker *w = &dp->w[i];
-        if (w->fit_rows <= 0 || w->fit_rows == w->rows) return false;
+        /* Rows a few apart make the slope mostly timing noise. */
+        int64_t apart = llabs(w->rows - w->fit_rows);
+        if (w->fit_rows <= 0 || apart < 4 || (double)apart < 0.08 * (double)dp->batch) return false;
         b[i] = (median_s[i] - w->fit_s) / (double)(w->rows - w->fit_rows);
         a[i] = median_s[i] - b[i] * (double)w->rows;
         if (!(b[i] > 0.0) || a[i] < -0.25 * median_s[i]) return false;
@@ -395,10 +397,11 @@ static bool affine_fit(const po_dp *dp, const double *median_s, double *a, doubl
  * - With two windows' measurements at different row counts for every worker, each worker's time
  *   is fitted as fixed cost + per-row cost and the split goes straight to where the fitted times
  *   are equal: one more re-split after the first usually lands on the balance.
- * - Otherwise (the first re-split, or after a change of speed makes the fit implausible) each
- *   worker's target rows are proportional to its measured speed (rows per second) and the split
- *   moves halfway there: time is not proportional to rows (fixed per-step costs), and the
- *   halfway step keeps timing noise from making it oscillate. */
+ * - Otherwise (the first re-split, rows too close for a slope, or a change of speed making the
+ *   fit implausible) each worker's target rows are proportional to its measured speed (rows per
+ *   second): the split moves there when the times are more than PO__BALANCE_FAR_APART apart, else halfway,
+ *   so that timing noise does not make it oscillate. Time is not proportional to rows (fixed
+ *   per-step costs), so the target lies between the split and the balance. */
 static po_status resplit(po_dp *dp, const double *median_s) {
     int64_t given = 0, moved = 0;
     int64_t rows[PO__DP_MAX_WORKERS];
@@ -415,12 +418,18 @@ static po_status resplit(po_dp *dp, const double *median_s) {
             given += rows[i];
         }
     } else {
-        double speed_total = 0.0;
-        for (int i = 0; i < dp->k; i++)
+        double speed_total = 0.0, fastest = INFINITY, slowest = 0.0;
+        for (int i = 0; i < dp->k; i++) {
             speed_total += (double)dp->w[i].rows / median_s[i];
+            fastest = fmin(fastest, median_s[i]);
+            slowest = fmax(slowest, median_s[i]);
+        }
+        /* Far apart (a device slowed down, a first split far off): all the way to the target,
+         * which with fixed per-step costs stops short of the balance, never past it. */
+        double step = slowest > PO__BALANCE_FAR_APART * fastest ? 1.0 : 0.5;
         for (int i = 0; i < dp->k; i++) {
             double target = (double)dp->batch * ((double)dp->w[i].rows / median_s[i]) / speed_total;
-            rows[i] = llround(0.5 * ((double)dp->w[i].rows + target));
+            rows[i] = llround((double)dp->w[i].rows + step * (target - (double)dp->w[i].rows));
             if (rows[i] < 1) rows[i] = 1;
             given += rows[i];
         }

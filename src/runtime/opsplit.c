@@ -87,14 +87,20 @@ static po_status maybe_reshare(po_os *os) {
         busy[k] = po__team_busy_s(os->team, k);
     if (!po__balance_step(&os->bal, busy, median)) return PO_OK;
     double speed[PO__BALANCE_MAX_WORKERS], total = 0.0, share[PO__BALANCE_MAX_WORKERS], moved = 0.0;
+    double fastest = INFINITY, slowest = 0.0;
     for (int k = 0; k < n; k++) {
         if (!(median[k] > 0.0)) return PO_OK; /* a member with no part: nothing measured */
         speed[k] = po__team_share(os->team, k) / median[k];
         total += speed[k];
+        fastest = fmin(fastest, median[k]);
+        slowest = fmax(slowest, median[k]);
     }
+    /* A member's part scales with its share (blocks of products, dealt optimizer nodes): the
+     * target is the balance itself, up to noise and the lumps of the optimizer's deal. */
+    double step = slowest > PO__BALANCE_FAR_APART * fastest ? 1.0 : 0.5;
     for (int k = 0; k < n; k++) {
         double old = po__team_share(os->team, k);
-        share[k] = 0.5 * (old + speed[k] / total);
+        share[k] = old + step * (speed[k] / total - old);
         moved = fmax(moved, fabs(share[k] - old));
     }
     if (moved < 0.01) return PO_OK; /* within the noise */

@@ -59,8 +59,9 @@ po_status po__os_set_slowdown(po_os *os, int k, float factor);
 void po__os_stats(const po_os *os, int k, po_worker_stats *out);
 /* Re-sharing by measured speed (off at first): after each step, the members' busy time on
  * their blocks and optimizer parts goes into a runtime/balance.h window; when their medians
- * drift more than 10% apart, each member's share moves halfway toward one proportional to its
- * measured speed (share / busy time) and the optimizer is dealt out again. No rebuild: the next
+ * drift more than 10% apart, each member's share moves toward one proportional to its measured
+ * speed (share / busy time): all the way when they are more than 30% apart, else halfway; and
+ * the optimizer is dealt out again. No rebuild: the next
  * step's products are cut by the new shares. */
 void po__os_set_rebalance(po_os *os, bool on);
 int64_t po__os_rebalances(const po_os *os);
