@@ -377,9 +377,11 @@ static void calibrate_on_core(void **state) {
     po_machine_free(m);
 }
 
-/* Two devices timed taking turns (po_cost_model_calibrate_many): the one emulating slowdown=3 is
- * measured about 3 times slower over the step's products; every node of both gets a figure.
- * Bad arguments are refused. Needs two cores (else only the refusals are checked). */
+/* Two devices timed taking turns (po_cost_model_calibrate_many): the one emulating slowdown=8 is
+ * measured about 8 times slower over the step's products; every node of both gets a figure.
+ * The band is wide because ctest runs tests side by side on two cores: another test sharing
+ * one core halves that core's speed (4x or 16x), while ignoring the option would give at most
+ * 2x. Bad arguments are refused. Needs two cores (else only the refusals are checked). */
 static void calibrate_many_taking_turns(void **state) {
     (void)state;
     po_machine *m;
@@ -387,7 +389,7 @@ static void calibrate_many_taking_turns(void **state) {
     bool two = po_machine_cpu(m)->cores > 1;
     PO_CHECK(po_device_register_option("slowdown", "emulate a device F times slower"));
     po_device_list devs;
-    PO_CHECK(po_devices_parse(m, two ? "cpu:0,cpu:1:slowdown=3" : "cpu:0", &devs));
+    PO_CHECK(po_devices_parse(m, two ? "cpu:0,cpu:1:slowdown=8" : "cpu:0", &devs));
     po_cluster *c;
     PO_CHECK(po_cluster_new(&c));
     for (int i = 0; i < devs.n; i++) {
@@ -412,7 +414,8 @@ static void calibrate_many_taking_turns(void **state) {
         }
         assert_true(fast > 0.0);
         double ratio = slow / fast;
-        if (ratio < 2.2 || ratio > 4.0) fail_msg("slowdown=3 device measured %.2fx slower over the products", ratio);
+        print_message("slowdown=8 device measured %.2fx slower over the products\n", ratio);
+        if (ratio < 3.0 || ratio > 20.0) fail_msg("slowdown=8 device measured %.2fx slower over the products", ratio);
     }
     assert_int_equal(po_cost_model_calibrate_many(cm, m, devs.dev, 0, mod->graph, 1), PO_ERR_INVALID_ARG);
     assert_int_equal(po_cost_model_calibrate_many(cm, m, devs.dev, devs.n, mod->graph, 0), PO_ERR_INVALID_ARG);
