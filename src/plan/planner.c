@@ -59,7 +59,7 @@ static po_status calibrate(po_planner *p, const char *spec, const po_optim_opts 
 
 /* --- contention ----------------------------------------------------------------------------- */
 
-#define CONTENTION_RUNS 5
+#define CONTENTION_RUNS 7
 
 typedef struct {
     po_exec **ex;             /* one per device */
@@ -146,9 +146,15 @@ static po_status measure_contention(po_planner *p, const po_optim_opts *o, const
         if (!st) st = j.st;
     }
     for (int i = 0; !st && i < n; i++) {
-        double alone = median_of(j.alone + i * CONTENTION_RUNS, CONTENTION_RUNS);
-        double together = median_of(j.together + i * CONTENTION_RUNS, CONTENTION_RUNS);
-        double f = alone > 0.0 ? together / alone : 1.0;
+        /* Each round's own ratio (its alone and together runs are moments apart), then the median
+         * over rounds: a core's speed here drifts in phases of a second or so, and a ratio of
+         * medians taken across phases read 1.6-1.8x where training then ran at about 1.05x. */
+        double ratio[CONTENTION_RUNS];
+        for (int r = 0; r < CONTENTION_RUNS; r++) {
+            double alone = j.alone[i * CONTENTION_RUNS + r], together = j.together[i * CONTENTION_RUNS + r];
+            ratio[r] = alone > 0.0 ? together / alone : 1.0;
+        }
+        double f = median_of(ratio, CONTENTION_RUNS);
         st = po_cost_model_set_contention(p->cm, devs->dev[i].id, f < 1.0 ? 1.0 : f > 100.0 ? 100.0 : f);
     }
     for (int i = 0; i < n; i++) {
