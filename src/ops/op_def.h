@@ -48,6 +48,10 @@ typedef struct po_op_def {
     /* Computes the node. NULL for nodes with no work (inputs, parameters, views). Returns an
      * error only for bad data (an index out of range), never for a programming error. */
     po_status (*cpu_run)(const po_kargs *a);
+    /* Optional: elements [begin, end) of an element-wise node's work only (the optimizer's
+     * updates), so several threads can share one large parameter's update. cpu_run is the
+     * range over every element. */
+    po_status (*cpu_run_range)(const po_kargs *a, int64_t begin, int64_t end);
 } po_op_def;
 
 /* The definition of op; never NULL for a valid op. */

@@ -29,15 +29,14 @@ static void step_cost(const po_node *n, po_op_cost *c) {
     c->bytes_written = e * 4.0 * (1 + slots);
 }
 
-static po_status sgd_run(const po_kargs *a) {
+static po_status sgd_range(const po_kargs *a, int64_t begin, int64_t end) {
     const po_node *n = a->node;
-    int64_t count = po__numel(n);
     float *p = a->out, *buf = a->aux;
     const float *g = a->in[1];
     float lr = n->af[0] * a->step->lr_scale, wd = n->af[1], mom = n->af[2], damp = n->af[3];
     bool nesterov = n->ai[0], first = a->step->t == 1;
 #pragma omp simd
-    for (int64_t i = 0; i < count; i++) {
+    for (int64_t i = begin; i < end; i++) {
         float d = g[i];
         if (wd != 0.0f) d += wd * p[i];
         if (mom != 0.0f) {
@@ -50,7 +49,7 @@ static po_status sgd_run(const po_kargs *a) {
     return PO_OK;
 }
 
-static po_status adam_run(const po_kargs *a) {
+static po_status adam_range(const po_kargs *a, int64_t begin, int64_t end) {
     const po_node *n = a->node;
     int64_t count = po__numel(n);
     float *p = a->out, *m = a->aux, *v = m + count;
@@ -63,7 +62,7 @@ static po_status adam_run(const po_kargs *a) {
     float step_size = (float)((double)lr / bc1), bc2_sqrt = (float)sqrt(bc2);
     float decay = decoupled ? 1.0f - lr * wd : 1.0f, l2 = decoupled ? 0.0f : wd;
 #pragma omp simd
-    for (int64_t i = 0; i < count; i++) {
+    for (int64_t i = begin; i < end; i++) {
         float pi = p[i] * decay, gi = g[i] + l2 * pi;
         m[i] = m[i] * b1 + gi * (1.0f - b1);
         v[i] = v[i] * b2 + (1.0f - b2) * gi * gi;
@@ -73,6 +72,10 @@ static po_status adam_run(const po_kargs *a) {
     return PO_OK;
 }
 
-const po_op_def po_op_def_sgd_step = {.name = "sgd_step", .infer = step_infer, .cost = step_cost, .cpu_run = sgd_run};
+static po_status sgd_run(const po_kargs *a) { return sgd_range(a, 0, po__numel(a->node)); }
+static po_status adam_run(const po_kargs *a) { return adam_range(a, 0, po__numel(a->node)); }
+
+const po_op_def po_op_def_sgd_step = {
+    .name = "sgd_step", .infer = step_infer, .cost = step_cost, .cpu_run = sgd_run, .cpu_run_range = sgd_range};
 const po_op_def po_op_def_adam_step = {
-    .name = "adam_step", .infer = step_infer, .cost = step_cost, .cpu_run = adam_run};
+    .name = "adam_step", .infer = step_infer, .cost = step_cost, .cpu_run = adam_run, .cpu_run_range = adam_range};

@@ -355,7 +355,9 @@ static po_status build_stages(sim *s, int **peak_inflight) {
             (*peak_inflight)[q] = peak;
         }
         bool cpu = all_cpu(s, sgi);
-        double opt_frac = nr > 1 && shared_group(s, sgi) ? 1.0 / nr : 1.0;
+        /* Data parallel over shared memory: the optimizer's updates are shared out by element in
+         * proportion to the replicas' shares (runtime/optim_split.h); else each applies all. */
+        bool shared_opt = nr > 1 && shared_group(s, sgi);
         int *devs = malloc((size_t)nr * sizeof(int));
         if (!devs) {
             st = po_fail(PO_ERR_NO_MEMORY, "out of memory");
@@ -387,8 +389,8 @@ static po_status build_stages(sim *s, int **peak_inflight) {
             int q = s->slot_of[sgi] + k;
             for (int l = nl - 1; l >= 0; l--) {
                 po__tparts o = po__layer_time(s->e, sg->first_layer + l, PO_PHASE_OPTIMIZER, s->dev[q], s->rows[q]);
-                scale(&o,
-                      opt_frac * (busy_neighbours(s, s->dev[q]) ? po_cost_model_contention(s->e->cm, s->dev[q]) : 1.0));
+                scale(&o, (shared_opt ? sg->replicas[k].share : 1.0) *
+                              (busy_neighbours(s, s->dev[q]) ? po_cost_model_contention(s->e->cm, s->dev[q]) : 1.0));
                 int t = new_task(s, TK_OPT, q, o.t, &o, sg->first_layer + l);
                 dep(s, ar[l], t);
                 use(s, q, t);
@@ -419,44 +421,32 @@ static int optimizer_tail(const po_workload *w) {
     return first < w->n_nodes ? first : -1;
 }
 
-/* Operator split's optimizer: its nodes dealt out whole to the members as the runtime deals
- * them (po__opsplit_deal), every member applying its part at once after the last of prev. */
+/* Operator split's optimizer: its updates shared out by element in proportion to the shares,
+ * as the runtime does (runtime/optim_split.h), every member applying its part at once after
+ * the last of prev: member k takes share_k of every update's time on its device. */
 static void deal_optimizer(sim *s, int first_opt, const int *prev, int n_prev) {
     const po_workload *w = s->e->w;
     const po_plan_stage *sg = &s->p->stages[0];
-    int n = sg->n_replicas, count = w->n_nodes - first_opt;
-    double *sizes = calloc((size_t)count, sizeof *sizes), *shares = calloc((size_t)n, sizeof *shares);
-    int *owner = calloc((size_t)count, sizeof *owner);
-    if (!sizes || !shares || !owner) {
-        s->st = po_fail(PO_ERR_NO_MEMORY, "out of memory");
-        free(sizes), free(shares), free(owner);
-        return;
-    }
-    for (int i = 0; i < count; i++)
-        sizes[i] = w->nodes[first_opt + i].elems;
-    for (int k = 0; k < n; k++)
-        shares[k] = sg->replicas[k].share;
-    po__opsplit_deal(sizes, count, shares, n, owner);
+    int n = sg->n_replicas;
     for (int k = 0; k < n && !s->st; k++) {
         po__tparts sum = {0, 0, 0, 0};
         int layer = -1;
-        for (int i = 0; i < count; i++) {
-            const po__wnode *nd = &w->nodes[first_opt + i];
-            if (owner[i] != k || (po__aff(nd->flops, (double)w->batch) == 0.0 && po__aff(nd->bytes, (double)w->batch) == 0.0))
-                continue;
+        for (int i = first_opt; i < w->n_nodes; i++) {
+            const po__wnode *nd = &w->nodes[i];
+            if (po__aff(nd->flops, (double)w->batch) == 0.0 && po__aff(nd->bytes, (double)w->batch) == 0.0) continue;
             po__tparts part;
             po__node_seconds(s->e->cm, w, nd, s->dev[k], (double)w->batch, 1.0, &part);
             sum.t += part.t, sum.flop_s += part.flop_s, sum.byte_s += part.byte_s, sum.over_s += part.over_s;
             layer = nd->layer;
         }
         if (layer < 0) continue;
-        scale(&sum, busy_neighbours(s, s->dev[k]) ? po_cost_model_contention(s->e->cm, s->dev[k]) : 1.0);
+        scale(&sum, sg->replicas[k].share *
+                        (busy_neighbours(s, s->dev[k]) ? po_cost_model_contention(s->e->cm, s->dev[k]) : 1.0));
         int t = new_task(s, TK_OPT, k, sum.t, &sum, layer);
         for (int j = 0; j < n_prev; j++)
             dep(s, prev[j], t);
         use(s, k, t);
     }
-    free(sizes), free(shares), free(owner);
 }
 
 static po_status build_opsplit(sim *s, po__sim_out *out, double *moved_static, double *extra) {

@@ -15,6 +15,7 @@
 
 #include "runtime/balance.h"
 #include "runtime/dp_buckets.h"
+#include "runtime/optim_split.h"
 #include "runtime/exec_internal.h"
 
 
@@ -26,7 +27,8 @@ typedef struct worker {
     po_exec *exec;
     int64_t rows, first_row;
     double weight;               /* rows / batch */
-    int *opt_ids, n_opt;         /* worker 0's optimizer nodes this worker applies */
+    po__opt_piece *opt;          /* the stretches of worker 0's optimizer updates it applies */
+    int n_opt;
     int first_core, n_cores;
     float slowdown;   /* emulation factor applied to its executor */
     double compute_s; /* its forward + backward time in the last step */
@@ -179,7 +181,11 @@ static void step_worker(worker *w) {
     for (int i = 0; i < dp->k; i++)
         ok = ok && dp->w[i].status == PO_OK;
     double o0 = po_trace_now();
-    if (ok && (st = po_exec_run_nodes(dp->w[0].exec, w->opt_ids, w->n_opt))) fail_worker(w, st);
+    for (int p = 0; ok && p < w->n_opt; p++)
+        if ((st = po__exec_run_range(dp->w[0].exec, w->opt[p].node, w->opt[p].begin, w->opt[p].end))) {
+            fail_worker(w, st);
+            break;
+        }
     emulate_slowness(w, po_trace_now() - o0);
     if (po_trace_recording(dp->trace)) {
         /* Each worker reads its buckets of every other worker's gradients: a flow from each. */
@@ -247,40 +253,39 @@ static po_status split_rows(po_dp *dp, const po_trainer_opts *opts) {
 }
 
 /* Worker 0's optimizer nodes dealt out so each worker updates about as many floats. */
+/* Shares worker 0's optimizer updates out by element, in proportion to the workers' rows (a
+ * worker's rows follow its measured speed), runtime/optim_split.h. */
 static po_status deal_optimizer(po_dp *dp) {
     const po_graph *g = dp->w[0].model->graph;
-    double *load = calloc((size_t)dp->k, sizeof *load);
-    for (int i = 0; i < dp->k; i++)
-        dp->w[i].opt_ids = calloc((size_t)po_graph_size(g) + 1, sizeof(int));
-    for (int i = 0; i < dp->k; i++)
-        if (!dp->w[i].opt_ids || !load) {
-            free(load);
-            return po_fail(PO_ERR_NO_MEMORY, "out of memory");
-        }
-    /* Largest parameters first, each to the least loaded worker. */
-    int n = po_graph_size(g);
-    bool *taken = calloc((size_t)n, sizeof *taken);
-    for (;;) {
-        int best = -1;
-        for (int i = 0; i < n; i++) {
-            const po_node *node = po_graph_node(g, i);
-            if (taken[i] || po_node_phase(node) != PO_PHASE_OPTIMIZER) continue;
-            po_shape s = po_node_shape(node);
-            po_shape b = best >= 0 ? po_node_shape(po_graph_node(g, best)) : s;
-            if (best < 0 || po_shape_numel(&s) > po_shape_numel(&b)) best = i;
-        }
-        if (best < 0) break;
-        taken[best] = true;
-        int least = 0;
-        for (int i = 1; i < dp->k; i++)
-            if (load[i] < load[least]) least = i;
-        po_shape s = po_node_shape(po_graph_node(g, best));
-        load[least] += (double)po_shape_numel(&s);
-        dp->w[least].opt_ids[dp->w[least].n_opt++] = best;
+    int n = po_graph_size(g), count = 0;
+    int *ids = calloc((size_t)n + 1, sizeof *ids), *first = calloc((size_t)dp->k + 1, sizeof *first);
+    int64_t *sizes = calloc((size_t)n + 1, sizeof *sizes);
+    bool *divisible = calloc((size_t)n + 1, sizeof *divisible);
+    double *shares = calloc((size_t)dp->k, sizeof *shares);
+    po__opt_piece *pieces = calloc((size_t)(n + dp->k), sizeof *pieces);
+    po_status st = ids && first && sizes && divisible && shares && pieces ? PO_OK : po_fail(PO_ERR_NO_MEMORY, "out of memory");
+    for (int i = 0; !st && i < n; i++) {
+        const po_node *node = po_graph_node(g, i);
+        if (po_node_phase(node) != PO_PHASE_OPTIMIZER) continue;
+        po_shape sh = po_node_shape(node);
+        ids[count] = i;
+        sizes[count] = po_shape_numel(&sh);
+        divisible[count++] = po__exec_has_range(dp->w[0].exec, i);
     }
-    free(taken);
-    free(load);
-    return PO_OK;
+    for (int k = 0; !st && k < dp->k; k++)
+        shares[k] = dp->w[k].weight;
+    if (!st) po__optim_split(ids, sizes, divisible, count, shares, dp->k, pieces, first);
+    for (int k = 0; !st && k < dp->k; k++) {
+        worker *w = &dp->w[k];
+        free(w->opt);
+        w->n_opt = first[k + 1] - first[k];
+        w->opt = calloc((size_t)w->n_opt + 1, sizeof *w->opt);
+        if (!w->opt) st = po_fail(PO_ERR_NO_MEMORY, "out of memory");
+        for (int p = 0; !st && p < w->n_opt; p++)
+            w->opt[p] = pieces[first[k] + p];
+    }
+    free(ids), free(first), free(sizes), free(divisible), free(shares), free(pieces);
+    return st;
 }
 
 /* Builds worker w's model for its rows and its executor (worker 0: also the optimizer and,
@@ -365,7 +370,7 @@ void po__dp_free(po_dp *dp) {
         po_exec_free(dp->w[i].exec);
         po_params_free(dp->w[i].params);
         po_model_free(dp->w[i].model);
-        free(dp->w[i].opt_ids);
+        free(dp->w[i].opt);
     }
     po__dp_buckets_free(&dp->bk);
     pthread_barrier_destroy(&dp->barrier);
@@ -458,8 +463,8 @@ static po_status resplit(po_dp *dp, const double *median_s) {
         w->weight = (double)rows[i] / (double)dp->batch;
         first += rows[i];
         st = build_worker(dp, w, 0);
-        free(w->opt_ids);
-        w->opt_ids = NULL;
+        free(w->opt);
+        w->opt = NULL;
         w->n_opt = 0;
     }
     if (!st) st = deal_optimizer(dp);

@@ -306,6 +306,21 @@ po_status po__exec_run_list(po_exec *ex, const int *ids, int n) {
 
 void po__exec_pay_idle(po_exec *ex) { pay_idle(ex, true); }
 
+bool po__exec_has_range(const po_exec *ex, int node_id) {
+    return node_id >= 0 && node_id < ex->g->n_nodes && po__op_def(ex->g->nodes[node_id]->op)->cpu_run_range;
+}
+
+po_status po__exec_run_range(po_exec *ex, int node_id, int64_t begin, int64_t end) {
+    if (node_id < 0 || node_id >= ex->g->n_nodes) return po_fail(PO_ERR_INVALID_ARG, "run_range: no node %d", node_id);
+    const po_node *n = ex->g->nodes[node_id];
+    const po_op_def *def = po__op_def(n->op);
+    if (!def->cpu_run_range) return po_fail(PO_ERR_UNSUPPORTED, "run_range: %s has no range kernel", po_op_name(n->op));
+    if (begin < 0 || end < begin || end > po_shape_numel(&n->shape))
+        return po_fail(PO_ERR_INVALID_ARG, "run_range: elements %lld-%lld of %lld", (long long)begin, (long long)end,
+                       (long long)po_shape_numel(&n->shape));
+    return begin < end ? def->cpu_run_range(&ex->args[node_id], begin, end) : PO_OK;
+}
+
 void *po__exec_node_buffer(po_exec *ex, int node_id) {
     return node_id >= 0 && node_id < ex->g->n_nodes ? ex->out[node_id] : NULL;
 }

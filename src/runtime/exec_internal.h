@@ -15,5 +15,11 @@ void *po__exec_node_aux(po_exec *ex, int node_id);
  * to the slowdown is paid in quanta; po__exec_pay_idle pays the rest. */
 po_status po__exec_run_list(po_exec *ex, const int *ids, int n);
 void po__exec_pay_idle(po_exec *ex);
+/* Elements [begin, end) of node node_id's work, from any of several threads sharing the
+ * executor (as po_exec_run_nodes: not traced, not slowed). PO_ERR_UNSUPPORTED for an op without
+ * a range kernel (the optimizer's updates have one), PO_ERR_INVALID_ARG for a bad id or range. */
+po_status po__exec_run_range(po_exec *ex, int node_id, int64_t begin, int64_t end);
+/* Whether node node_id's op can run by element ranges (po__exec_run_range). */
+bool po__exec_has_range(const po_exec *ex, int node_id);
 
 #endif

@@ -12,6 +12,7 @@
 #include "runtime/exec_internal.h"
 #include "runtime/balance.h"
 #include "runtime/gemm_team.h"
+#include "runtime/optim_split.h"
 
 double po__opsplit_call_flops(const po_node *n) {
     double calls = 1.0;
@@ -23,26 +24,6 @@ double po__opsplit_call_flops(const po_node *n) {
     return po_node_cost(n).flops / (calls > 0.0 ? calls : 1.0);
 }
 
-void po__opsplit_deal(const double *sizes, int n, const double *shares, int n_members, int *owner) {
-    double *load = calloc((size_t)n_members, sizeof *load);
-    bool *dealt = calloc((size_t)n + 1, sizeof *dealt);
-    for (int i = 0; i < n; i++)
-        owner[i] = 0;
-    for (int round = 0; load && dealt && round < n; round++) {
-        int big = -1;
-        for (int i = 0; i < n; i++)
-            if (!dealt[i] && (big < 0 || sizes[i] > sizes[big])) big = i;
-        int best = 0;
-        for (int k = 1; k < n_members; k++)
-            if ((load[k] + sizes[big]) / shares[k] < (load[best] + sizes[big]) / shares[best]) best = k;
-        dealt[big] = true;
-        owner[big] = best;
-        load[best] += sizes[big];
-    }
-    free(load);
-    free(dealt);
-}
-
 struct po_os {
     po_exec *ex;
     const po_graph *g;
@@ -52,8 +33,9 @@ struct po_os {
     int n_split;
     bool has_optimizer;
     int first_opt;  /* the optimizer's nodes are first_opt .. the last node, dealt out; -1: none */
-    int **opt_ids;  /* per member: the optimizer nodes it applies */
-    int *n_opt, n_dealt; /* n_dealt: members opt_ids holds */
+    po__opt_piece *opt; /* the optimizer's updates shared out by element (runtime/optim_split.h) */
+    int *opt_first;     /* member k applies opt[opt_first[k] .. opt_first[k + 1]) */
+    int n_dealt;        /* members opt_first describes (0: none) */
     bool rebalance;      /* re-share by measured speed */
     po__balance bal;
     int64_t rebalances;
@@ -117,7 +99,11 @@ static po_status maybe_reshare(po_os *os) {
  * executor from several threads). */
 static po_status apply_optimizer(int k, void *arg) {
     po_os *os = arg;
-    return po_exec_run_nodes(os->ex, os->opt_ids[k], os->n_opt[k]);
+    for (int p = os->opt_first[k]; p < os->opt_first[k + 1]; p++) {
+        po_status st = po__exec_run_range(os->ex, os->opt[p].node, os->opt[p].begin, os->opt[p].end);
+        if (st) return st;
+    }
+    return PO_OK;
 }
 
 /* po_exec_run's work, node by node: runs of unsplit nodes as the executor runs them (traced,
@@ -189,12 +175,10 @@ static void *main_thread(void *arg) {
  * step's last (as po_graph_optimizer makes them); else first_opt = -1 and the main thread runs
  * them with the rest. */
 static void free_deal(po_os *os) {
-    for (int k = 0; k < os->n_dealt; k++)
-        free(os->opt_ids[k]);
-    free(os->opt_ids);
-    free(os->n_opt);
-    os->opt_ids = NULL;
-    os->n_opt = NULL;
+    free(os->opt);
+    free(os->opt_first);
+    os->opt = NULL;
+    os->opt_first = NULL;
     os->n_dealt = 0;
 }
 
@@ -208,27 +192,30 @@ static po_status deal_optimizer(po_os *os) {
     for (int i = 0; i < first; i++)
         if (po_node_phase(po_graph_node(os->g, i)) == PO_PHASE_OPTIMIZER) count = 0; /* not a tail */
     if (n < 2 || count == 0) return PO_OK;
-    os->opt_ids = calloc((size_t)n, sizeof *os->opt_ids);
-    os->n_opt = calloc((size_t)n, sizeof *os->n_opt);
-    os->n_dealt = os->opt_ids ? n : 0;
-    double *sizes = calloc((size_t)count, sizeof *sizes), *shares = calloc((size_t)n, sizeof *shares);
-    int *owner = calloc((size_t)count, sizeof *owner);
-    po_status st = os->opt_ids && os->n_opt && sizes && shares && owner ? PO_OK : po_fail(PO_ERR_NO_MEMORY, "out of memory");
-    for (int k = 0; k < n && !st; k++) {
+    os->opt = calloc((size_t)(count + n), sizeof *os->opt);
+    os->opt_first = calloc((size_t)n + 1, sizeof *os->opt_first);
+    int *ids = calloc((size_t)count, sizeof *ids);
+    int64_t *sizes = calloc((size_t)count, sizeof *sizes);
+    bool *divisible = calloc((size_t)count, sizeof *divisible);
+    double *shares = calloc((size_t)n, sizeof *shares);
+    po_status st = os->opt && os->opt_first && ids && sizes && divisible && shares
+                       ? PO_OK
+                       : po_fail(PO_ERR_NO_MEMORY, "out of memory");
+    for (int k = 0; k < n && !st; k++)
         shares[k] = po__team_share(os->team, k);
-        if (!(os->opt_ids[k] = calloc((size_t)count, sizeof(int)))) st = po_fail(PO_ERR_NO_MEMORY, "out of memory");
-    }
     for (int i = 0; i < count && !st; i++) {
         po_shape sh = po_node_shape(po_graph_node(os->g, first + i));
-        sizes[i] = (double)po_shape_numel(&sh);
+        ids[i] = first + i;
+        sizes[i] = po_shape_numel(&sh);
+        divisible[i] = po__exec_has_range(os->ex, first + i);
     }
     if (!st) {
-        po__opsplit_deal(sizes, count, shares, n, owner);
-        for (int i = 0; i < count; i++)
-            os->opt_ids[owner[i]][os->n_opt[owner[i]]++] = first + i;
+        po__optim_split(ids, sizes, divisible, count, shares, n, os->opt, os->opt_first);
+        os->n_dealt = n;
         os->first_opt = first;
     }
-    free(sizes), free(shares), free(owner);
+    if (st) free_deal(os);
+    free(ids), free(sizes), free(divisible), free(shares);
     return st;
 }
 
@@ -330,7 +317,12 @@ void po__os_set_rebalance(po_os *os, bool on) {
     po__balance_init(&os->bal, po__team_size(os->team));
 }
 int64_t po__os_rebalances(const po_os *os) { return os->rebalances; }
-int po__os_optimizer_nodes(const po_os *os, int k) { return k >= 0 && k < os->n_dealt ? os->n_opt[k] : 0; }
+int64_t po__os_optimizer_elements(const po_os *os, int k) {
+    int64_t e = 0;
+    for (int p = k >= 0 && k < os->n_dealt ? os->opt_first[k] : 0; k >= 0 && k < os->n_dealt && p < os->opt_first[k + 1]; p++)
+        e += os->opt[p].end - os->opt[p].begin;
+    return e;
+}
 
 void po__os_set_trace(po_os *os, po_trace *tr) {
     os->trace = tr;

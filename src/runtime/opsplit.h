@@ -3,8 +3,9 @@
  * One executor runs the whole step, node by node, on a main thread pinned to member 0's cores.
  * The nodes po__opsplit_node_splits picks run with a GEMM team (runtime/gemm_team.h) joined:
  * their matrix products are cut into blocks by the members' shares and computed by all members
- * at once. The optimizer's nodes (one per parameter, at the end of the step) are dealt out whole
- * to the members (po__opsplit_deal) and run by all at once. Every other node runs on the main
+ * at once. The optimizer's updates (one node per parameter, at the end of the step) are shared
+ * out by element in proportion to the members' shares (runtime/optim_split.h) and run by all
+ * at once. Every other node runs on the main
  * thread alone. The result is the single-device step's up to the rounding of the blocked
  * products. */
 #ifndef PO_RUNTIME_OPSPLIT_H
@@ -32,13 +33,6 @@ static inline bool po__opsplit_node_splits(const po_node *n) {
     return po__opsplit_rule(po_node_op(n), po__opsplit_call_flops(n));
 }
 
-/* How operator split applies the optimizer: its n nodes (sizes[i]: node i's elements) are dealt
- * out whole, the largest first (ties: the earlier node), each to the member that would be done
- * with it soonest for its share ((load + size) / share; ties: the lower member); owner[i] gets
- * node i's member. The runtime and the simulator both deal with it, so the plan predicts what
- * runs. shares: n_members values > 0. */
-void po__opsplit_deal(const double *sizes, int n, const double *shares, int n_members, int *owner);
-
 typedef struct po_os po_os;
 
 /* A runner for ex (which must outlive it) over members (cores and shares; at least one):
@@ -61,7 +55,7 @@ void po__os_stats(const po_os *os, int k, po_worker_stats *out);
  * their blocks and optimizer parts goes into a runtime/balance.h window; when their medians
  * drift more than 10% apart, each member's share moves toward one proportional to its measured
  * speed (share / busy time): all the way when they are more than 30% apart, else halfway; and
- * the optimizer is dealt out again. No rebuild: the next
+ * the optimizer is shared out again. No rebuild: the next
  * step's products are cut by the new shares. */
 void po__os_set_rebalance(po_os *os, bool on);
 int64_t po__os_rebalances(const po_os *os);
@@ -69,8 +63,9 @@ int64_t po__os_rebalances(const po_os *os);
 int64_t po__os_splits(const po_os *os);
 /* Split nodes of the graph. */
 int po__os_split_nodes(const po_os *os);
-/* Optimizer nodes member k applies (0 for every member when the optimizer is not dealt out). */
-int po__os_optimizer_nodes(const po_os *os, int k);
+/* Optimizer update elements member k applies (0 for every member when the optimizer is not
+ * shared out). */
+int64_t po__os_optimizer_elements(const po_os *os, int k);
 /* Member 0's nodes on track 0, helpers' blocks on their own tracks; NULL stops. */
 struct po_trace;
 void po__os_set_trace(po_os *os, struct po_trace *tr);

@@ -21,6 +21,7 @@
 #include "plan/plan_internal.h"
 #include "po_test.h"
 #include "runtime/gemm_team.h"
+#include "runtime/optim_split.h"
 #include "runtime/opsplit.h"
 
 #define MLP_SPEC "mnist_mlp:d_in=784,hidden=64,classes=10,batch=16"
@@ -177,13 +178,16 @@ static void step_matches(const char *rel, const char *spec, double s0, double s1
     int nodes = check_agreement(spec, m->graph);
     assert_true(nodes > 0);
     assert_int_equal(po__os_split_nodes(os), nodes);
-    /* The optimizer is dealt out: every node to one member, each member some. */
-    int opt_nodes = 0;
-    for (int i = 0; i < po_graph_size(m->graph); i++)
-        opt_nodes += po_node_phase(po_graph_node(m->graph, i)) == PO_PHASE_OPTIMIZER;
-    assert_true(opt_nodes > 2);
-    assert_int_equal(po__os_optimizer_nodes(os, 0) + po__os_optimizer_nodes(os, 1), opt_nodes);
-    assert_true(po__os_optimizer_nodes(os, 0) > 0 && po__os_optimizer_nodes(os, 1) > 0);
+    /* The optimizer's updates are shared out by element: every element once, by share. */
+    int64_t opt_elems = 0;
+    for (int i = 0; i < po_graph_size(m->graph); i++) {
+        const po_node *nd = po_graph_node(m->graph, i);
+        po_shape sh = po_node_shape(nd);
+        if (po_node_phase(nd) == PO_PHASE_OPTIMIZER) opt_elems += po_shape_numel(&sh);
+    }
+    int64_t e0 = po__os_optimizer_elements(os, 0), e1 = po__os_optimizer_elements(os, 1);
+    assert_int_equal(e0 + e1, opt_elems);
+    assert_true(fabs((double)e1 - s1 * (double)opt_elems) <= 16.0 * po_graph_size(m->graph));
     PO_CHECK(po_params_load(po_trainer_params(t), po_test_data(rel)));
     po_tensor *x = ref_tensor(f, "", "input.x"), *y = ref_tensor(f, "", "input.y");
     PO_CHECK(po_tensor_copy(po_trainer_input(t, 0), x));
@@ -286,7 +290,7 @@ static void reshares_toward_the_faster_member(void **s) {
     print_message("after %lld re-shares: member 1's share %.3f\n", (long long)po__os_rebalances(po__trainer_os(t)), w1.share);
     assert_true(po__os_rebalances(po__trainer_os(t)) >= 1);
     assert_true(w1.share < 0.4);
-    assert_int_equal(po__os_optimizer_nodes(po__trainer_os(t), 0) + po__os_optimizer_nodes(po__trainer_os(t), 1), 6);
+    assert_true(po__os_optimizer_elements(po__trainer_os(t), 1) > 0);
     po_dataset_free(d);
     po_trainer_free(t);
     po_trainer_free(single);
@@ -294,47 +298,67 @@ static void reshares_toward_the_faster_member(void **s) {
     po_model_free(m1);
 }
 
-/* The optimizer's deal against brute force on small random cases: every node goes to a member,
- * and the slowest member's (load / share) is within 19/12 of the best assignment's, the bound
- * of largest-first dealing on machines of different speeds (Dobson 1984). Dealing that ignored
- * the shares fails it (a 0.1 / 0.9 split dealt evenly is 4.5x off). */
 static uint64_t next_rand(uint64_t *r) { /* xorshift64* */
     *r ^= *r >> 12, *r ^= *r << 25, *r ^= *r >> 27;
     return *r * 2685821657736338717ull;
 }
 
-static void optimizer_deal(void **s) {
+/* The optimizer's updates shared out by element (po__optim_split) against the rule, on random
+ * cases: every element of every node exactly once; each member's pieces in node order and
+ * contiguous, the members one after the other; every boundary inside a node on a multiple of 16
+ * of it (an indivisible node: at one of its ends), within 8 elements (or the node) of where the
+ * shares put it. */
+static void optimizer_split(void **s) {
     (void)s;
     uint64_t r = 12345;
-    for (int trial = 0; trial < 300; trial++) {
-        int n = 1 + (int)(next_rand(&r) % 8), k = 2 + (int)(next_rand(&r) % 2);
-        double sizes[8], shares[3];
-        int owner[8];
-        for (int i = 0; i < n; i++)
-            sizes[i] = (double)(1 + next_rand(&r) % 1000);
-        for (int j = 0; j < k; j++)
-            shares[j] = 0.05 + (double)(next_rand(&r) % 100) / 100.0;
-        po__opsplit_deal(sizes, n, shares, k, owner);
-        double load[3] = {0, 0, 0};
+    for (int trial = 0; trial < 500; trial++) {
+        int n = 1 + (int)(next_rand(&r) % 6), k = 1 + (int)(next_rand(&r) % 4);
+        int ids[6];
+        int64_t sizes[6], start[7] = {0};
+        bool divisible[6];
+        double shares[4], total_share = 0.0;
         for (int i = 0; i < n; i++) {
-            assert_true(owner[i] >= 0 && owner[i] < k);
-            load[owner[i]] += sizes[i];
+            ids[i] = 100 + i;
+            sizes[i] = 1 + (int64_t)(next_rand(&r) % 300);
+            divisible[i] = next_rand(&r) % 4 != 0;
+            start[i + 1] = start[i] + sizes[i];
         }
-        double got = 0.0, best = INFINITY;
         for (int j = 0; j < k; j++)
-            got = fmax(got, load[j] / shares[j]);
-        int total = 1;
-        for (int i = 0; i < n; i++)
-            total *= k;
-        for (int code = 0; code < total; code++) {
-            double l[3] = {0, 0, 0}, worst = 0.0;
-            for (int i = 0, c = code; i < n; i++, c /= k)
-                l[c % k] += sizes[i];
-            for (int j = 0; j < k; j++)
-                worst = fmax(worst, l[j] / shares[j]);
-            best = fmin(best, worst);
+            total_share += shares[j] = (double)(next_rand(&r) % 5); /* zeros too */
+        po__opt_piece out[10];
+        int first[5];
+        int np = po__optim_split(ids, sizes, divisible, n, shares, k, out, first);
+        assert_true(np <= n + k);
+        assert_int_equal(first[0], 0);
+        assert_int_equal(first[k], np);
+        int64_t at = 0; /* position in the concatenation */
+        double cum = 0.0;
+        for (int j = 0; j < k; j++) {
+            for (int p = first[j]; p < first[j + 1]; p++) {
+                int node = out[p].node - 100;
+                assert_true(node >= 0 && node < n);
+                assert_true(out[p].begin < out[p].end && out[p].end <= sizes[node]);
+                if (start[node] + out[p].begin != at) fail_msg("trial %d: member %d's pieces not contiguous", trial, j);
+                at = start[node] + out[p].end;
+            }
+            cum += total_share > 0.0 ? shares[j] / total_share : 1.0 / k;
+            if (j == k - 1) break;
+            /* The boundary after member j, against the rule. */
+            double ideal = cum * (double)start[n];
+            int node = 0;
+            while (node < n - 1 && at >= start[node + 1])
+                node++;
+            int64_t off = at - start[node];
+            bool inside = off > 0 && off < sizes[node];
+            if (inside && (!divisible[node] || off % 16)) fail_msg("trial %d: boundary %lld inside node %d", trial, (long long)at, node);
+            double slack = 8.0;
+            for (int i = 0; i < n; i++)
+                if (ideal >= (double)start[i] && ideal <= (double)start[i + 1] && (!divisible[i] || sizes[i] < 16))
+                    slack = fmax(slack, (double)sizes[i]);
+            if (fabs((double)at - ideal) > slack + 1.0)
+                fail_msg("trial %d: boundary %lld, shares put it at %.1f", trial, (long long)at, ideal);
         }
-        if (got > best * 19.0 / 12.0 + 1e-9) fail_msg("trial %d: dealt %.1f, best %.1f", trial, got, best);
+        assert_int_equal(at, start[n]);
     }
 }
 
@@ -366,7 +390,7 @@ int main(void) {
         cmocka_unit_test(mnist_mlp),
         cmocka_unit_test(tiny_gpt),
         cmocka_unit_test(convolutions_stay_whole),
-        cmocka_unit_test(optimizer_deal),
+        cmocka_unit_test(optimizer_split),
         cmocka_unit_test(reshares_toward_the_faster_member),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

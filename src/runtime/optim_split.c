@@ -1,0 +1,40 @@
+/* The optimizer's updates shared out among threads by element (runtime/optim_split.h). */
+#include "runtime/optim_split.h"
+
+#include <math.h>
+
+int po__optim_split(const int *ids, const int64_t *sizes, const bool *divisible, int n, const double *shares,
+                    int n_members, po__opt_piece *out, int *first) {
+    int64_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += sizes[i];
+    double sum = 0.0;
+    for (int k = 0; k < n_members; k++)
+        sum += shares[k] > 0.0 ? shares[k] : 0.0;
+    int pieces = 0;
+    int64_t lo = 0; /* the current member's stretch starts here */
+    double cum = 0.0;
+    for (int k = 0; k < n_members; k++) {
+        cum += sum > 0.0 ? (shares[k] > 0.0 ? shares[k] : 0.0) / sum : 1.0 / n_members;
+        int64_t hi = k == n_members - 1 ? total : llround(cum * (double)total);
+        if (hi < lo) hi = lo;
+        if (hi > total) hi = total;
+        /* Move the boundary to a 16-element step of the node it falls in (or to an end). */
+        for (int64_t start = 0, j = 0; j < n && k < n_members - 1; start += sizes[j], j++) {
+            if (hi <= start || hi >= start + sizes[j]) continue;
+            int64_t o = hi - start;
+            o = divisible[j] ? (o + 8) / 16 * 16 : (2 * o < sizes[j] ? 0 : sizes[j]);
+            if (o > sizes[j]) o = sizes[j];
+            hi = start + o < lo ? lo : start + o;
+            break;
+        }
+        first[k] = pieces;
+        for (int64_t start = 0, j = 0; j < n; start += sizes[j], j++) {
+            int64_t b = lo > start ? lo : start, e = hi < start + sizes[j] ? hi : start + sizes[j];
+            if (b < e) out[pieces++] = (po__opt_piece){ids[j], b - start, e - start};
+        }
+        lo = hi;
+    }
+    first[n_members] = pieces;
+    return pieces;
+}
