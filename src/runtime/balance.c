@@ -15,7 +15,7 @@ static int cmp_double(const void *x, const void *y) {
     return a < c ? -1 : a > c;
 }
 
-bool po__balance_step(po__balance *b, const double *busy_s, double *median_s) {
+bool po__balance_window(po__balance *b, const double *busy_s, double *median_s) {
     if (b->settle > 0) {
         b->settle--;
         return false;
@@ -23,24 +23,43 @@ bool po__balance_step(po__balance *b, const double *busy_s, double *median_s) {
     for (int i = 0; i < b->n; i++)
         b->busy_s[i][b->window] = busy_s[i];
     if (++b->window < b->patience) return false;
-    double fastest = 1e300, slowest = 0.0;
     for (int i = 0; i < b->n; i++) {
         double *v = b->busy_s[i];
         qsort(v, (size_t)b->window, sizeof *v, cmp_double);
         median_s[i] = b->window % 2 ? v[b->window / 2] : 0.5 * (v[b->window / 2 - 1] + v[b->window / 2]);
+    }
+    b->window = 0;
+    return true;
+}
+
+bool po__balance_apart(const po__balance *b, const double *median_s) {
+    double fastest = 1e300, slowest = 0.0;
+    for (int i = 0; i < b->n; i++) {
         if (median_s[i] < fastest) fastest = median_s[i];
         if (median_s[i] > slowest) slowest = median_s[i];
     }
-    b->window = 0;
     return slowest > PO__BALANCE_IMBALANCE * fastest;
 }
 
-void po__balance_moved(po__balance *b, int direction) {
-    if (b->last_move && direction != b->last_move)
+bool po__balance_step(po__balance *b, const double *busy_s, double *median_s) {
+    return po__balance_window(b, busy_s, median_s) && po__balance_apart(b, median_s);
+}
+
+static void adapt(po__balance *b, bool had_move, bool reversal) {
+    if (had_move && reversal)
         b->patience = b->patience * 2 > PO__BALANCE_MAX_PATIENCE ? PO__BALANCE_MAX_PATIENCE : b->patience * 2;
-    else if (b->last_move)
+    else if (had_move)
         b->patience = b->patience / 2 < PO__BALANCE_PATIENCE ? PO__BALANCE_PATIENCE : b->patience / 2;
-    b->last_move = direction;
     b->window = 0;
     b->settle = 1;
+}
+
+void po__balance_moved(po__balance *b, int direction) {
+    adapt(b, b->last_move != 0, direction != b->last_move);
+    b->last_move = direction;
+}
+
+void po__balance_moved_back(po__balance *b, bool reversal) {
+    adapt(b, b->last_move != 0, reversal);
+    b->last_move = 1;
 }

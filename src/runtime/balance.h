@@ -1,5 +1,5 @@
-/* When to re-balance work between workers: the trigger data parallel's re-split and operator
- * split's re-share have in common (a pipeline's re-partition has its own, runtime/pp_rebalance.h).
+/* When to re-balance work between workers: the trigger data parallel's re-split, operator
+ * split's re-share and a pipeline's re-partition (runtime/pp_rebalance.h) have in common.
  *
  * Each step, every worker's busy time goes into a window. When the window holds `patience` steps
  * (PO__BALANCE_PATIENCE at first), the per-worker medians are compared: one slow step in a window
@@ -33,11 +33,19 @@ typedef struct po__balance {
 
 /* A fresh trigger for n workers (1 <= n <= PO__BALANCE_MAX_WORKERS). */
 void po__balance_init(po__balance *b, int n);
-/* Records one step's busy seconds per worker (busy_s[0..n-1]). True when a window just closed
- * out of balance: median_s[0..n-1] then holds each worker's median over it. */
+/* Records one step's busy seconds per worker (busy_s[0..n-1]); a settle step records nothing.
+ * True when a window just closed: median_s[0..n-1] then holds each worker's median over it. */
+bool po__balance_window(po__balance *b, const double *busy_s, double *median_s);
+/* Whether medians median_s[0..n-1] are out of balance (slowest > PO__BALANCE_IMBALANCE x
+ * fastest). */
+bool po__balance_apart(const po__balance *b, const double *median_s);
+/* po__balance_window, true only when the window closed out of balance. */
 bool po__balance_step(po__balance *b, const double *busy_s, double *median_s);
 /* The caller re-balanced; direction: +1 or -1 (the way worker 0's work moved), which adapts
  * the window; the next step is skipped. */
 void po__balance_moved(po__balance *b, int direction);
+/* The same for moves without a direction (a pipeline's partition): reversal says whether the
+ * move undid the previous one. */
+void po__balance_moved_back(po__balance *b, bool reversal);
 
 #endif

@@ -5,13 +5,12 @@
 #include <string.h>
 
 #include "paropt/analyze.h"
+#include "runtime/balance.h"
 
-/* The stages' mean compute times more than 10% apart over a window trigger a re-solve; the new
- * ranges must be predicted more than 5% faster to be worth a rebuild. */
-#define IMBALANCE    1.10
-#define MIN_GAIN     0.95
-#define PATIENCE     4
-#define MAX_PATIENCE 64
+/* The stages' median compute times more than 10% apart over a window (runtime/balance.h) trigger
+ * a re-solve; the new ranges must be predicted more than 5% faster to be worth a rebuild. */
+#define IMBALANCE PO__BALANCE_IMBALANCE
+#define MIN_GAIN  0.95
 
 /* A device-independent cost of a node in seconds of a nominal core: 100 GFLOP/s, 10 GB/s and a
  * microsecond per kernel. Only ratios between devices are taken from it (po__ppr_estimate). */
@@ -32,11 +31,11 @@ struct po_ppr {
     int *last, *prev_last;     /* [k]: the ranges' last layers now, and before the last move */
     bool moved;                /* prev_last holds something */
     double *ref;               /* [n_layers] ref_seconds of each layer's forward and backward nodes */
-    double *stage_sum;         /* [k] compute seconds summed over the window */
+    double *stage_sum;         /* [k] compute seconds: each stage's median over the window */
     double *layer_sum;         /* [n_layers] profiled seconds summed over the window */
     double *scratch;           /* [n_layers] */
     double *known;             /* [k * n_layers] po__ppr_remember's table */
-    int window, patience, settle;
+    po__balance bal; /* the window, its patience and the settle step (runtime/balance.h) */
     int64_t rebalances;
     bool off; /* a rebuild failed: no more moves */
 };
@@ -204,8 +203,8 @@ po_status po__ppr_new(const char *spec, int64_t batch, const po_optim_opts *o, c
     r->n_layers = po__pp_n_layers(pp);
     r->micro_batches = opts->micro_batches;
     r->one_f_one_b = opts->one_f_one_b;
-    r->patience = PATIENCE;
-    r->settle = 1;
+    po__balance_init(&r->bal, r->k);
+    r->bal.settle = 1;
     r->stages = malloc((size_t)r->k * sizeof *r->stages);
     r->last = malloc((size_t)r->k * sizeof *r->last);
     r->prev_last = malloc((size_t)r->k * sizeof *r->prev_last);
@@ -265,30 +264,28 @@ static po_status rebuild(po_ppr *r, po_pp **pp, const int *last) {
 
 po_status po__ppr_after_step(po_ppr *r, po_pp **pp) {
     if (r->off) return PO_OK;
-    if (r->settle > 0) { /* the first step on new executors pays for page faults */
-        r->settle--;
+    if (r->bal.settle > 0) { /* the first step on new executors pays for page faults */
+        po__balance_window(&r->bal, NULL, NULL);
         for (int s = 0; s < r->k; s++)
             po__pp_take_layer_seconds(*pp, s, r->scratch);
         return PO_OK;
     }
+    double busy[PO__PP_MAX_STAGES];
     for (int s = 0; s < r->k; s++) {
         po_worker_stats ws;
         po__pp_stats(*pp, s, &ws);
-        r->stage_sum[s] += ws.compute_s;
+        busy[s] = ws.compute_s;
     }
-    if (++r->window < r->patience) return PO_OK;
-    for (int s = 0; s < r->k; s++) { /* the executors summed the window's per-node times */
+    int steps = r->bal.patience; /* a window that closes now holds this many steps */
+    if (!po__balance_window(&r->bal, busy, r->stage_sum)) return PO_OK;
+    for (int s = 0; s < r->k; s++) /* the executors summed the window's per-node times */
         po__pp_take_layer_seconds(*pp, s, r->layer_sum);
-        r->stage_sum[s] /= r->window;
-    }
     for (int l = 0; l < r->n_layers; l++)
-        r->layer_sum[l] /= r->window;
+        r->layer_sum[l] /= steps;
     po_ppr_measure m = {r->k, r->n_layers, r->last, r->stage_sum, r->layer_sum, r->ref, r->known};
     po__ppr_remember(&m, r->known);
     int last[PO__PP_MAX_STAGES];
     bool move = po__ppr_propose(&m, last, NULL);
-    r->window = 0;
-    memset(r->stage_sum, 0, (size_t)r->k * sizeof *r->stage_sum);
     memset(r->layer_sum, 0, (size_t)r->n_layers * sizeof *r->layer_sum);
     if (!move) return PO_OK;
     if (rebuild(r, pp, last)) {
@@ -297,14 +294,10 @@ po_status po__ppr_after_step(po_ppr *r, po_pp **pp) {
         return PO_OK;
     }
     bool back = r->moved && memcmp(last, r->prev_last, (size_t)r->k * sizeof *last) == 0;
-    if (back)
-        r->patience = r->patience * 2 > MAX_PATIENCE ? MAX_PATIENCE : r->patience * 2;
-    else if (r->moved)
-        r->patience = r->patience / 2 < PATIENCE ? PATIENCE : r->patience / 2;
+    po__balance_moved_back(&r->bal, back);
     memcpy(r->prev_last, r->last, (size_t)r->k * sizeof *last);
     memcpy(r->last, last, (size_t)r->k * sizeof *last);
     r->moved = true;
     r->rebalances++;
-    r->settle = 1;
     return PO_OK;
 }

@@ -7,8 +7,8 @@
  *             the stages' executors (a clock read per node), each layer's time on the stage that
  *             ran it;
  *   settles   by ignoring the first step after the pipeline was (re)built (page faults);
- *   judges    over a window of `patience` steps (4 at first): when the slowest stage's mean
- *             compute time exceeds the fastest's by more than 10%, it re-solves;
+ *   judges    over a window of `patience` steps (4 at first): when the slowest stage's median
+ *             compute time (runtime/balance.h) exceeds the fastest's by more than 10%, it re-solves;
  *   estimates each layer's time on each stage's device from these measurements and those of
  *             earlier windows (po__ppr_remember, po__ppr_estimate) and solves for the
  *             contiguous layer ranges over the same devices, in the same order, that minimise
@@ -56,7 +56,7 @@ double po__ppr_solve(int k, int n_layers, const double *cost, int *last);
 typedef struct po_ppr_measure {
     int k, n_layers;
     const int *last;        /* [k] the current ranges' last layers */
-    const double *stage_s;  /* [k] each stage's mean compute seconds */
+    const double *stage_s;  /* [k] each stage's compute seconds over the window (median) */
     const double *layer_s;  /* [n_layers] each layer's mean profiled seconds on its stage (0: none) */
     const double *ref_cost; /* [n_layers] device-independent cost of each layer (> 0), any unit */
     /* [k * n_layers] or NULL: layer l's seconds on stage s's device as last measured there,
