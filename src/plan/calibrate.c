@@ -111,21 +111,21 @@ static void calib_thread(int t, void *arg) {
     po_exec_set_profiling(d->ex, false);
 }
 
-/* An executor for g on device d, parameters initialised, inputs zero (valid targets), emulating
- * d's slowdown=F option: the calibration measures the slowness, nothing passes F on. */
-static po_status open_device(const po_graph *g, const po_device *d, calib_device *out) {
-    po_status st = po_params_new(g, &out->params);
+po_status po__measure_exec_open(const po_graph *g, const po_device *d, po_params **params, po_exec **ex) {
+    *params = NULL;
+    *ex = NULL;
+    po_status st = po_params_new(g, params);
     if (!st) {
-        po_params_init(out->params, 1);
-        st = po_exec_new(g, out->params, &out->ex);
+        po_params_init(*params, 1);
+        st = po_exec_new(g, *params, ex);
     }
     const char *slow = po_device_opt_get(d, "slowdown");
-    if (!st && slow) st = po_exec_set_slowdown(out->ex, strtof(slow, NULL));
+    if (!st && slow) st = po_exec_set_slowdown(*ex, strtof(slow, NULL));
     for (int i = 0; !st && i < po_graph_size(g); i++) {
         const po_node *n = po_graph_node(g, i);
         if (po_node_op(n) != PO_OP_INPUT) continue;
         po_shape s = po_node_shape(n);
-        memset(po_exec_input_data(out->ex, n), 0, (size_t)po_shape_numel(&s) * po_dtype_size(po_node_dtype(n)));
+        memset(po_exec_input_data(*ex, n), 0, (size_t)po_shape_numel(&s) * po_dtype_size(po_node_dtype(n)));
     }
     return st;
 }
@@ -148,7 +148,7 @@ po_status po_cost_model_calibrate_many(po_cost_model *cm, const po_machine *m, c
     for (int i = 0; i < n_devs && !st; i++) {
         first[i] = devs[i].first_core;
         count[i] = devs[i].n_cores;
-        st = open_device(g, &devs[i], &j.dev[i]);
+        st = po__measure_exec_open(g, &devs[i], &j.dev[i].params, &j.dev[i].ex);
     }
     if (!st) {
         pthread_mutex_init(&j.lock, NULL);

@@ -223,14 +223,14 @@ double po__node_roofline(const po_cost_model *cm, const po__wnode *n, int dev, d
 }
 
 double po__node_seconds(const po_cost_model *cm, const po_workload *w, const po__wnode *n, int dev, double rows,
-                        double frac, po__tparts *parts) {
+                        po__tparts *parts) {
     const po_cluster_device *d = &cm->c->dev[dev];
-    double f = po__aff(n->flops, rows) * frac, y = po__aff(n->bytes, rows) * frac;
+    double f = po__aff(n->flops, rows), y = po__aff(n->bytes, rows);
     if (f == 0.0 && y == 0.0) {
         if (parts) memset(parts, 0, sizeof *parts);
         return 0.0;
     }
-    double call = po__aff(n->call_flops, rows) * (n->op == PO_OP_MATMUL ? 1.0 : frac);
+    double call = po__aff(n->call_flops, rows);
     po__tparts mine;
     double t = roofline(d, f, y, call, n->gemm, &mine);
     /* Measured history. Measured at both batches (a whole node): the affine fit through the two
@@ -241,7 +241,7 @@ double po__node_seconds(const po_cost_model *cm, const po_workload *w, const po_
      * roofline's ratio. */
     double best = INFINITY;
     double scaled = t;
-    const hist_entry *e0 = cm->n && frac == 1.0 ? find(cm, n->key[0], cm->c->id_hash[dev]) : NULL;
+    const hist_entry *e0 = cm->n ? find(cm, n->key[0], cm->c->id_hash[dev]) : NULL;
     const hist_entry *e1 = e0 ? find(cm, n->key[1], cm->c->id_hash[dev]) : NULL;
     if (e0 && e1 && w->batch != w->batch2) {
         double r0 = (double)w->batch, r1 = (double)w->batch2, t0 = e0->sum / e0->count, t1 = e1->sum / e1->count;
@@ -257,7 +257,7 @@ double po__node_seconds(const po_cost_model *cm, const po_workload *w, const po_
         const hist_entry *e = find(cm, n->key[k], cm->c->id_hash[dev]);
         if (!e) continue;
         double rk = (double)(k ? w->batch2 : w->batch);
-        double dist = fabs(log(rows * frac / rk));
+        double dist = fabs(log(rows / rk));
         if (dist >= best) continue;
         best = dist;
         double tk =

@@ -32,7 +32,7 @@ static po__tparts compute(po__eval *e, int layer, po_phase ph, int dev, double r
     int k = layer * 3 + (int)ph;
     for (int i = 0; i < w->lp_count[k]; i++) {
         po__tparts p;
-        po__node_seconds(e->cm, w, &w->nodes[w->lp_nodes[w->lp_first[k] + i]], dev, rows, 1.0, &p);
+        po__node_seconds(e->cm, w, &w->nodes[w->lp_nodes[w->lp_first[k] + i]], dev, rows, &p);
         sum.t += p.t;
         sum.flop_s += p.flop_s;
         sum.byte_s += p.byte_s;

@@ -108,12 +108,19 @@ void po__eval_free(po__eval *e);
 po__tparts po__layer_time(po__eval *e, int layer, po_phase ph, int dev, double rows);
 /* Forward + backward of layers first..last (with a second forward when recompute). */
 double po__range_time(po__eval *e, int first, int last, int dev, double rows, bool recompute);
-/* Time of one node for rows samples, `frac` of its work (operator split), on dev. */
+/* Time of one node for rows samples on dev (an operator-split block: this scaled by
+ * po__node_roofline's ratio from the whole to the block). */
+/* An executor for g on real device d, for timing it (calibration, contention): parameters
+ * initialised (seed 1), inputs zero (valid targets), and d's slowdown=F option emulated, so an
+ * emulated slow device is measured slow and nothing passes F on. On failure the caller still
+ * frees what *params and *ex hold (NULL or made). */
+po_status po__measure_exec_open(const po_graph *g, const po_device *d, po_params **params, po_exec **ex);
+
 /* The roofline alone (no measured history) for frac of node n at rows on device dev: what the
  * device's GEMM curve and bandwidth say, for ratios between sizes of one node. */
 double po__node_roofline(const po_cost_model *cm, const po__wnode *n, int dev, double rows, double frac);
 double po__node_seconds(const po_cost_model *cm, const po_workload *w, const po__wnode *n, int dev, double rows,
-                        double frac, po__tparts *parts);
+                        po__tparts *parts);
 
 /* Whether the history holds any measurement on device dev (cluster index). */
 bool po__cost_model_has_device(const po_cost_model *cm, int dev);

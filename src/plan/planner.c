@@ -10,6 +10,7 @@
 #include "hw/hw_internal.h"
 #include "paropt/models.h"
 #include "paropt/runtime.h"
+#include "plan/plan_internal.h"
 
 struct po_planner {
     po_workload *w;
@@ -127,17 +128,7 @@ static po_status measure_contention(po_planner *p, const po_optim_opts *o, const
     if (!st) st = po_model_build_step(po_workload_name(p->w), rows, o, &model);
     for (int i = 0; !st && i < n; i++) {
         cores[i] = devs->dev[i].first_core;
-        st = po_params_new(model->graph, &params[i]);
-        if (!st) po_params_init(params[i], 1);
-        if (!st) st = po_exec_new(model->graph, params[i], &j.ex[i]);
-        const char *slow = po_device_opt_get(&devs->dev[i], "slowdown");
-        if (!st && slow) st = po_exec_set_slowdown(j.ex[i], strtof(slow, NULL));
-        for (int k = 0; !st && k < po_graph_size(model->graph); k++) { /* inputs: zeros (valid targets) */
-            const po_node *nd = po_graph_node(model->graph, k);
-            if (po_node_op(nd) != PO_OP_INPUT) continue;
-            po_shape sh = po_node_shape(nd);
-            memset(po_exec_input_data(j.ex[i], nd), 0, (size_t)po_shape_numel(&sh) * po_dtype_size(po_node_dtype(nd)));
-        }
+        st = po__measure_exec_open(model->graph, &devs->dev[i], &params[i], &j.ex[i]);
     }
     if (!st) {
         pthread_barrier_init(&j.phase, NULL, (unsigned)n);

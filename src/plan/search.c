@@ -270,6 +270,28 @@ static po_status add_dp(search *s, const int *devs, int n) {
     int used = 0;
     for (int i = 0; !st && i < n; i++)
         used += shares[i] > 0.0;
+    unsigned mask = s->o.strategies ? s->o.strategies : ~0u;
+    if (!st && used < 2 && n >= 2 && !((mask >> PO_STRATEGY_SINGLE) & 1u)) {
+        /* Data parallel asked for without single: the solver dropped all but one device (its
+         * per-step constant exceeds what sharing saves), which is single's plan. Keep a real
+         * data-parallel plan instead, shares by each device's speed on the whole batch, as
+         * min_stages does for pipelines (seen: figures measured under AddressSanitizer made
+         * "--strategy dp" answer "no plan"). */
+        double total = 0.0, one_row = 1.0 / (double)s->w->batch, floored = 0.0, rest = 0.0;
+        for (int i = 0; i < n; i++) {
+            double t = po__range_time(&s->e, 0, s->w->n_layers - 1, devs[i], (double)s->w->batch, false);
+            shares[i] = t > 0.0 ? 1.0 / t : 1.0;
+            total += shares[i];
+        }
+        for (int i = 0; i < n; i++) { /* every device at least one row (plan validation) */
+            shares[i] /= total;
+            if (shares[i] < one_row) shares[i] = one_row, floored += one_row;
+            else rest += shares[i];
+        }
+        for (int i = 0; i < n && floored > 0.0 && rest > 0.0; i++)
+            if (shares[i] > one_row) shares[i] *= (1.0 - floored) / rest;
+        used = n;
+    }
     if (!st && used >= 2) {
         po_plan p;
         st = po__plan_init(&p, PO_STRATEGY_DP, s->w, 1);

@@ -439,7 +439,7 @@ static void deal_optimizer(sim *s, int first_opt, const int *prev, int n_prev) {
             const po__wnode *nd = &w->nodes[i];
             if (po__aff(nd->flops, (double)w->batch) == 0.0 && po__aff(nd->bytes, (double)w->batch) == 0.0) continue;
             po__tparts part;
-            po__node_seconds(s->e->cm, w, nd, s->dev[k], (double)w->batch, 1.0, &part);
+            po__node_seconds(s->e->cm, w, nd, s->dev[k], (double)w->batch, &part);
             sum.t += part.t, sum.flop_s += part.flop_s, sum.byte_s += part.byte_s, sum.over_s += part.over_s;
             layer = nd->layer;
         }
@@ -476,7 +476,7 @@ static po_status build_opsplit(sim *s, po__sim_out *out, double *moved_static, d
         const po__wnode *nd = &w->nodes[i];
         if (po__aff(nd->flops, rows) == 0.0 && po__aff(nd->bytes, rows) == 0.0) continue;
         po__tparts whole;
-        po__node_seconds(s->e->cm, w, nd, s->dev[main], rows, 1.0, &whole);
+        po__node_seconds(s->e->cm, w, nd, s->dev[main], rows, &whole);
         out->gemm_ops += nd->splittable;
         /* Exactly the nodes the runtime splits (runtime/opsplit.h), whether or not splitting one
          * is predicted to pay: the plan is scored as it will run, and loses to single where
@@ -501,7 +501,7 @@ static po_status build_opsplit(sim *s, po__sim_out *out, double *moved_static, d
                  * whole batch as its inner dimension, and is as efficient as the whole (that
                  * rule predicted mnist_mlp's operator split 15% slow). */
                 po__tparts part;
-                po__node_seconds(s->e->cm, w, nd, s->dev[k], rows, 1.0, &part);
+                po__node_seconds(s->e->cm, w, nd, s->dev[k], rows, &part);
                 double r1 = po__node_roofline(s->e->cm, nd, s->dev[k], rows, 1.0);
                 double rs = po__node_roofline(s->e->cm, nd, s->dev[k], rows, sh);
                 scale(&part, (r1 > 0.0 ? rs / r1 : sh) *

@@ -27,8 +27,6 @@ typedef struct worker {
     po_exec *exec;
     int64_t rows, first_row;
     double weight;               /* rows / batch */
-    po__opt_piece *opt;          /* the stretches of worker 0's optimizer updates it applies */
-    int n_opt;
     int first_core, n_cores;
     float slowdown;   /* emulation factor applied to its executor */
     double compute_s; /* its forward + backward time in the last step */
@@ -59,6 +57,8 @@ struct po_dp {
     bool rebalance;
     int64_t rebalances; /* how often shares were re-solved */
     po__balance bal;    /* when to re-split (runtime/balance.h) */
+    po__opt_piece *opt; /* worker 0's optimizer updates shared out: worker k applies */
+    int *opt_first;     /* opt[opt_first[k] .. opt_first[k + 1]) (runtime/optim_split.h) */
     po_trace *trace;    /* one track per worker, or NULL */
     po_dp_buckets bk;   /* the all-reduce in buckets, started as the backward pass finishes them */
 };
@@ -181,11 +181,7 @@ static void step_worker(worker *w) {
     for (int i = 0; i < dp->k; i++)
         ok = ok && dp->w[i].status == PO_OK;
     double o0 = po_trace_now();
-    for (int p = 0; ok && p < w->n_opt; p++)
-        if ((st = po__exec_run_range(dp->w[0].exec, w->opt[p].node, w->opt[p].begin, w->opt[p].end))) {
-            fail_worker(w, st);
-            break;
-        }
+    if (ok && (st = po__optim_apply(dp->w[0].exec, dp->opt, dp->opt_first, w->index))) fail_worker(w, st);
     emulate_slowness(w, po_trace_now() - o0);
     if (po_trace_recording(dp->trace)) {
         /* Each worker reads its buckets of every other worker's gradients: a flow from each. */
@@ -252,40 +248,14 @@ static po_status split_rows(po_dp *dp, const po_trainer_opts *opts) {
     return PO_OK;
 }
 
-/* Worker 0's optimizer nodes dealt out so each worker updates about as many floats. */
 /* Shares worker 0's optimizer updates out by element, in proportion to the workers' rows (a
  * worker's rows follow its measured speed), runtime/optim_split.h. */
-static po_status deal_optimizer(po_dp *dp) {
-    const po_graph *g = dp->w[0].model->graph;
-    int n = po_graph_size(g), count = 0;
-    int *ids = calloc((size_t)n + 1, sizeof *ids), *first = calloc((size_t)dp->k + 1, sizeof *first);
-    int64_t *sizes = calloc((size_t)n + 1, sizeof *sizes);
-    bool *divisible = calloc((size_t)n + 1, sizeof *divisible);
-    double *shares = calloc((size_t)dp->k, sizeof *shares);
-    po__opt_piece *pieces = calloc((size_t)(n + dp->k), sizeof *pieces);
-    po_status st = ids && first && sizes && divisible && shares && pieces ? PO_OK : po_fail(PO_ERR_NO_MEMORY, "out of memory");
-    for (int i = 0; !st && i < n; i++) {
-        const po_node *node = po_graph_node(g, i);
-        if (po_node_phase(node) != PO_PHASE_OPTIMIZER) continue;
-        po_shape sh = po_node_shape(node);
-        ids[count] = i;
-        sizes[count] = po_shape_numel(&sh);
-        divisible[count++] = po__exec_has_range(dp->w[0].exec, i);
-    }
-    for (int k = 0; !st && k < dp->k; k++)
+static po_status share_optimizer(po_dp *dp) {
+    double shares[PO__DP_MAX_WORKERS];
+    for (int k = 0; k < dp->k; k++)
         shares[k] = dp->w[k].weight;
-    if (!st) po__optim_split(ids, sizes, divisible, count, shares, dp->k, pieces, first);
-    for (int k = 0; !st && k < dp->k; k++) {
-        worker *w = &dp->w[k];
-        free(w->opt);
-        w->n_opt = first[k + 1] - first[k];
-        w->opt = calloc((size_t)w->n_opt + 1, sizeof *w->opt);
-        if (!w->opt) st = po_fail(PO_ERR_NO_MEMORY, "out of memory");
-        for (int p = 0; !st && p < w->n_opt; p++)
-            w->opt[p] = pieces[first[k] + p];
-    }
-    free(ids), free(first), free(sizes), free(divisible), free(shares), free(pieces);
-    return st;
+    free(dp->opt), free(dp->opt_first);
+    return po__optim_split_exec(dp->w[0].exec, shares, dp->k, &dp->opt, &dp->opt_first);
 }
 
 /* Builds worker w's model for its rows and its executor (worker 0: also the optimizer and,
@@ -339,7 +309,7 @@ po_status po__dp_new(const char *spec, int64_t batch, const po_optim_opts *o, ui
             if (!st) st = build_worker(dp, w, seed);
         }
     }
-    if (!st) st = deal_optimizer(dp);
+    if (!st) st = share_optimizer(dp);
     if (!st) st = po__dp_buckets_plan(dp->w[0].model->graph, dp->w[0].params, dp->k, &dp->bk);
     for (int i = 0; i < dp->k && !st; i++) {
         if (pthread_create(&dp->w[i].thread, NULL, worker_main, &dp->w[i]) != 0) {
@@ -370,9 +340,10 @@ void po__dp_free(po_dp *dp) {
         po_exec_free(dp->w[i].exec);
         po_params_free(dp->w[i].params);
         po_model_free(dp->w[i].model);
-        free(dp->w[i].opt);
     }
     po__dp_buckets_free(&dp->bk);
+    free(dp->opt);
+    free(dp->opt_first);
     pthread_barrier_destroy(&dp->barrier);
     pthread_cond_destroy(&dp->go);
     pthread_cond_destroy(&dp->done);
@@ -463,11 +434,8 @@ static po_status resplit(po_dp *dp, const double *median_s) {
         w->weight = (double)rows[i] / (double)dp->batch;
         first += rows[i];
         st = build_worker(dp, w, 0);
-        free(w->opt);
-        w->opt = NULL;
-        w->n_opt = 0;
     }
-    if (!st) st = deal_optimizer(dp);
+    if (!st) st = share_optimizer(dp);
     po__dp_buckets_free(&dp->bk);
     if (!st) st = po__dp_buckets_plan(dp->w[0].model->graph, dp->w[0].params, dp->k, &dp->bk);
     if (st) return po_fail(st, "re-splitting the batch: %s", po_last_error());

@@ -51,11 +51,7 @@ struct po__team {
     int64_t splits;
 };
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+static double now_s(void) { return po_trace_now(); } /* CLOCK_MONOTONIC, as traces use */
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)

@@ -32,10 +32,10 @@ struct po_os {
     int *ids;    /* 0 .. n_nodes - 1, for runs of consecutive nodes */
     int n_split;
     bool has_optimizer;
-    int first_opt;  /* the optimizer's nodes are first_opt .. the last node, dealt out; -1: none */
+    int first_opt;  /* the optimizer's nodes are first_opt .. the last node, shared out; -1: none */
     po__opt_piece *opt; /* the optimizer's updates shared out by element (runtime/optim_split.h) */
     int *opt_first;     /* member k applies opt[opt_first[k] .. opt_first[k + 1]) */
-    int n_dealt;        /* members opt_first describes (0: none) */
+    int n_shared;       /* members opt_first describes (0: none) */
     bool rebalance;      /* re-share by measured speed */
     po__balance bal;
     int64_t rebalances;
@@ -59,7 +59,7 @@ static const char *phase_name(po_phase p) {
     return p <= PO_PHASE_OPTIMIZER ? names[p] : "other";
 }
 
-static po_status deal_optimizer(po_os *os);
+static po_status share_optimizer(po_os *os);
 
 /* Re-shares when the members' busy times on their parts drift apart (po__os_set_rebalance). */
 static po_status maybe_reshare(po_os *os) {
@@ -77,7 +77,7 @@ static po_status maybe_reshare(po_os *os) {
         fastest = fmin(fastest, median[k]);
         slowest = fmax(slowest, median[k]);
     }
-    /* A member's part scales with its share (blocks of products, dealt optimizer nodes): the
+    /* A member's part scales with its share (blocks of products, its stretch of the optimizer updates): the
      * target is the balance itself, up to noise and the lumps of the optimizer's deal. */
     double step = slowest > PO__BALANCE_FAR_APART * fastest ? 1.0 : 0.5;
     for (int k = 0; k < n; k++) {
@@ -88,22 +88,17 @@ static po_status maybe_reshare(po_os *os) {
     if (moved < 0.01) return PO_OK; /* within the noise */
     int direction = share[0] > po__team_share(os->team, 0) ? 1 : -1;
     po_status st = po__team_set_shares(os->team, share);
-    if (!st) st = deal_optimizer(os);
+    if (!st) st = share_optimizer(os);
     if (st) return st;
     po__balance_moved(&os->bal, direction);
     os->rebalances++;
     return PO_OK;
 }
 
-/* Member k's part of the optimizer: the nodes dealt to it (po_exec_run_nodes runs nodes of one
- * executor from several threads). */
+/* Member k's part of the optimizer: its stretch of the updates (runtime/optim_split.h). */
 static po_status apply_optimizer(int k, void *arg) {
     po_os *os = arg;
-    for (int p = os->opt_first[k]; p < os->opt_first[k + 1]; p++) {
-        po_status st = po__exec_run_range(os->ex, os->opt[p].node, os->opt[p].begin, os->opt[p].end);
-        if (st) return st;
-    }
-    return PO_OK;
+    return po__optim_apply(os->ex, os->opt, os->opt_first, k);
 }
 
 /* po_exec_run's work, node by node: runs of unsplit nodes as the executor runs them (traced,
@@ -171,52 +166,34 @@ static void *main_thread(void *arg) {
     }
 }
 
-/* The optimizer's nodes, dealt out to the members when there are several and the nodes are the
- * step's last (as po_graph_optimizer makes them); else first_opt = -1 and the main thread runs
- * them with the rest. */
-static void free_deal(po_os *os) {
+static void free_optimizer_share(po_os *os) {
     free(os->opt);
     free(os->opt_first);
     os->opt = NULL;
     os->opt_first = NULL;
-    os->n_dealt = 0;
+    os->n_shared = 0;
 }
 
-static po_status deal_optimizer(po_os *os) {
+/* The optimizer's updates shared out by the members' shares when there are several members and
+ * the optimizer's nodes are the step's last (as po_graph_optimizer makes them); else
+ * first_opt = -1 and the main thread runs them with the rest. */
+static po_status share_optimizer(po_os *os) {
     int nodes = po_graph_size(os->g), n = po__team_size(os->team), first = nodes;
-    free_deal(os);
+    free_optimizer_share(os);
     os->first_opt = -1;
     while (first > 0 && po_node_phase(po_graph_node(os->g, first - 1)) == PO_PHASE_OPTIMIZER)
         first--;
-    int count = nodes - first;
     for (int i = 0; i < first; i++)
-        if (po_node_phase(po_graph_node(os->g, i)) == PO_PHASE_OPTIMIZER) count = 0; /* not a tail */
-    if (n < 2 || count == 0) return PO_OK;
-    os->opt = calloc((size_t)(count + n), sizeof *os->opt);
-    os->opt_first = calloc((size_t)n + 1, sizeof *os->opt_first);
-    int *ids = calloc((size_t)count, sizeof *ids);
-    int64_t *sizes = calloc((size_t)count, sizeof *sizes);
-    bool *divisible = calloc((size_t)count, sizeof *divisible);
-    double *shares = calloc((size_t)n, sizeof *shares);
-    po_status st = os->opt && os->opt_first && ids && sizes && divisible && shares
-                       ? PO_OK
-                       : po_fail(PO_ERR_NO_MEMORY, "out of memory");
-    for (int k = 0; k < n && !st; k++)
+        if (po_node_phase(po_graph_node(os->g, i)) == PO_PHASE_OPTIMIZER) return PO_OK; /* not a tail */
+    if (n < 2 || first == nodes || n > PO__BALANCE_MAX_WORKERS) return PO_OK;
+    double shares[PO__BALANCE_MAX_WORKERS];
+    for (int k = 0; k < n; k++)
         shares[k] = po__team_share(os->team, k);
-    for (int i = 0; i < count && !st; i++) {
-        po_shape sh = po_node_shape(po_graph_node(os->g, first + i));
-        ids[i] = first + i;
-        sizes[i] = po_shape_numel(&sh);
-        divisible[i] = po__exec_has_range(os->ex, first + i);
-    }
-    if (!st) {
-        po__optim_split(ids, sizes, divisible, count, shares, n, os->opt, os->opt_first);
-        os->n_dealt = n;
-        os->first_opt = first;
-    }
-    if (st) free_deal(os);
-    free(ids), free(sizes), free(divisible), free(shares);
-    return st;
+    po_status st = po__optim_split_exec(os->ex, shares, n, &os->opt, &os->opt_first);
+    if (st) return st;
+    os->n_shared = n;
+    os->first_opt = first;
+    return PO_OK;
 }
 
 po_status po__os_new(po_exec *ex, const po_worker_spec *members, int n, po_os **out) {
@@ -245,7 +222,7 @@ po_status po__os_new(po_exec *ex, const po_worker_spec *members, int n, po_os **
         if (po_node_phase(nd) == PO_PHASE_OPTIMIZER) os->has_optimizer = true;
     }
     if (!st) st = po__team_new(members, n, &os->team);
-    if (!st) st = deal_optimizer(os);
+    if (!st) st = share_optimizer(os);
     if (!st) {
         if (pthread_create(&os->thread, NULL, main_thread, os) != 0)
             st = po_fail(PO_ERR_NO_MEMORY, "cannot start the operator-split main thread");
@@ -280,7 +257,7 @@ void po__os_free(po_os *os) {
     pthread_cond_destroy(&os->go);
     pthread_cond_destroy(&os->done);
     pthread_mutex_destroy(&os->lock);
-    free_deal(os);
+    free_optimizer_share(os);
     free(os->split);
     free(os->ids);
     free(os->compute_s);
@@ -319,7 +296,7 @@ void po__os_set_rebalance(po_os *os, bool on) {
 int64_t po__os_rebalances(const po_os *os) { return os->rebalances; }
 int64_t po__os_optimizer_elements(const po_os *os, int k) {
     int64_t e = 0;
-    for (int p = k >= 0 && k < os->n_dealt ? os->opt_first[k] : 0; k >= 0 && k < os->n_dealt && p < os->opt_first[k + 1]; p++)
+    for (int p = k >= 0 && k < os->n_shared ? os->opt_first[k] : 0; k >= 0 && k < os->n_shared && p < os->opt_first[k + 1]; p++)
         e += os->opt[p].end - os->opt[p].begin;
     return e;
 }

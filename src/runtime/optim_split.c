@@ -2,6 +2,9 @@
 #include "runtime/optim_split.h"
 
 #include <math.h>
+#include <stdlib.h>
+
+#include "runtime/exec_internal.h"
 
 int po__optim_split(const int *ids, const int64_t *sizes, const bool *divisible, int n, const double *shares,
                     int n_members, po__opt_piece *out, int *first) {
@@ -37,4 +40,40 @@ int po__optim_split(const int *ids, const int64_t *sizes, const bool *divisible,
     }
     first[n_members] = pieces;
     return pieces;
+}
+
+po_status po__optim_split_exec(const po_exec *ex, const double *shares, int n_members, po__opt_piece **pieces,
+                               int **first) {
+    const po_graph *g = po_exec_graph(ex);
+    int n = po_graph_size(g), count = 0;
+    int *ids = calloc((size_t)n + 1, sizeof *ids);
+    int64_t *sizes = calloc((size_t)n + 1, sizeof *sizes);
+    bool *divisible = calloc((size_t)n + 1, sizeof *divisible);
+    *pieces = calloc((size_t)(n + n_members), sizeof **pieces);
+    *first = calloc((size_t)n_members + 1, sizeof **first);
+    po_status st = ids && sizes && divisible && *pieces && *first ? PO_OK : po_fail(PO_ERR_NO_MEMORY, "out of memory");
+    for (int i = 0; !st && i < n; i++) {
+        const po_node *node = po_graph_node(g, i);
+        if (po_node_phase(node) != PO_PHASE_OPTIMIZER) continue;
+        po_shape sh = po_node_shape(node);
+        ids[count] = i;
+        sizes[count] = po_shape_numel(&sh);
+        divisible[count++] = po__exec_has_range(ex, i);
+    }
+    if (!st) po__optim_split(ids, sizes, divisible, count, shares, n_members, *pieces, *first);
+    if (st) {
+        free(*pieces), free(*first);
+        *pieces = NULL;
+        *first = NULL;
+    }
+    free(ids), free(sizes), free(divisible);
+    return st;
+}
+
+po_status po__optim_apply(po_exec *ex, const po__opt_piece *pieces, const int *first, int k) {
+    for (int p = first[k]; p < first[k + 1]; p++) {
+        po_status st = po__exec_run_range(ex, pieces[p].node, pieces[p].begin, pieces[p].end);
+        if (st) return st;
+    }
+    return PO_OK;
 }

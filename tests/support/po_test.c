@@ -159,6 +159,37 @@ void po_test_remove_tree(const char *dir) {
     rmdir(dir);
 }
 
+po_tensor *po_test_ref_tensor(po_st_file *f, const char *prefix, const char *name) {
+    char full[256];
+    snprintf(full, sizeof full, "%s%s", prefix, name);
+    po_tensor *t = NULL;
+    PO_CHECK(po_st_get(f, full, &t));
+    return t;
+}
+
+void po_test_check_adam1(po_st_file *f, po_params *p, const char *what) {
+    for (int i = 0; i < po_params_count(p); i++) {
+        const po_param_info *pi = po_params_info(p, i);
+        po_tensor *g = po_test_ref_tensor(f, "grad.", pi->name), *a1 = po_test_ref_tensor(f, "adam1.", pi->name);
+        po_tensor *init = po_test_ref_tensor(f, "", pi->name);
+        const float *gv = g->data, *av = a1->data, *iv = init->data;
+        const float *mine = po_params_grads(p) + pi->offset, *after = po_params_values(p) + pi->offset;
+        double ge = po_ref_err(mine, gv, pi->numel), worst = 0.0, moved = 0.0;
+        for (int64_t k = 0; k < pi->numel; k++) {
+            if (fabsf(gv[k]) >= 1e-7f)
+                worst = fmax(worst, fabs((double)after[k] - av[k]));
+            else
+                moved = fmax(moved, fabs((double)after[k] - iv[k]));
+        }
+        if (ge > 1e-3 || worst > 5e-5 || moved > 1.001e-3)
+            fail_msg("%s %s: gradient err %.3g, adam1 max err %.3g, zero-grad move %.3g", what, pi->name, ge, worst,
+                     moved);
+        po_tensor_free(g);
+        po_tensor_free(a1);
+        po_tensor_free(init);
+    }
+}
+
 void po_test_load_batch(po_st_file *f, po_trainer *t) {
     po_tensor *x, *y;
     PO_CHECK(po_st_get(f, "input.x", &x));

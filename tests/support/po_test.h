@@ -21,6 +21,15 @@ unsigned char *po_test_read_file(const char *path, size_t *len);
 void po_test_write_file(const char *path, const void *data, size_t len);
 void po_test_remove_tree(const char *dir);
 
+/* The reference file's tensor prefix + name (caller frees); fails the test when it is missing. */
+po_tensor *po_test_ref_tensor(po_st_file *f, const char *prefix, const char *name);
+
+/* After one Adam step from f's parameters on f's batch: every parameter's gradient in p within
+ * 1e-3 (po_ref_err) of f's grad.*, its value within 5e-5 of adam1.* where the reference
+ * gradient is at least 1e-7, and moved no more than lr (1.001e-3) from its start elsewhere.
+ * Fails the test naming what (a label) and the parameter. */
+void po_test_check_adam1(po_st_file *f, po_params *p, const char *what);
+
 /* Copies a reference file's batch (input.x, input.y) into t's inputs; fails the test on error. */
 void po_test_load_batch(po_st_file *f, po_trainer *t);
 

@@ -39,14 +39,6 @@ static void spec_from_config(const char *model, const char *config, char *spec, 
     json_decref(c);
 }
 
-static po_tensor *ref_tensor(po_st_file *f, const char *prefix, const char *name) {
-    char full[256];
-    snprintf(full, sizeof full, "%s%s", prefix, name);
-    po_tensor *t = NULL;
-    PO_CHECK(po_st_get(f, full, &t));
-    return t;
-}
-
 static void check_file(const char *rel, const char *model) {
     po_st_file *f;
     PO_CHECK(po_st_read(po_test_data(rel), &f));
@@ -58,40 +50,20 @@ static void check_file(const char *rel, const char *model) {
     po_trainer *t;
     PO_CHECK(po_trainer_new(m, &o, 1, &t));
     PO_CHECK(po_params_load(po_trainer_params(t), po_test_data(rel)));
-    po_tensor *x = ref_tensor(f, "", "input.x"), *y = ref_tensor(f, "", "input.y");
+    po_tensor *x = po_test_ref_tensor(f, "", "input.x"), *y = po_test_ref_tensor(f, "", "input.y");
     PO_CHECK(po_exec_set_input(po_trainer_exec(t), m->x, x));
     PO_CHECK(po_exec_set_input(po_trainer_exec(t), m->y, y));
     float loss;
     PO_CHECK(po_trainer_step(t, &loss));
 
-    po_tensor *logits = ref_tensor(f, "", "expect.logits"), *eloss = ref_tensor(f, "", "expect.loss");
+    po_tensor *logits = po_test_ref_tensor(f, "", "expect.logits"), *eloss = po_test_ref_tensor(f, "", "expect.loss");
     const float *got = po_exec_output(po_trainer_exec(t), m->logits);
     double e = po_ref_err(got, logits->data, po_tensor_numel(logits));
     print_message("%s: logits err %.3g, loss %.7g vs %.7g\n", rel, e, loss, *(float *)eloss->data);
     assert_true(e <= 1e-3);
     assert_true(po_ref_err(&loss, eloss->data, 1) <= 1e-3);
 
-    po_params *p = po_trainer_params(t);
-    for (int i = 0; i < po_params_count(p); i++) {
-        const po_param_info *pi = po_params_info(p, i);
-        po_tensor *g = ref_tensor(f, "grad.", pi->name), *a1 = ref_tensor(f, "adam1.", pi->name);
-        po_tensor *init = ref_tensor(f, "", pi->name);
-        const float *gv = g->data, *av = a1->data, *iv = init->data;
-        const float *mine = po_params_grads(p) + pi->offset, *after = po_params_values(p) + pi->offset;
-        double ge = po_ref_err(mine, gv, pi->numel), worst = 0.0, moved = 0.0;
-        for (int64_t k = 0; k < pi->numel; k++) {
-            if (fabsf(gv[k]) >= 1e-7f)
-                worst = fmax(worst, fabs((double)after[k] - av[k]));
-            else
-                moved = fmax(moved, fabs((double)after[k] - iv[k]));
-        }
-        if (ge > 1e-3 || worst > 5e-5 || moved > 1.001e-3)
-            fail_msg("%s %s: gradient err %.3g, adam1 max err %.3g, zero-grad move %.3g", rel, pi->name, ge, worst,
-                     moved);
-        po_tensor_free(g);
-        po_tensor_free(a1);
-        po_tensor_free(init);
-    }
+    po_test_check_adam1(f, po_trainer_params(t), rel);
     po_tensor_free(x);
     po_tensor_free(y);
     po_tensor_free(logits);

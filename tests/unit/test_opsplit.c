@@ -134,14 +134,6 @@ static void team_errors(void **s) {
     assert_null(t);
 }
 
-static po_tensor *ref_tensor(po_st_file *f, const char *prefix, const char *name) {
-    char full[256];
-    snprintf(full, sizeof full, "%s%s", prefix, name);
-    po_tensor *x = NULL;
-    PO_CHECK(po_st_get(f, full, &x));
-    return x;
-}
-
 /* The nodes the runtime splits are the nodes the planner's simulator splits: the same rule on
  * the workload's per-call FLOPs, node by node. Returns how many. */
 static int check_agreement(const char *spec, const po_graph *g) {
@@ -189,9 +181,7 @@ static void step_matches(const char *rel, const char *spec, double s0, double s1
     assert_int_equal(e0 + e1, opt_elems);
     assert_true(fabs((double)e1 - s1 * (double)opt_elems) <= 16.0 * po_graph_size(m->graph));
     PO_CHECK(po_params_load(po_trainer_params(t), po_test_data(rel)));
-    po_tensor *x = ref_tensor(f, "", "input.x"), *y = ref_tensor(f, "", "input.y");
-    PO_CHECK(po_tensor_copy(po_trainer_input(t, 0), x));
-    PO_CHECK(po_tensor_copy(po_trainer_input(t, 1), y));
+    po_test_load_batch(f, t);
     float loss;
     PO_CHECK(po_trainer_step(t, &loss));
     /* Products were really shared out: not one thread doing everything. */
@@ -203,7 +193,7 @@ static void step_matches(const char *rel, const char *spec, double s0, double s1
     assert_true(ws.compute_s > 0.0);
     assert_int_equal(po_trainer_worker_stats(t, 2, &ws), PO_ERR_INVALID_ARG);
 
-    po_tensor *logits = ref_tensor(f, "", "expect.logits"), *eloss = ref_tensor(f, "", "expect.loss");
+    po_tensor *logits = po_test_ref_tensor(f, "", "expect.logits"), *eloss = po_test_ref_tensor(f, "", "expect.loss");
     const float *got = po_exec_output(po_trainer_exec(t), m->logits);
     assert_non_null(got);
     double e = po_ref_err(got, logits->data, po_tensor_numel(logits));
@@ -211,34 +201,12 @@ static void step_matches(const char *rel, const char *spec, double s0, double s1
                   (long long)po__os_splits(os), e, loss, *(float *)eloss->data);
     assert_true(e <= 1e-3);
     assert_true(po_ref_err(&loss, eloss->data, 1) <= 1e-3);
-    po_params *p = po_trainer_params(t);
-    for (int i = 0; i < po_params_count(p); i++) {
-        const po_param_info *pi = po_params_info(p, i);
-        po_tensor *g = ref_tensor(f, "grad.", pi->name), *a1 = ref_tensor(f, "adam1.", pi->name);
-        po_tensor *init = ref_tensor(f, "", pi->name);
-        const float *gv = g->data, *av = a1->data, *iv = init->data;
-        const float *mine = po_params_grads(p) + pi->offset, *after = po_params_values(p) + pi->offset;
-        double ge = po_ref_err(mine, gv, pi->numel), worst = 0.0, moved = 0.0;
-        for (int64_t k = 0; k < pi->numel; k++) {
-            if (fabsf(gv[k]) >= 1e-7f)
-                worst = fmax(worst, fabs((double)after[k] - av[k]));
-            else
-                moved = fmax(moved, fabs((double)after[k] - iv[k]));
-        }
-        if (ge > 1e-3 || worst > 5e-5 || moved > 1.001e-3)
-            fail_msg("%s %s: gradient err %.3g, adam1 max err %.3g, zero-grad move %.3g", rel, pi->name, ge, worst,
-                     moved);
-        po_tensor_free(g);
-        po_tensor_free(a1);
-        po_tensor_free(init);
-    }
+    po_test_check_adam1(f, po_trainer_params(t), rel);
     /* A slowed helper still computes the same step (slowdown emulation only idles). */
     PO_CHECK(po_trainer_set_slowdown(t, 1, 2.0f));
     assert_int_equal(po_trainer_set_slowdown(t, 2, 2.0f), PO_ERR_INVALID_ARG);
     PO_CHECK(po_trainer_step(t, &loss));
     assert_true(isfinite(loss));
-    po_tensor_free(x);
-    po_tensor_free(y);
     po_tensor_free(logits);
     po_tensor_free(eloss);
     po_trainer_free(t);

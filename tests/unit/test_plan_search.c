@@ -248,6 +248,25 @@ static void strategy_restriction(void **state) {
         po_plan_free(&p);
     }
     env_free(&e);
+    /* A device so slow that the share solver drops it (its per-step constant alone exceeds the
+     * step): asking for data parallel alone still gets data parallel over both devices, faster
+     * device first by share, not "no plan"; with single allowed, single wins. */
+    po_cluster_device slow[2] = {synth("a", 100, 20, 16e9, 10, 2), synth("b", 0.01, 0.002, 16e9, 10, 2)};
+    env_new(&e, "mnist_mlp", 8, slow, 2, (po_link){100, 1});
+    o.objective = PO_OBJECTIVE_TIME;
+    o.strategies = (1u << PO_STRATEGY_SINGLE) | (1u << PO_STRATEGY_DP);
+    PO_CHECK(po_plan_search(e.w, e.cm, &o, &p));
+    assert_int_equal(p.strategy, PO_STRATEGY_SINGLE);
+    single_ms = p.predicted.step_ms;
+    po_plan_free(&p);
+    o.strategies = 1u << PO_STRATEGY_DP;
+    PO_CHECK(po_plan_search(e.w, e.cm, &o, &p));
+    assert_int_equal(p.strategy, PO_STRATEGY_DP);
+    assert_int_equal(p.stages[0].n_replicas, 2);
+    assert_true(p.stages[0].replicas[0].share > 0.0 && p.stages[0].replicas[1].share > 0.0);
+    assert_true(p.predicted.step_ms > single_ms);
+    po_plan_free(&p);
+    env_free(&e);
 }
 
 static po_plan pp_plan(const po_workload *w, const char *const *devs, const int *first, const int *last, int n, int m,

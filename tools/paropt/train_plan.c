@@ -15,9 +15,9 @@
  * (--plan pp, plan files), but their predictions were 25-75% optimistic here before per-op times
  * were fitted affinely in rows, and +16%, -3%, -20% after (one run each of the three workloads):
  * not yet trusted for automatic choice; hybrid plans are pipelines of data-parallel groups and
- * inherit that. Operator splits are chosen: their predictions were within 10% for mnist_mlp
- * and pessimistic for the others (cifar_cnn -10%, tiny_gpt -24%), so they win only where they
- * do win. */
+ * inherit that. Operator splits are chosen: one run each on the 2-core VM predicted
+ * mnist_mlp's at -2.0% and tiny_gpt's at -7.9% (cifar_cnn's at -9.7%, before blocks were
+ * predicted from the whole product's time), so they win only where they do win. */
 #define AUTO_FAMILIES ((1u << PO_STRATEGY_SINGLE) | (1u << PO_STRATEGY_DP) | (1u << PO_STRATEGY_OPSPLIT))
 
 static void progress(const char *what, void *ctx) {
