@@ -165,8 +165,13 @@ static po_status slice_run(const po_kargs *a) {
     const po_node *n = a->node;
     const po_shape *s = &n->in[0]->shape;
     int dim = (int)n->ai[0];
-    copy_rows(a->out, n->shape.dim[dim], 0, a->in[0], s->dim[dim], n->ai[1], po__dims_product(s, 0, dim), n->ai[2],
-              po__dims_product(s, dim + 1, s->ndim), po_dtype_size(n->dtype));
+    int64_t outer = po__dims_product(s, 0, dim), inner = po__dims_product(s, dim + 1, s->ndim);
+    size_t es = po_dtype_size(n->dtype);
+    /* A view already is its rows (slice_infer): copying them onto themselves is an overlapping
+     * memcpy, and a race where two pipelines share the source (a hybrid plan's lanes slicing the
+     * shared position table). */
+    if (outer == 1 && (const char *)a->out == (const char *)a->in[0] + (size_t)(n->ai[1] * inner) * es) return PO_OK;
+    copy_rows(a->out, n->shape.dim[dim], 0, a->in[0], s->dim[dim], n->ai[1], outer, n->ai[2], inner, es);
     return PO_OK;
 }
 

@@ -355,13 +355,10 @@ static po_status build_stages(sim *s, int **peak_inflight) {
             (*peak_inflight)[q] = peak;
         }
         bool cpu = all_cpu(s, sgi);
-        /* Data parallel over shared memory: the optimizer's updates are shared out by element in
-         * proportion to the replicas' shares (runtime/optim_split.h); else each applies all. A
-         * hybrid plan's lanes apply it once, on one thread (runtime/hybrid.c): replica 0 of each
-         * stage carries its stage's updates whole here (the runtime runs the stages' one after
-         * the other, which this leaves out). */
-        bool hybrid = nr > 1 && s->p->n_stages > 1;
-        bool shared_opt = nr > 1 && shared_group(s, sgi) && !hybrid;
+        /* Replicas over shared memory (data parallel's, and a hybrid plan's stage's: its lanes'
+         * workers of the stage, runtime/hybrid.c) share the stage's optimizer updates out by
+         * element in proportion to their shares (runtime/optim_split.h); else each applies all. */
+        bool shared_opt = nr > 1 && shared_group(s, sgi);
         int *devs = malloc((size_t)nr * sizeof(int));
         if (!devs) {
             st = po_fail(PO_ERR_NO_MEMORY, "out of memory");
@@ -393,7 +390,7 @@ static po_status build_stages(sim *s, int **peak_inflight) {
             int q = s->slot_of[sgi] + k;
             for (int l = nl - 1; l >= 0; l--) {
                 po__tparts o = po__layer_time(s->e, sg->first_layer + l, PO_PHASE_OPTIMIZER, s->dev[q], s->rows[q]);
-                scale(&o, (hybrid ? (k == 0 ? 1.0 : 0.0) : shared_opt ? sg->replicas[k].share : 1.0) *
+                scale(&o, (shared_opt ? sg->replicas[k].share : 1.0) *
                               (busy_neighbours(s, s->dev[q]) ? po_cost_model_contention(s->e->cm, s->dev[q]) : 1.0));
                 int t = new_task(s, TK_OPT, q, o.t, &o, sg->first_layer + l);
                 dep(s, ar[l], t);

@@ -255,7 +255,7 @@ static po_status share_optimizer(po_dp *dp) {
     for (int k = 0; k < dp->k; k++)
         shares[k] = dp->w[k].weight;
     free(dp->opt), free(dp->opt_first);
-    return po__optim_split_exec(dp->w[0].exec, shares, dp->k, &dp->opt, &dp->opt_first);
+    return po__optim_split_exec(dp->w[0].exec, NULL, 0, shares, dp->k, &dp->opt, &dp->opt_first);
 }
 
 /* Builds worker w's model for its rows and its executor (worker 0: also the optimizer and,

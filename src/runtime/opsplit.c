@@ -189,7 +189,7 @@ static po_status share_optimizer(po_os *os) {
     double shares[PO__BALANCE_MAX_WORKERS];
     for (int k = 0; k < n; k++)
         shares[k] = po__team_share(os->team, k);
-    po_status st = po__optim_split_exec(os->ex, shares, n, &os->opt, &os->opt_first);
+    po_status st = po__optim_split_exec(os->ex, NULL, 0, shares, n, &os->opt, &os->opt_first);
     if (st) return st;
     os->n_shared = n;
     os->first_opt = first;

@@ -42,8 +42,8 @@ int po__optim_split(const int *ids, const int64_t *sizes, const bool *divisible,
     return pieces;
 }
 
-po_status po__optim_split_exec(const po_exec *ex, const double *shares, int n_members, po__opt_piece **pieces,
-                               int **first) {
+po_status po__optim_split_exec(const po_exec *ex, const int *nodes, int n_nodes, const double *shares, int n_members,
+                               po__opt_piece **pieces, int **first) {
     const po_graph *g = po_exec_graph(ex);
     int n = po_graph_size(g), count = 0;
     int *ids = calloc((size_t)n + 1, sizeof *ids);
@@ -52,7 +52,8 @@ po_status po__optim_split_exec(const po_exec *ex, const double *shares, int n_me
     *pieces = calloc((size_t)(n + n_members), sizeof **pieces);
     *first = calloc((size_t)n_members + 1, sizeof **first);
     po_status st = ids && sizes && divisible && *pieces && *first ? PO_OK : po_fail(PO_ERR_NO_MEMORY, "out of memory");
-    for (int i = 0; !st && i < n; i++) {
+    for (int j = 0; !st && j < (nodes ? n_nodes : n); j++) {
+        int i = nodes ? nodes[j] : j;
         const po_node *node = po_graph_node(g, i);
         if (po_node_phase(node) != PO_PHASE_OPTIMIZER) continue;
         po_shape sh = po_node_shape(node);
@@ -72,7 +73,9 @@ po_status po__optim_split_exec(const po_exec *ex, const double *shares, int n_me
 
 po_status po__optim_apply(po_exec *ex, const po__opt_piece *pieces, const int *first, int k) {
     for (int p = first[k]; p < first[k + 1]; p++) {
-        po_status st = po__exec_run_range(ex, pieces[p].node, pieces[p].begin, pieces[p].end);
+        po_status st = po__exec_has_range(ex, pieces[p].node)
+                           ? po__exec_run_range(ex, pieces[p].node, pieces[p].begin, pieces[p].end)
+                           : po_exec_run_nodes(ex, &pieces[p].node, 1);
         if (st) return st;
     }
     return PO_OK;

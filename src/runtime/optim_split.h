@@ -25,13 +25,15 @@ typedef struct po__opt_piece {
 int po__optim_split(const int *ids, const int64_t *sizes, const bool *divisible, int n, const double *shares,
                     int n_members, po__opt_piece *out, int *first);
 
-/* The optimizer nodes of ex's graph (in graph order; each op's range kernel decides whether it
- * is divisible, po__exec_has_range) shared out by po__optim_split. *pieces and *first (member k
+/* Optimizer nodes of ex's graph shared out by po__optim_split: nodes[0..n_nodes) (a hybrid
+ * plan's stage's), or every optimizer node in graph order when nodes is NULL. Each op's range
+ * kernel decides whether it is divisible (po__exec_has_range). *pieces and *first (member k
  * applies (*pieces)[(*first)[k] .. (*first)[k + 1])) are malloc'd; the caller frees both (also
  * after a failure: they are then NULL). */
-po_status po__optim_split_exec(const po_exec *ex, const double *shares, int n_members, po__opt_piece **pieces,
-                               int **first);
-/* Member k's pieces applied to ex from the calling thread (po__exec_run_range). */
+po_status po__optim_split_exec(const po_exec *ex, const int *nodes, int n_nodes, const double *shares, int n_members,
+                               po__opt_piece **pieces, int **first);
+/* Member k's pieces applied to ex from the calling thread (po__exec_run_range; a node without a
+ * range kernel comes whole, as one piece, and runs whole). */
 po_status po__optim_apply(po_exec *ex, const po__opt_piece *pieces, const int *first, int k);
 
 #endif

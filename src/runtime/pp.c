@@ -91,6 +91,8 @@ struct po_pp {
     po_trace *trace;
     int track_base, track_stride; /* stage s records on track track_base + s * track_stride */
     bool defer_optimizer;         /* stages stop after accumulating: po__pp_apply_optimizer updates */
+    po__pp_update_fn update;      /* or, when set, each stage's thread calls it (po__pp_set_update) */
+    void *update_ctx;
 };
 
 static int track_of(const po_pp *pp, int stage) { return pp->track_base + stage * pp->track_stride; }
@@ -282,6 +284,13 @@ static void step_stage(stage *s, uint64_t gen) {
     pthread_mutex_lock(&pp->lock);
     ok = ok && !pp->abort;
     pthread_mutex_unlock(&pp->lock);
+    if (pp->defer_optimizer && pp->update) {
+        double u0 = po_trace_now();
+        po_status st = pp->update(pp->update_ctx, s->index, ok);
+        if (ok && st) fail_stage(s, st);
+        if (ok) emulate_slowness(s, u0);
+        return;
+    }
     if (!ok || pp->defer_optimizer) return;
     double o0 = po_trace_now();
     po_status st = po_exec_run_nodes(pp->exec, s->opt_ids, s->n_opt);
@@ -706,6 +715,21 @@ po_status po__pp_step(po_pp *pp, const po_tensor *x, const po_tensor *y, float *
 
 void po__pp_defer_optimizer(po_pp *pp, bool defer) { pp->defer_optimizer = defer; }
 
+void po__pp_set_update(po_pp *pp, po__pp_update_fn fn, void *ctx) {
+    pp->update = fn;
+    pp->update_ctx = fn ? ctx : NULL;
+}
+
+int po__pp_stage_params(const po_pp *pp, int s, const int **ids) {
+    *ids = pp->s[s].grad_params;
+    return pp->s[s].n_grad;
+}
+
+int po__pp_stage_optimizer(const po_pp *pp, int s, const int **ids) {
+    *ids = pp->s[s].opt_ids;
+    return pp->s[s].n_opt;
+}
+
 po_status po__pp_apply_optimizer(po_pp *pp) {
     po_status st = PO_OK;
     for (int i = 0; i < pp->k && !st; i++) {
@@ -762,6 +786,7 @@ po_params *po__pp_release_params(po_pp *pp) {
 void po__pp_inherit(po_pp *to, const po_pp *from) {
     po_exec_set_steps(to->exec, po_exec_steps(from->exec));
     to->defer_optimizer = from->defer_optimizer;
+    po__pp_set_update(to, from->update, from->update_ctx);
     po__pp_set_tracks(to, from->track_base, from->track_stride);
     po__pp_set_trace(to, from->trace);
     for (int i = 0; i < to->k && i < from->k; i++) {

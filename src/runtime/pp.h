@@ -64,6 +64,17 @@ po_status po__pp_finish(po_pp *pp, float *loss);
  * every stage's optimizer nodes on the calling thread and counts the step. */
 void po__pp_defer_optimizer(po_pp *pp, bool defer);
 po_status po__pp_apply_optimizer(po_pp *pp);
+/* With the optimizer deferred and fn set: each stage's thread calls fn(ctx, stage, ok) at the end
+ * of every step, in place of its optimizer (a hybrid plan averages and updates there, each lane's
+ * stage s taking a share of stage s's parameters). ok is false after a failure anywhere in this
+ * pipeline; fn is called all the same, so a barrier across pipelines inside it is always met. A
+ * failure fn returns (when ok) fails the step. The device's emulated slowness covers fn's time. */
+typedef po_status (*po__pp_update_fn)(void *ctx, int stage, bool ok);
+void po__pp_set_update(po_pp *pp, po__pp_update_fn fn, void *ctx);
+/* Stage s's parameters (indices into the master po_params, those whose gradient it computes)
+ * and its optimizer nodes (ids in the master executor's graph); *ids stays the pipeline's. */
+int po__pp_stage_params(const po_pp *pp, int s, const int **ids);
+int po__pp_stage_optimizer(const po_pp *pp, int s, const int **ids);
 
 po_params *po__pp_params(po_pp *pp); /* the master parameters */
 po_exec *po__pp_exec(po_pp *pp);     /* the master executor: it holds the optimizer step count */

@@ -264,6 +264,31 @@ static void plan_trains_hybrid(void **st) {
     po_worker_stats ws;
     PO_CHECK(po_trainer_worker_stats(t, 3, &ws)); /* stage 1, lane 1: 0.75 of 16 rows, 2 micro-batches */
     assert_int_equal(ws.rows, 6);
+    /* The update is the workers' own: each of the four (stage s, lane r: track r + 2s) averages
+     * and applies a stretch of its stage's parameters, recorded on its own track. */
+    po_trace *tr;
+    PO_CHECK(po_trace_new(4, &tr));
+    po_trainer_set_trace(t, tr);
+    po_trace_begin_step(tr, 3);
+    stepped(f, "reference/mnist_mlp.safetensors", t, &l);
+    po_trace_end_step(tr);
+    po_trainer_set_trace(t, NULL);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/po_hybrid_%d.json", (int)getpid());
+    PO_CHECK(po_trace_write(tr, path));
+    po_trace_free(tr);
+    size_t len;
+    char *text = (char *)po_test_read_file(path, &len);
+    text[len] = '\0';
+    remove(path);
+    for (int track = 0; track < 4; track++) {
+        char want[96];
+        snprintf(want, sizeof want, "\"tid\":%d,\"name\":\"optimizer\"", track);
+        assert_non_null(strstr(text, want));
+        snprintf(want, sizeof want, "\"tid\":%d,\"name\":\"all-reduce\"", track);
+        assert_non_null(strstr(text, want));
+    }
+    free(text);
     po_trainer_free(t);
     po_trainer_free(t2);
     po_model_free(m);
