@@ -169,9 +169,11 @@ grep -q '"strategy":"dp"' "$TMP/out" || fail "--plan FILE did not train its dp p
 
 # A pipeline re-partitions its layers when a device slows down mid-run: from a plan file giving
 # cpu:1 two of mnist_mlp's three layers, and from the planner's pipeline (--plan pp) of tiny_gpt's
-# six. Each rebalance record names every device's layer range; the slow device's first new range
-# and its last are smaller than the plan gave it (when it had more than one) and, from the plan
-# file (which gives it the heavier half already), it is never given more. The slowdown is 8x: at
+# six. Each rebalance record names every device's layer range; the slow device's last range is
+# smaller than the plan gave it (when it had more than one) and, from the plan file (which gives
+# it the heavier half already), so is its first, and it is never given more. The planner's
+# partition may first move the other way: its calibration can read cpu:1 faster than the steps
+# before the slowdown find it (CI saw 3 -> 4 -> 1 layers). The slowdown is 8x: at
 # 4x, cpu:1 takes about 26 ms for the layer it gives up (ASan build), and cpu:0, loaded by a busy
 # loop, took 22 ms for its two; a neighbouring test loading cpu:0 a little more (ctest runs two at
 # once) makes giving the layer back the right move for what is measured, and CI saw a run end
@@ -216,8 +218,9 @@ print("%s: the plan gave cpu:1 %d of %d layers; re-partitioned at steps %s; cpu:
     os.path.basename(run), initial["cpu:1"], n_layers, [e["step"] for e in events], final))
 if initial["cpu:1"] > 1:
     need(events, "cpu:1, eight times slower, was never re-partitioned")
-    first = [layers(w) for w in events[0]["workers"] if w["device"] == "cpu:1"][0]
-    need(first < initial["cpu:1"], "the first re-partition gave cpu:1 %d layers, the plan %d" % (first, initial["cpu:1"]))
+    if os.path.basename(run) == "pp_file":
+        first = [layers(w) for w in events[0]["workers"] if w["device"] == "cpu:1"][0]
+        need(first < initial["cpu:1"], "the first re-partition gave cpu:1 %d layers, the plan %d" % (first, initial["cpu:1"]))
     need(final < initial["cpu:1"], "cpu:1, eight times slower, ended with the plan's %d layers" % initial["cpu:1"])
 EOF
 done
