@@ -529,10 +529,10 @@ static void test_file_names(void **state) {
     char h[256];
     host(h, sizeof h);
     const char *dir = fresh_dir("names");
-    const time_t t0 = time(NULL);
+    const time_t t0 = (time_t)realtime_now(); /* the writer's clock, not time()'s coarser one */
     po_tfevents *w = NULL;
     assert_int_equal(po_tfevents_open(dir, &w), PO_OK);
-    const time_t t1 = time(NULL);
+    const time_t t1 = (time_t)realtime_now();
     const char *p = po_tfevents_path(w);
     assert_true(strncmp(p, dir, strlen(dir)) == 0 && p[strlen(dir)] == '/');
     long long secs = -1;
@@ -545,7 +545,7 @@ static void test_file_names(void **state) {
     /* Names already taken for this second and the next ones: the writer adds a suffix and
      * leaves the existing files alone. */
     dir = fresh_dir("taken");
-    const time_t now = time(NULL);
+    const time_t now = (time_t)realtime_now();
     char taken[3][4096];
     for (int i = 0; i < 3; i++) {
         snprintf(taken[i], sizeof taken[i], "%s/events.out.tfevents.%lld.%s", dir, (long long)now + i, h);
