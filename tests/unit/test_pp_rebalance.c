@@ -1,7 +1,7 @@
 /* Pipelines re-partition their layers by measured speed (runtime/pp_rebalance.h): the partition
  * solver finds the brute-force optimum on random cases; the estimate recovers layer times on
  * every device when the measurements follow a device-speed model; the move rule moves only for
- * a clear gain; and a pipeline trainer whose second stage is made three times slower mid-run
+ * a clear gain; and a pipeline trainer whose second stage is made six times slower mid-run
  * re-partitions so that stage holds fewer layers, keeps the same parameters object, step count,
  * trace tracks and statistics, and trains the numbers a single-device trainer trains (bit for
  * bit with one micro-batch, within the pipeline tests' tolerance with several). */
@@ -246,7 +246,8 @@ static void differences(po_params *a, po_params *b, double *values, double *mome
 
 /* Trains `spec` on a 2-stage pipeline (layers 0..cut | cut+1..) with re-partitioning, the same
  * pipeline without, and a single-device trainer side by side; from step 5 stage 1 of the first
- * runs three times slower. */
+ * runs six times slower (at three, with other tests running beside it under ASan, it once did
+ * not move in the 35 steps after the slowdown: 2 failures in 9 runs of ctest -j2). */
 static void slow_stage_moves_layers(const char *spec, int cut, int micro) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     po_model *m1, *m2;
@@ -273,7 +274,7 @@ static void slow_stage_moves_layers(const char *spec, int cut, int micro) {
         if (s == 5) {
             before = layers_of(pp, 1);
             rebalances_before = po_trainer_rebalances(pp);
-            PO_CHECK(po_trainer_set_slowdown(pp, 1, 3.0f));
+            PO_CHECK(po_trainer_set_slowdown(pp, 1, 6.0f));
         }
         float l1, l2;
         PO_CHECK(po_dataset_batch(d, s % 64, po_trainer_input(single, 0), po_trainer_input(single, 1)));
@@ -367,7 +368,7 @@ static void slow_stage_moves_layers(const char *spec, int cut, int micro) {
 static void mlp_slow_stage(void **st) {
     (void)st;
     /* l1 | l2 l3 (l2 about 1.5 times l1: it computes its input's gradient, l1 does not); with
-     * stage 1 three times slower, l1 l2 | l3 is almost twice as fast. */
+     * stage 1 six times slower, l1 l2 | l3 is more than three times as fast. */
     slow_stage_moves_layers("mnist_mlp:d_in=256,hidden=256,batch=128", 0, 1);
     slow_stage_moves_layers("mnist_mlp:d_in=256,hidden=256,batch=128", 0, 2);
 }
