@@ -177,10 +177,7 @@ po_status po__hy_new(const char *spec, int64_t batch, const po_optim_opts *o, ui
         po_pipeline_opts lane = *pl;
         lane.stages = stages;
         st = po__pp_new_lane(spec, hy->rows[r], o, seed, &lane, r ? po__pp_params(hy->lane[0]) : NULL, &hy->lane[r]);
-        if (!st) {
-            po__pp_defer_optimizer(hy->lane[r], true);
-            po__pp_set_tracks(hy->lane[r], r, hy->g);
-        }
+        if (!st) po__pp_set_tracks(hy->lane[r], r, hy->g);
     }
     if (!st) st = plan_updates(hy);
     if (st) {

@@ -90,8 +90,7 @@ struct po_pp {
     const po_tensor *x, *y;
     po_trace *trace;
     int track_base, track_stride; /* stage s records on track track_base + s * track_stride */
-    bool defer_optimizer;         /* stages stop after accumulating: po__pp_apply_optimizer updates */
-    po__pp_update_fn update;      /* or, when set, each stage's thread calls it (po__pp_set_update) */
+    po__pp_update_fn update;      /* set: each stage's thread calls it in place of its optimizer */
     void *update_ctx;
 };
 
@@ -284,14 +283,14 @@ static void step_stage(stage *s, uint64_t gen) {
     pthread_mutex_lock(&pp->lock);
     ok = ok && !pp->abort;
     pthread_mutex_unlock(&pp->lock);
-    if (pp->defer_optimizer && pp->update) {
+    if (pp->update) {
         double u0 = po_trace_now();
         po_status st = pp->update(pp->update_ctx, s->index, ok);
         if (ok && st) fail_stage(s, st);
         if (ok) emulate_slowness(s, u0);
         return;
     }
-    if (!ok || pp->defer_optimizer) return;
+    if (!ok) return;
     double o0 = po_trace_now();
     po_status st = po_exec_run_nodes(pp->exec, s->opt_ids, s->n_opt);
     if (st) fail_stage(s, st);
@@ -703,7 +702,7 @@ po_status po__pp_finish(po_pp *pp, float *loss) {
     double total = 0.0;
     for (int j = 0; j < pp->m; j++)
         total += (double)pp->weight * (double)pp->losses[j];
-    if (!pp->defer_optimizer) po_exec_set_steps(pp->exec, po_exec_steps(pp->exec) + 1);
+    if (!pp->update) po_exec_set_steps(pp->exec, po_exec_steps(pp->exec) + 1);
     if (loss) *loss = (float)total;
     return PO_OK;
 }
@@ -712,8 +711,6 @@ po_status po__pp_step(po_pp *pp, const po_tensor *x, const po_tensor *y, float *
     po__pp_start(pp, x, y);
     return po__pp_finish(pp, loss);
 }
-
-void po__pp_defer_optimizer(po_pp *pp, bool defer) { pp->defer_optimizer = defer; }
 
 void po__pp_set_update(po_pp *pp, po__pp_update_fn fn, void *ctx) {
     pp->update = fn;
@@ -728,20 +725,6 @@ int po__pp_stage_params(const po_pp *pp, int s, const int **ids) {
 int po__pp_stage_optimizer(const po_pp *pp, int s, const int **ids) {
     *ids = pp->s[s].opt_ids;
     return pp->s[s].n_opt;
-}
-
-po_status po__pp_apply_optimizer(po_pp *pp) {
-    po_status st = PO_OK;
-    for (int i = 0; i < pp->k && !st; i++) {
-        stage *s = &pp->s[i];
-        double o0 = po_trace_now();
-        st = po_exec_run_nodes(pp->exec, s->opt_ids, s->n_opt);
-        emulate_slowness(s, o0);
-        if (po_trace_recording(pp->trace))
-            po_trace_slice(pp->trace, track_of(pp, i), "optimizer", "optimizer", o0, po_trace_now());
-    }
-    if (!st) po_exec_set_steps(pp->exec, po_exec_steps(pp->exec) + 1);
-    return st;
 }
 
 po_params *po__pp_params(po_pp *pp) { return pp->params; }
@@ -785,7 +768,6 @@ po_params *po__pp_release_params(po_pp *pp) {
 
 void po__pp_inherit(po_pp *to, const po_pp *from) {
     po_exec_set_steps(to->exec, po_exec_steps(from->exec));
-    to->defer_optimizer = from->defer_optimizer;
     po__pp_set_update(to, from->update, from->update_ctx);
     po__pp_set_tracks(to, from->track_base, from->track_stride);
     po__pp_set_trace(to, from->trace);

@@ -49,8 +49,8 @@ po_status po__pp_new_adopting(const char *spec, int64_t batch, const po_optim_op
  * steps, and only to free the pipeline next. */
 po_params *po__pp_release_params(po_pp *pp);
 /* Carries `from`'s run-time settings over to `to` (a pipeline of the same stages, just built):
- * the optimizer step count, each stage's emulated slowdown, the trace and its tracks, deferral
- * of the optimizer, and the last step's statistics. Not the learning-rate scale. */
+ * the optimizer step count, each stage's emulated slowdown, the trace and its tracks, the update
+ * hook (po__pp_set_update), and the last step's statistics. Not the learning-rate scale. */
 void po__pp_inherit(po_pp *to, const po_pp *from);
 
 /* One step on the full batch in x, y ([batch, ...], contiguous); *loss = the batch's mean.
@@ -59,13 +59,9 @@ void po__pp_inherit(po_pp *to, const po_pp *from);
 po_status po__pp_step(po_pp *pp, const po_tensor *x, const po_tensor *y, float *loss);
 void po__pp_start(po_pp *pp, const po_tensor *x, const po_tensor *y);
 po_status po__pp_finish(po_pp *pp, float *loss);
-/* Deferred: a step stops once the master gradients hold the batch's mean gradient; the caller
- * may change them (a hybrid plan averages its lanes') and then po__pp_apply_optimizer runs
- * every stage's optimizer nodes on the calling thread and counts the step. */
-void po__pp_defer_optimizer(po_pp *pp, bool defer);
-po_status po__pp_apply_optimizer(po_pp *pp);
-/* With the optimizer deferred and fn set: each stage's thread calls fn(ctx, stage, ok) at the end
- * of every step, in place of its optimizer (a hybrid plan averages and updates there, each lane's
+/* With fn set (NULL: the stages apply their own optimizer nodes and the step is counted): each
+ * stage's thread calls fn(ctx, stage, ok) at the end of every step instead, and the caller
+ * counts the step (a hybrid plan averages its lanes' gradients and updates there, each lane's
  * stage s taking a share of stage s's parameters). ok is false after a failure anywhere in this
  * pipeline; fn is called all the same, so a barrier across pipelines inside it is always met. A
  * failure fn returns (when ok) fails the step. The device's emulated slowness covers fn's time. */
