@@ -12,7 +12,9 @@
  *     cpu:N-M          cores N to M inclusive, as one device (a core group)
  *     cuda:N           GPU N, in CUDA's order
  *     A,B,...          several devices; core groups must not overlap, a GPU appears once
- *     auto             one device per core plus every GPU
+ *     auto             one device per core this process may run on (its CPU affinity, as
+ *                      taskset or a cgroup set it) plus every GPU; naming a core outside that
+ *                      affinity is an error
  *     DEV:key=value    an option for one device (repeatable: cpu:1:key=v:key2=w); keys must be
  *                      registered with po_device_register_option (the runtime registers its own,
  *                      e.g. slowdown), anything else is rejected
@@ -72,6 +74,9 @@ typedef struct po_cpu_core {
     int n_pus;                               /* hardware threads */
     int first_pu;                            /* the lowest OS processor number among them */
     uint64_t pu_mask[PO_CPU_MASK_BITS / 64]; /* OS processor numbers of its hardware threads */
+    bool allowed; /* the discovering thread's CPU affinity (taskset, a cgroup) includes one of its
+                   * hardware threads: "auto" takes only such cores, and a device on another is an
+                   * error, so that paropt never runs outside the cores it was given */
 } po_cpu_core;
 
 typedef struct po_cpu_info {
@@ -80,6 +85,7 @@ typedef struct po_cpu_info {
     char uarch[24];                        /* "zen3", "zen4", "icelake-sp", "sapphirerapids", ... or "unknown" */
     int family, model_id, stepping;        /* cpuid display family/model/stepping (0 off x86) */
     int sockets, cores, pus, numa_nodes;   /* pus = hardware threads */
+    int allowed_cores;                     /* cores with allowed set (see po_cpu_core) */
     int64_t l1d_bytes, l2_bytes, l3_bytes; /* size of one instance of each cache; 0 if absent */
     int64_t memory_bytes;                  /* system memory */
     po_cpu_features features;

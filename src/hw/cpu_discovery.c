@@ -2,7 +2,9 @@
  * memory. hwloc already knows every platform's quirks (cpusets of containers, offline CPUs,
  * caches shared by core complexes), which is why it is a dependency rather than our own
  * /sys parser. */
+#define _GNU_SOURCE /* sched_getaffinity */
 #include <errno.h>
+#include <sched.h>
 #include <hwloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +61,11 @@ po_status po__cpu_topology(po_machine *m, const char *synthetic) {
     cpu->l2_bytes = cache_size(t, HWLOC_OBJ_L2CACHE);
     cpu->l3_bytes = cache_size(t, HWLOC_OBJ_L3CACHE);
 
+    /* The calling thread's affinity: what taskset or a parent set. hwloc already leaves out the
+     * cores a cgroup forbids; this also honours a plain affinity mask. A synthetic topology, or
+     * a mask that cannot be read, allows every core. */
+    cpu_set_t affinity;
+    bool masked = !synthetic && sched_getaffinity(0, sizeof affinity, &affinity) == 0;
     po_status st = PO_OK;
     for (int i = 0; i < n && !st; i++) {
         hwloc_obj_t o = hwloc_get_obj_by_type(t, core_type, (unsigned)i);
@@ -84,8 +91,10 @@ po_status po__cpu_topology(po_machine *m, const char *synthetic) {
             }
             c->pu_mask[pu / 64] |= 1ull << (pu % 64);
             c->n_pus++;
+            if (!masked || (pu < CPU_SETSIZE && CPU_ISSET(pu, &affinity))) c->allowed = true;
         }
         hwloc_bitmap_foreach_end();
+        cpu->allowed_cores += c->allowed;
     }
     hwloc_obj_t root = hwloc_get_root_obj(t);
     cpu->memory_bytes = (int64_t)root->total_memory;

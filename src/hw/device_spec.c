@@ -151,6 +151,25 @@ static void fill_gpu(const po_machine *m, int i, po_device *d) {
     d->memory_bytes = m->gpus[i].memory_bytes;
 }
 
+/* The allowed cores as ranges ("1", "0-3,8"), cut short with "..." when they do not fit. */
+static void allowed_cores_text(const po_machine *m, char *out, size_t size) {
+    size_t len = 0;
+    out[0] = 0;
+    for (int c = 0; c < m->cpu.cores; c++) {
+        if (!m->cores[c].allowed || (c > 0 && m->cores[c - 1].allowed)) continue;
+        int last = c;
+        while (last + 1 < m->cpu.cores && m->cores[last + 1].allowed)
+            last++;
+        int n = last > c ? snprintf(out + len, size - len, "%s%d-%d", len ? "," : "", c, last)
+                         : snprintf(out + len, size - len, "%s%d", len ? "," : "", c);
+        if (n < 0 || (size_t)n >= size - len) {
+            snprintf(out + (size > 4 ? size - 4 : 0), size > 4 ? 4 : size, "...");
+            return;
+        }
+        len += (size_t)n;
+    }
+}
+
 static po_status parse_item(const po_machine *m, const char *item, po_device *d) {
     memset(d, 0, sizeof *d);
     const char *colon = strchr(item, ':');
@@ -174,6 +193,15 @@ static po_status parse_item(const po_machine *m, const char *item, po_device *d)
         if (last >= m->cpu.cores)
             return po_fail(PO_ERR_INVALID_ARG, "device \"%s\": no such core %d (this machine has cores 0-%d)", item,
                            last, m->cpu.cores - 1);
+        for (int c = first; c <= last; c++)
+            if (!m->cores[c].allowed) {
+                char allowed[96];
+                allowed_cores_text(m, allowed, sizeof allowed);
+                return po_fail(PO_ERR_INVALID_ARG,
+                               "device \"%s\": core %d is outside this process's CPU affinity (taskset or a cgroup "
+                               "allows cores %s)",
+                               item, c, allowed);
+            }
         fill_cpu(m, first, last - first + 1, d);
     } else if (kind_len == 4 && memcmp(item, "cuda", 4) == 0) {
         int i;
@@ -255,7 +283,7 @@ po_status po_devices_parse(const po_machine *m, const char *text, po_device_list
                 break;
             }
             for (int c = 0; c < m->cpu.cores; c++)
-                fill_cpu(m, c, 1, &l.dev[l.n++]);
+                if (m->cores[c].allowed) fill_cpu(m, c, 1, &l.dev[l.n++]);
             for (int g = 0; g < m->n_gpus; g++)
                 fill_gpu(m, g, &l.dev[l.n++]);
         } else {

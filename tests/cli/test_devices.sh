@@ -104,6 +104,25 @@ kill -TERM "$pid"
 wait "$pid" || fail "--watch --json exit status"
 grep -q '"power_w":' "$TMP/watchj" || fail "--watch --json output: $(cat "$TMP/watchj")"
 
+# A CPU affinity (taskset, a cgroup) bounds what auto means, and naming a core outside it is an
+# error: paropt never runs outside the cores it was given.
+if [ "$cores" -ge 2 ] && [ "$(nproc)" -eq "$cores" ] && command -v taskset >/dev/null; then
+  last=$((cores - 1))
+  taskset -c "$last" "$PO_BIN" devices --json >"$TMP/masked.json" 2>"$TMP/masked.err" ||
+    fail "devices under taskset: $(cat "$TMP/masked.err")"
+  [ "$(json_count '"id":"cpu:[0-9]*"' "$TMP/masked.json")" -eq 1 ] || fail "taskset -c $last: want one device: $(cat "$TMP/masked.json")"
+  grep -q "\"id\":\"cpu:$last\"" "$TMP/masked.json" || fail "taskset -c $last: want cpu:$last: $(cat "$TMP/masked.json")"
+  grep -q '"allowed_cores":1,' "$TMP/masked.json" || fail "taskset -c $last: allowed_cores: $(cat "$TMP/masked.json")"
+  grep -q "\"cores\":$cores," "$TMP/masked.json" || fail "taskset -c $last: the machine still has $cores cores"
+  taskset -c "$last" "$PO_BIN" devices | grep -q "$cores cores (1 this process may run on)" || fail "devices table: allowed cores"
+  expect_error "core 0 is outside this process's CPU affinity (taskset or a cgroup allows cores $last)" \
+    taskset -c "$last" "$PO_BIN" devices --devices cpu:0
+  taskset -c "$last" "$PO_BIN" train --model mnist_mlp:hidden=16 --steps 2 --plan dp --calibrate 0 --json \
+    >"$TMP/masked_train" 2>"$TMP/masked_train.err" || fail "train --plan dp under taskset: $(cat "$TMP/masked_train.err")"
+  tail -n 1 "$TMP/masked_train" | grep -q "\"device\":\"cpu:$last\"" || fail "train under taskset -c $last: $(tail -n 1 "$TMP/masked_train")"
+  tail -n 1 "$TMP/masked_train" | grep -q '"device":"cpu:0"' && fail "train under taskset -c $last ran on cpu:0"
+fi
+
 # Bad input: one line, non-zero exit.
 expect_error "no such core" "$PO_BIN" devices --devices "cpu:$cores"
 expect_error "overlaps" "$PO_BIN" devices --devices cpu:0,cpu:0

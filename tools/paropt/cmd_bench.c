@@ -47,7 +47,7 @@ static void bench_usage(FILE *f) {
                "                      (a piece holding '=' and no ':' is a key of the spec before it). Models:\n");
     for (const char *const *n = po_model_names(); *n; n++)
         fprintf(f, "                        %-10s %s\n", *n, po_model_keys(*n));
-    fprintf(f, "  --devices LIST      devices to plan over: cpu:N, cpu:N-M, ... or auto (default: every core)\n"
+    fprintf(f, "  --devices LIST      devices to plan over: cpu:N, cpu:N-M, ... or auto (default: every core it may run on)\n"
                "  --quick             8 steps after 2 warm-up steps, calibration from 1 step (default: 30 steps\n"
                "                      after 5, calibration from 2)\n"
                "  --steps N           timed and warm-up steps of each run (overrides --quick's)\n"

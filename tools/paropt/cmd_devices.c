@@ -117,8 +117,9 @@ static json_t *machine_json(const po_machine *m) {
     if (c->features.avx512f) json_array_append_new(feat, json_string("avx512f"));
     if (c->features.avx512_bf16) json_array_append_new(feat, json_string("avx512_bf16"));
     if (c->features.amx) json_array_append_new(feat, json_string("amx"));
-    return json_pack("{ss ss ss si si si si sI sI sI sI so ss si ss ss}", "cpu_model", c->model, "vendor", c->vendor,
-                     "uarch", c->uarch, "sockets", c->sockets, "cores", c->cores, "threads", c->pus, "numa_nodes",
+    return json_pack("{ss ss ss si si si si si sI sI sI sI so ss si ss ss}", "cpu_model", c->model, "vendor",
+                     c->vendor, "uarch", c->uarch, "sockets", c->sockets, "cores", c->cores, "allowed_cores",
+                     c->allowed_cores, "threads", c->pus, "numa_nodes",
                      c->numa_nodes, "l1d_bytes", (json_int_t)c->l1d_bytes, "l2_bytes", (json_int_t)c->l2_bytes,
                      "l3_bytes", (json_int_t)c->l3_bytes, "memory_bytes", (json_int_t)c->memory_bytes, "features", feat,
                      "catalog", po_catalog_cpu(c)->id, "gpus", po_machine_n_gpus(m), "cuda", po_machine_cuda_status(m),
@@ -233,8 +234,11 @@ static void print_table(const po_machine *m, const po_hw_profile *p, const po_me
     fmt_bytes(c->l3_bytes, l3, sizeof l3);
     fmt_bytes(c->memory_bytes, mem, sizeof mem);
     features_text(&c->features, feat, sizeof feat);
-    printf("cpu      %s (%s): %d socket%s, %d cores, %d threads, %d NUMA node%s; L1d %s, L2 %s, L3 %s;%s\n", c->model,
-           c->uarch, c->sockets, c->sockets == 1 ? "" : "s", c->cores, c->pus, c->numa_nodes,
+    char allowed[48] = "";
+    if (c->allowed_cores < c->cores)
+        snprintf(allowed, sizeof allowed, " (%d this process may run on)", c->allowed_cores);
+    printf("cpu      %s (%s): %d socket%s, %d cores%s, %d threads, %d NUMA node%s; L1d %s, L2 %s, L3 %s;%s\n",
+           c->model, c->uarch, c->sockets, c->sockets == 1 ? "" : "s", c->cores, allowed, c->pus, c->numa_nodes,
            c->numa_nodes == 1 ? "" : "s", l1, l2, l3, feat);
     printf("memory   %s\n", mem);
     printf("gpus     CUDA %s; NVML %s\n", po_machine_cuda_status(m), po_machine_nvml_status(m));
