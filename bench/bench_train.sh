@@ -2,7 +2,8 @@
 # Training throughput: paropt against PyTorch (Debian's python3-torch), the three reference
 # workloads at benchmark size, alternated in rounds so all see the same machine state.
 #   one core:  paropt on one pinned core against PyTorch with one thread on the same core;
-#   all cores: paropt with the automatic plan over every core (--devices auto --plan auto) against
+#   all cores: paropt with the automatic plan over every core it may run on (--devices auto --plan
+#              auto; `taskset -c 2,3 bench/bench_train.sh --core 2` holds the whole run to two) against
 #              PyTorch's best of one thread and one thread per core (its threaded OpenBLAS/OpenMP),
 #              with the plan chosen and its prediction error (measured / predicted - 1).
 # Prints medians and ratios (and per-round ratios for one core).
@@ -10,7 +11,8 @@
 #   bench/bench_train.sh [--rounds N] [--steps N] [--core C] [--workloads "a b"] [--out FILE]
 #
 # Needs build/paropt (make build) and PyTorch (scripts/deps.sh --peer). The peer script is
-# ../shared/peer/torch_baseline.py unless PO_PEER_DIR says otherwise.
+# ../shared/peer/torch_baseline.py unless PO_PEER_DIR says otherwise; PO_BIN names another paropt
+# binary and PO_PYTHON another Python with torch (default /usr/bin/python3, Debian's).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 rounds=5 steps=30 core=0 workloads="mnist_mlp cifar_cnn tiny_gpt" out=""
@@ -21,13 +23,13 @@ while [ $# -gt 0 ]; do
     --core) core=$2; shift 2 ;;
     --workloads) workloads=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "bench_train: unknown option $1" >&2; exit 2 ;;
   esac
 done
-bin="$root/build/paropt"
+bin="${PO_BIN:-$root/build/paropt}"
 peer="${PO_PEER_DIR:-$root/../shared/peer}/torch_baseline.py"
-python=/usr/bin/python3
+python="${PO_PYTHON:-/usr/bin/python3}"
 [ -x "$bin" ] || { echo "bench_train: build first (make build)" >&2; exit 1; }
 [ -f "$peer" ] || { echo "bench_train: no peer script at $peer" >&2; exit 1; }
 "$python" -c "import torch" 2>/dev/null || { echo "bench_train: PyTorch missing (scripts/deps.sh --peer)" >&2; exit 1; }
