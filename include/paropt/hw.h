@@ -175,6 +175,11 @@ typedef struct po_device_list {
  * empty and the one-line error names the item: malformed text, unknown device kind, a core or
  * GPU that does not exist, overlapping core groups, a repeated GPU, an unknown option. */
 po_status po_devices_parse(const po_machine *m, const char *text, po_device_list *out);
+/* po_devices_parse for training: "auto" means the devices the runtime trains on, the allowed CPU
+ * cores, and leaves the GPUs out until the runtime can train on them (so that training with
+ * the default devices works on a machine with a GPU). A GPU named explicitly is still parsed:
+ * the trainer rejects it with its own message. */
+po_status po_devices_parse_trainable(const po_machine *m, const char *text, po_device_list *out);
 void po_device_list_free(po_device_list *l);
 
 /* Registers an option key devices may carry (letters, digits, '_'; at most 31 characters),

@@ -241,7 +241,7 @@ static po_status check_disjoint(const po_device_list *l) {
     return PO_OK;
 }
 
-po_status po_devices_parse(const po_machine *m, const char *text, po_device_list *out) {
+static po_status parse_list(const po_machine *m, const char *text, bool auto_gpus, po_device_list *out) {
     memset(out, 0, sizeof *out);
     if (!text) text = "";
     size_t len = strlen(text);
@@ -284,7 +284,7 @@ po_status po_devices_parse(const po_machine *m, const char *text, po_device_list
             }
             for (int c = 0; c < m->cpu.cores; c++)
                 if (m->cores[c].allowed) fill_cpu(m, c, 1, &l.dev[l.n++]);
-            for (int g = 0; g < m->n_gpus; g++)
+            for (int g = 0; auto_gpus && g < m->n_gpus; g++)
                 fill_gpu(m, g, &l.dev[l.n++]);
         } else {
             st = parse_item(m, item, &l.dev[l.n]);
@@ -300,6 +300,14 @@ po_status po_devices_parse(const po_machine *m, const char *text, po_device_list
     }
     *out = l;
     return PO_OK;
+}
+
+po_status po_devices_parse(const po_machine *m, const char *text, po_device_list *out) {
+    return parse_list(m, text, true, out);
+}
+
+po_status po_devices_parse_trainable(const po_machine *m, const char *text, po_device_list *out) {
+    return parse_list(m, text, false, out);
 }
 
 void po_device_list_free(po_device_list *l) {

@@ -142,7 +142,7 @@ po_status po_parallel_new(po_model *m, const po_optim_opts *o, uint64_t seed, co
     so.strategies = (1u << PO_STRATEGY_SINGLE) | (1u << PO_STRATEGY_DP);
     po_status st = po_device_register_option("slowdown", "emulate a device F times slower (F >= 1)");
     if (!st) st = po_machine_discover(NULL, &mach);
-    if (!st) st = po_devices_parse(mach, opts->devices ? opts->devices : "auto", &devs);
+    if (!st) st = po_devices_parse_trainable(mach, opts->devices ? opts->devices : "auto", &devs);
     if (!st) st = po_planner_new(m->spec, m->batch, o, &devs, &po, &planner);
     if (!st) st = po_plan_search(po_planner_workload(planner), po_planner_cost_model(planner), &so, &chosen);
     if (!st) st = po_trainer_new_plan(m, o, seed, &chosen, &devs, opts->rebalance, out);

@@ -316,7 +316,7 @@ po_status po_trainer_new_parallel(po_model *m, const po_optim_opts *o, uint64_t 
     po_status st = po_machine_discover(NULL, &mach);
     if (st) return st;
     po_device_list list = {0, NULL};
-    st = po_devices_parse(mach, devices ? devices : "auto", &list);
+    st = po_devices_parse_trainable(mach, devices ? devices : "auto", &list);
     po_machine_free(mach);
     if (st) return st;
     po_worker_spec workers[PO__DP_MAX_WORKERS];

@@ -236,6 +236,27 @@ printf '{"strategy": "dp", "objective": "time", "batch": 64, "micro_batches": 1,
 expect_error "cpu:9" "$PO_BIN" train "${MODEL[@]}" --steps 1 --devices cpu:0,cpu:1 --plan "$TMP/bad.json" --calibrate 0
 printf '{"strategy": "dp", "objective": "time", "batch": 64,\n "stages": [}\n' >"$TMP/bad2.json"
 expect_error "bad2.json:2:" "$PO_BIN" train "${MODEL[@]}" --steps 1 --plan "$TMP/bad2.json" --calibrate 0
+
+# On a machine with GPUs (the fake CUDA driver and NVML found first on the library path: two
+# GPUs), training with the default devices runs on the CPU cores: auto leaves the GPUs out until
+# the runtime can train on them. A GPU named explicitly is a one-line error.
+mkdir -p "$TMP/gpulib"
+ln -s "$PO_FAKE_CUDA" "$TMP/gpulib/libcuda.so.1"
+ln -s "$PO_FAKE_NVML" "$TMP/gpulib/libnvidia-ml.so.1"
+gpu_env=(env LD_LIBRARY_PATH="$TMP/gpulib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
+"${gpu_env[@]}" "$PO_BIN" devices --devices cuda:0 --json 2>/dev/null | grep -q '"id":"cuda:0"' ||
+  fail "the fake GPU libraries are not found on the library path"
+for p in dp auto; do
+  "${gpu_env[@]}" "$PO_BIN" train "${MODEL[@]}" --steps 2 --plan $p --calibrate 0 --json >"$TMP/gpu_$p" 2>"$TMP/gpu_$p.err" ||
+    fail "--plan $p on a machine with GPUs: $(tail -2 "$TMP/gpu_$p.err")"
+  tail -n 1 "$TMP/gpu_$p" | grep -q '"device":"cuda' && fail "--plan $p trained on a GPU: $(tail -n 1 "$TMP/gpu_$p")"
+  tail -n 1 "$TMP/gpu_$p" | grep -q '"device":"cpu:0"' || fail "--plan $p did not train on cpu:0: $(tail -n 1 "$TMP/gpu_$p")"
+done
+expect_error "cuda:0: the runtime trains on CPU devices only so far" \
+  "${gpu_env[@]}" "$PO_BIN" train "${MODEL[@]}" --steps 1 --devices cpu:0,cuda:0 --calibrate 0
+"${gpu_env[@]}" "$PO_EXAMPLE_PARALLEL" auto time >"$TMP/gpu_example" 2>&1 ||
+  fail "the parallel example on a machine with GPUs: $(tail -3 "$TMP/gpu_example")"
+
 expect_error "--max-slowdown applies to --objective energy" "$PO_BIN" train --plan auto --max-slowdown 5
 expect_error "--objective" "$PO_BIN" train --plan auto --objective fastest
 expect_error "--calibrate" "$PO_BIN" train --plan auto --calibrate -1

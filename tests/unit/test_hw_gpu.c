@@ -132,6 +132,18 @@ static void gpu_devices(void **st) {
     assert_int_equal(l.dev[cores + 1].memory_bytes, 16ll << 30);
     po_device_list_free(&l);
 
+    /* For training, auto leaves the GPUs out (the runtime trains on CPU cores only so far);
+     * a GPU named explicitly still parses, for the trainer to reject by name. */
+    PO_CHECK(po_devices_parse_trainable(m, "auto", &l));
+    assert_int_equal(l.n, cores);
+    for (int i = 0; i < l.n; i++)
+        assert_int_equal(l.dev[i].kind, PO_DEVICE_CPU);
+    po_device_list_free(&l);
+    PO_CHECK(po_devices_parse_trainable(m, "cpu:0,cuda:1", &l));
+    assert_int_equal(l.n, 2);
+    assert_int_equal(l.dev[1].kind, PO_DEVICE_CUDA);
+    po_device_list_free(&l);
+
     PO_CHECK(po_devices_parse(m, "cuda:1,cpu:0", &l));
     assert_int_equal(l.n, 2);
     po_device_list_free(&l);

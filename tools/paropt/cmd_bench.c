@@ -212,7 +212,7 @@ static json_t *parse_devices(const char *text, json_t *machine) {
     json_object_set_new(machine, "cores", json_integer(cpu->cores));
     json_object_set_new(machine, "threads", json_integer(cpu->pus));
     po_device_list list = {0, NULL};
-    if (po_devices_parse(m, text, &list)) {
+    if (po_devices_parse_trainable(m, text, &list)) { /* the bench trains on them */
         cli_error("--devices: %s", po_last_error());
         po_machine_free(m);
         return NULL;

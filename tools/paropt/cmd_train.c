@@ -451,7 +451,7 @@ static int resolve_devices(const train_args *a, train_setup *s) {
         cli_error("--devices: %s", po_last_error());
         return CLI_FAIL;
     }
-    po_status st = po_devices_parse(mach, a->devices, &list);
+    po_status st = po_devices_parse_trainable(mach, a->devices, &list);
     po_machine_free(mach);
     if (st) {
         cli_error("--devices: %s", po_last_error());
