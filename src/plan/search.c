@@ -540,27 +540,36 @@ static po_status family_pipelines(search *s, bool pp, bool hybrid) {
     if (st) return st;
     units u = {n, 1, devs};
     if (pp) st = run_pipelines(s, &u);
-    /* Hybrid: groups of g alike devices (consecutive members of one class) as units. */
-    int max_size = 0;
-    for (int c = 0; c < s->n_cls; c++)
-        max_size = s->cls_size[c] > max_size ? s->cls_size[c] : max_size;
-    int *gdev = malloc((size_t)(s->n_dev ? s->n_dev : 1) * sizeof(int));
-    if (!gdev && !st) st = po_fail(PO_ERR_NO_MEMORY, "out of memory");
-    for (int g = 2; hybrid && !st && g <= max_size; g *= 2) {
+    /* Hybrid: groups of g devices of one kind as units, formed in speed order (the fastest g
+     * together, then the next g), each group's slowest member first. A stage's lanes share its
+     * micro-batch evenly, so the slowest lane times the stage, and pp_build times a unit by its
+     * first member. Real cores never measure exactly alike: groups of interchangeable devices
+     * only (the search's classes) left hybrid out on every real machine. */
+    int *order = malloc((size_t)(n ? n : 1) * sizeof(int)), *gdev = malloc((size_t)(n ? n : 1) * sizeof(int));
+    if ((!order || !gdev) && !st) st = po_fail(PO_ERR_NO_MEMORY, "out of memory");
+    if (!st) {
+        memcpy(order, devs, (size_t)n * sizeof(int));
+        sort_by(order, n, s->speed);
+    }
+    for (int g = 2; hybrid && !st && 2 * g <= n; g *= 2) {
         units h = {0, g, gdev};
-        for (int c = 0; c < s->n_cls; c++) {
-            bool kept = false;
-            for (int i = 0; i < n && !kept; i++)
-                kept = s->cls[devs[i]] == c;
-            if (!kept) continue;
-            for (int k = 0; k + g <= s->cls_size[c]; k += g) {
-                for (int j = 0; j < g; j++)
-                    gdev[h.n_units * g + j] = s->members[c * s->n_dev + k + j];
+        for (int kind = 0; kind < 2; kind++) {
+            po_device_kind want = kind ? PO_DEVICE_CUDA : PO_DEVICE_CPU;
+            int in_group = 0;
+            for (int i = 0; i < n; i++) {
+                if (s->c->dev[order[i]].dev.kind != want) continue;
+                gdev[h.n_units * g + in_group++] = order[i];
+                if (in_group < g) continue;
+                int *grp = &gdev[h.n_units * g], slowest = grp[g - 1];
+                memmove(grp + 1, grp, (size_t)(g - 1) * sizeof(int));
+                grp[0] = slowest;
                 h.n_units++;
+                in_group = 0;
             }
         }
         if (h.n_units >= 2) st = run_pipelines(s, &h);
     }
+    free(order);
     free(gdev);
     free(devs);
     return st;

@@ -230,6 +230,23 @@ static void strategy_restriction(void **state) {
     o.strategies = 1u << PO_STRATEGY_HYBRID;
     assert_int_equal(po_plan_search(e.w, e.cm, &o, &p), PO_ERR_NOT_FOUND);
     env_free(&e);
+    /* Four devices whose figures differ a little, as measured cores always do: hybrid still
+     * exists, its lanes paired in speed order (the two fastest together), each stage's
+     * slowest lane first. */
+    po_cluster_device four[4] = {synth("a", 100, 20, 16e9, 10, 2), synth("b", 101, 20, 16e9, 10, 2),
+                                 synth("c", 99, 20, 16e9, 10, 2), synth("d", 102, 20, 16e9, 10, 2)};
+    env_new(&e, "mnist_mlp:hidden=4096", 512, four, 4, (po_link){2000, 0.5});
+    PO_CHECK(po_plan_search(e.w, e.cm, &o, &p));
+    assert_int_equal(p.strategy, PO_STRATEGY_HYBRID);
+    assert_int_equal(p.n_stages, 2);
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(p.stages[k].n_replicas, 2);
+        char pair[80];
+        snprintf(pair, sizeof pair, "%s%s", p.stages[k].replicas[0].device, p.stages[k].replicas[1].device);
+        if (strcmp(pair, "bd") != 0 && strcmp(pair, "ca") != 0) fail_msg("stage %d pairs %s", k, pair);
+    }
+    po_plan_free(&p);
+    env_free(&e);
     /* A link so slow that one device beats every pipeline: asking for pipelines still gets the
      * best real (two-stage) pipeline, not a one-stage plan filtered away into "no plan". */
     env_new(&e, "mnist_mlp:hidden=4096", 512, d, 2, (po_link){0.001, 5e4});
