@@ -116,37 +116,49 @@ static void attn_cost(const po_node *n, po_op_cost *c) {
     c->bytes_written = (double)po__nbytes(n) + (double)n->aux_bytes;
 }
 
-static po_status attn_run(const po_kargs *a) {
+/* Operator split's units: one per (sample, head) pair, b * H + h. */
+static int64_t attn_units(const po_node *n) {
+    attn_dims d = dims_of(n->in[0], n->ai[0]);
+    return d.B * d.H;
+}
+
+static po_status attn_run_units(const po_kargs *a, int64_t begin, int64_t end) {
     const po_node *n = a->node;
     attn_dims d = dims_of(n->in[0], n->ai[0]);
     int64_t ld = 3 * d.D, T = d.T;
     const float *qkv = a->in[0];
     float *y = a->out, *P = a->aux;
-    for (int64_t b = 0; b < d.B; b++)
-        for (int64_t h = 0; h < d.H; h++) {
-            const float *q = qkv + b * T * ld + h * d.hd, *k = q + d.D, *v = q + 2 * d.D;
-            float *p = P + (b * d.H + h) * T * T;
-            po_status st;
-            for (int64_t r0 = 0; r0 < T; r0 += BLOCK) { /* S = Q K^T s, rows r0.. against keys ..r0+rows */
-                int64_t rows = min64(BLOCK, T - r0);
-                st =
-                    po__sgemm(false, true, rows, r0 + rows, d.hd, d.scale, q + r0 * ld, ld, k, ld, 0.0f, p + r0 * T, T);
-                if (st) return st;
-            }
-            softmax_causal_rows(p, T);
-            float *yh = y + b * T * d.D + h * d.hd;
-            for (int64_t r0 = 0; r0 < T; r0 += BLOCK) { /* Y = P V */
-                int64_t rows = min64(BLOCK, T - r0);
-                st = po__sgemm(false, false, rows, d.hd, r0 + rows, 1.0f, p + r0 * T, T, v, ld, 0.0f, yh + r0 * d.D,
-                               d.D);
-                if (st) return st;
-            }
+    for (int64_t u = begin; u < end; u++) {
+        int64_t b = u / d.H, h = u % d.H;
+        const float *q = qkv + b * T * ld + h * d.hd, *k = q + d.D, *v = q + 2 * d.D;
+        float *p = P + u * T * T;
+        po_status st;
+        for (int64_t r0 = 0; r0 < T; r0 += BLOCK) { /* S = Q K^T s, rows r0.. against keys ..r0+rows */
+            int64_t rows = min64(BLOCK, T - r0);
+            st = po__sgemm(false, true, rows, r0 + rows, d.hd, d.scale, q + r0 * ld, ld, k, ld, 0.0f, p + r0 * T, T);
+            if (st) return st;
         }
+        softmax_causal_rows(p, T);
+        float *yh = y + b * T * d.D + h * d.hd;
+        for (int64_t r0 = 0; r0 < T; r0 += BLOCK) { /* Y = P V */
+            int64_t rows = min64(BLOCK, T - r0);
+            st = po__sgemm(false, false, rows, d.hd, r0 + rows, 1.0f, p + r0 * T, T, v, ld, 0.0f, yh + r0 * d.D, d.D);
+            if (st) return st;
+        }
+    }
     return PO_OK;
 }
 
+static po_status attn_run(const po_kargs *a) { return attn_run_units(a, 0, attn_units(a->node)); }
+
 const po_op_def po_op_def_causal_attention = {
-    .name = "causal_attention", .infer = attn_infer, .grad = attn_grad, .cost = attn_cost, .cpu_run = attn_run};
+    .name = "causal_attention",
+    .infer = attn_infer,
+    .grad = attn_grad,
+    .cost = attn_cost,
+    .cpu_run = attn_run,
+    .cpu_units = attn_units,
+    .cpu_run_units = attn_run_units};
 
 po_node *po_causal_attention(po_graph *g, po_node *qkv, int heads) {
     int64_t ai[PO_ATTR_INTS] = {heads};
@@ -171,41 +183,52 @@ static void attn_grad_cost(const po_node *n, po_op_cost *c) {
     c->bytes_written = (double)po__nbytes(n);
 }
 
-static po_status attn_grad_run(const po_kargs *a) {
+static int64_t attn_grad_units(const po_node *n) {
+    attn_dims d = dims_of(n->in[1], n->ai[0]);
+    return d.B * d.H;
+}
+
+static po_status attn_grad_run_units(const po_kargs *a, int64_t begin, int64_t end) {
     const po_node *n = a->node;
     attn_dims d = dims_of(n->in[1], n->ai[0]);
     int64_t ld = 3 * d.D, T = d.T;
     const float *gy = a->in[0], *qkv = a->in[1], *P = a->in_aux[2];
     float *dqkv = a->out, *ds = a->scratch;
-    for (int64_t b = 0; b < d.B; b++)
-        for (int64_t h = 0; h < d.H; h++) {
-            int64_t off = b * T * ld + h * d.hd;
-            const float *q = qkv + off, *k = q + d.D, *v = q + 2 * d.D;
-            const float *p = P + (b * d.H + h) * T * T, *dy = gy + b * T * d.D + h * d.hd;
-            float *dq = dqkv + off, *dk = dq + d.D, *dv = dq + 2 * d.D;
-            po_status st;
-            for (int64_t r0 = 0; r0 < T; r0 += BLOCK) {
-                int64_t n = min64(BLOCK, T - r0);
-                /* dV for keys r0.. = P[r0.., keys]^T dY[r0..]: only rows at or after a key see it. */
-                st = po__sgemm(true, false, n, d.hd, T - r0, 1.0f, p + r0 * T + r0, T, dy + r0 * d.D, d.D, 0.0f,
-                               dv + r0 * ld, ld);
-                if (st) return st;
-                /* dP for rows r0.. = dY V^T over the keys they see. */
-                st = po__sgemm(false, true, n, r0 + n, d.hd, 1.0f, dy + r0 * d.D, d.D, v, ld, 0.0f, ds + r0 * T, T);
-                if (st) return st;
-            }
-            softmax_grad_causal_rows(ds, p, T);
-            for (int64_t r0 = 0; r0 < T; r0 += BLOCK) {
-                int64_t n = min64(BLOCK, T - r0);
-                st = po__sgemm(false, false, n, d.hd, r0 + n, d.scale, ds + r0 * T, T, k, ld, 0.0f, dq + r0 * ld, ld);
-                if (st) return st;
-                st = po__sgemm(true, false, n, d.hd, T - r0, d.scale, ds + r0 * T + r0, T, q + r0 * ld, ld, 0.0f,
-                               dk + r0 * ld, ld);
-                if (st) return st;
-            }
+    for (int64_t u = begin; u < end; u++) {
+        int64_t b = u / d.H, h = u % d.H, off = b * T * ld + h * d.hd;
+        const float *q = qkv + off, *k = q + d.D, *v = q + 2 * d.D;
+        const float *p = P + u * T * T, *dy = gy + b * T * d.D + h * d.hd;
+        float *dq = dqkv + off, *dk = dq + d.D, *dv = dq + 2 * d.D;
+        po_status st;
+        for (int64_t r0 = 0; r0 < T; r0 += BLOCK) {
+            int64_t rows = min64(BLOCK, T - r0);
+            /* dV for keys r0.. = P[r0.., keys]^T dY[r0..]: only rows at or after a key see it. */
+            st = po__sgemm(true, false, rows, d.hd, T - r0, 1.0f, p + r0 * T + r0, T, dy + r0 * d.D, d.D, 0.0f,
+                           dv + r0 * ld, ld);
+            if (st) return st;
+            /* dP for rows r0.. = dY V^T over the keys they see. */
+            st = po__sgemm(false, true, rows, r0 + rows, d.hd, 1.0f, dy + r0 * d.D, d.D, v, ld, 0.0f, ds + r0 * T, T);
+            if (st) return st;
         }
+        softmax_grad_causal_rows(ds, p, T);
+        for (int64_t r0 = 0; r0 < T; r0 += BLOCK) {
+            int64_t rows = min64(BLOCK, T - r0);
+            st = po__sgemm(false, false, rows, d.hd, r0 + rows, d.scale, ds + r0 * T, T, k, ld, 0.0f, dq + r0 * ld, ld);
+            if (st) return st;
+            st = po__sgemm(true, false, rows, d.hd, T - r0, d.scale, ds + r0 * T + r0, T, q + r0 * ld, ld, 0.0f,
+                           dk + r0 * ld, ld);
+            if (st) return st;
+        }
+    }
     return PO_OK;
 }
 
+static po_status attn_grad_run(const po_kargs *a) { return attn_grad_run_units(a, 0, attn_grad_units(a->node)); }
+
 const po_op_def po_op_def_causal_attention_grad = {
-    .name = "causal_attention_grad", .infer = attn_grad_infer, .cost = attn_grad_cost, .cpu_run = attn_grad_run};
+    .name = "causal_attention_grad",
+    .infer = attn_grad_infer,
+    .cost = attn_grad_cost,
+    .cpu_run = attn_grad_run,
+    .cpu_units = attn_grad_units,
+    .cpu_run_units = attn_grad_run_units};

@@ -52,6 +52,13 @@ typedef struct po_op_def {
      * updates), so several threads can share one large parameter's update. cpu_run is the
      * range over every element. */
     po_status (*cpu_run_range)(const po_kargs *a, int64_t begin, int64_t end);
+    /* Optional, for operator split: the node's work as cpu_units(n) independent units (causal
+     * attention: one per sample and head), of which cpu_run_units computes [begin, end) and
+     * writes only those units' part of the output. Several threads may run disjoint ranges of
+     * one node at once, each with its own a->scratch; every unit is computed exactly as cpu_run
+     * computes it, so a split node's result is the whole node's, bit for bit. */
+    int64_t (*cpu_units)(const po_node *n);
+    po_status (*cpu_run_units)(const po_kargs *a, int64_t begin, int64_t end);
 } po_op_def;
 
 /* The definition of op; never NULL for a valid op. */

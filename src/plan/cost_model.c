@@ -10,6 +10,7 @@
 #include "paropt/runtime.h"
 #include "paropt/trace.h"
 #include "plan/plan_internal.h"
+#include "runtime/opsplit.h"
 
 typedef struct {
     uint64_t key, dev;
@@ -217,7 +218,9 @@ po_status po_cost_model_node_time(const po_cost_model *cm, const po_node *n, int
 }
 
 double po__node_roofline(const po_cost_model *cm, const po__wnode *n, int dev, double rows, double frac) {
-    double call = po__aff(n->call_flops, rows) * (n->op == PO_OP_MATMUL ? 1.0 : frac);
+    /* A block keeps its calls' size where the split cuts the number of calls, not the calls: a
+     * weight gradient's rows (MATMUL), a node dealt out by units (attention's (sample, head)). */
+    double call = po__aff(n->call_flops, rows) * (n->op == PO_OP_MATMUL || po__opsplit_by_units(n->op) ? 1.0 : frac);
     return roofline(&cm->c->dev[dev], po__aff(n->flops, rows) * frac, po__aff(n->bytes, rows) * frac, call, n->gemm,
                     NULL);
 }

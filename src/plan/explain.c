@@ -166,7 +166,8 @@ po_status po__plan_explain(po_plan *p, const po_workload *w, const po_cost_model
                                sum, so.step_s * 1e3, rate, en, p->predicted.energy_source);
     if (!st && so.split_ops)
         st = po__plan_add_sentence(p,
-                                   "Operator split shares %d of the %d GEMM-like ops; the optimizer's updates are "
+                                   "Operator split shares %d of the %d ops it could divide (products, convolutions, "
+                                   "attention); the optimizer's updates are "
                                    "shared out to the devices by share.",
                                    so.split_ops, so.gemm_ops);
     if (!st) st = bottleneck(p, &so, e.c);

@@ -155,7 +155,7 @@ typedef struct po__sim_out {
     double allreduce_s; /* longest total all-reduce time of one stage */
     int allreduce_stage;
     double compute_max_s;    /* busy time of the busiest device */
-    int split_ops, gemm_ops; /* operator split: nodes split, GEMM-like nodes */
+    int split_ops, gemm_ops; /* operator split: nodes split, nodes of ops it divides */
 } po__sim_out;
 
 po_status po__simulate(po__eval *e, const po_plan *p, po__sim_out *out);

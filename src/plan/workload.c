@@ -10,6 +10,7 @@
 #include "paropt/analyze.h"
 #include "paropt/models.h"
 #include "plan/plan_internal.h"
+#include "runtime/opsplit.h"
 
 uint64_t po__fnv_str(uint64_t h, const char *s) { return po__fnv(h, s, strlen(s) + 1); }
 
@@ -47,9 +48,11 @@ static bool is_gemm(po_op op) {
     }
 }
 
+/* Ops of the kind operator split divides: matrix products and convolutions, and ops dealt out by
+ * units (attention); the runtime splits the ones po__opsplit_rule picks among them. */
 static bool is_splittable(po_op op) {
     return op == PO_OP_MATMUL || op == PO_OP_LINEAR || op == PO_OP_CONV2D || op == PO_OP_CONV2D_GRAD_INPUT ||
-           op == PO_OP_CONV2D_GRAD_WEIGHT;
+           op == PO_OP_CONV2D_GRAD_WEIGHT || po__opsplit_by_units(op);
 }
 
 static bool is_leaf(po_op op) { return op == PO_OP_INPUT || op == PO_OP_PARAM || op == PO_OP_FILL; }

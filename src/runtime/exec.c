@@ -321,6 +321,33 @@ po_status po__exec_run_range(po_exec *ex, int node_id, int64_t begin, int64_t en
     return begin < end ? def->cpu_run_range(&ex->args[node_id], begin, end) : PO_OK;
 }
 
+int64_t po__exec_units(const po_exec *ex, int node_id) {
+    if (node_id < 0 || node_id >= ex->g->n_nodes) return 0;
+    const po_node *n = ex->g->nodes[node_id];
+    const po_op_def *def = po__op_def(n->op);
+    return def->cpu_units && def->cpu_run_units ? def->cpu_units(n) : 0;
+}
+
+size_t po__exec_scratch_bytes(const po_exec *ex, int node_id) {
+    return node_id >= 0 && node_id < ex->g->n_nodes ? ex->g->nodes[node_id]->scratch_bytes : 0;
+}
+
+po_status po__exec_run_units(po_exec *ex, int node_id, int64_t begin, int64_t end, void *scratch) {
+    if (node_id < 0 || node_id >= ex->g->n_nodes) return po_fail(PO_ERR_INVALID_ARG, "run_units: no node %d", node_id);
+    const po_node *n = ex->g->nodes[node_id];
+    const po_op_def *def = po__op_def(n->op);
+    if (!def->cpu_units || !def->cpu_run_units)
+        return po_fail(PO_ERR_UNSUPPORTED, "run_units: %s does not divide into units", po_op_name(n->op));
+    int64_t units = def->cpu_units(n);
+    if (begin < 0 || end < begin || end > units)
+        return po_fail(PO_ERR_INVALID_ARG, "run_units: units %lld-%lld of %lld", (long long)begin, (long long)end,
+                       (long long)units);
+    if (begin == end) return PO_OK;
+    po_kargs a = ex->args[node_id];
+    if (scratch) a.scratch = scratch;
+    return def->cpu_run_units(&a, begin, end);
+}
+
 void *po__exec_node_buffer(po_exec *ex, int node_id) {
     return node_id >= 0 && node_id < ex->g->n_nodes ? ex->out[node_id] : NULL;
 }

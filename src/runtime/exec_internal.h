@@ -21,5 +21,16 @@ void po__exec_pay_idle(po_exec *ex);
 po_status po__exec_run_range(po_exec *ex, int node_id, int64_t begin, int64_t end);
 /* Whether node node_id's op can run by element ranges (po__exec_run_range). */
 bool po__exec_has_range(const po_exec *ex, int node_id);
+/* Independent units of node node_id's work (the op's cpu_units: causal attention's (sample, head)
+ * pairs), or 0 when its op does not divide so (or for a bad id). */
+int64_t po__exec_units(const po_exec *ex, int node_id);
+/* Bytes of temporary space node node_id's kernel needs (its scratch_bytes); 0 for a bad id. */
+size_t po__exec_scratch_bytes(const po_exec *ex, int node_id);
+/* Units [begin, end) of node node_id's work, from any of several threads sharing the executor
+ * (not traced, not slowed), with scratch as the kernel's temporary space: NULL takes the
+ * executor's own, which only one of the threads may do; the others each give their own of
+ * po__exec_scratch_bytes. PO_ERR_UNSUPPORTED for an op without units, PO_ERR_INVALID_ARG for a
+ * bad id or range. */
+po_status po__exec_run_units(po_exec *ex, int node_id, int64_t begin, int64_t end, void *scratch);
 
 #endif

@@ -13,14 +13,20 @@
 #include "runtime/balance.h"
 #include "runtime/gemm_team.h"
 #include "runtime/optim_split.h"
+#include "ops/op_def.h"
+
+bool po__opsplit_by_units(po_op op) {
+    const po_op_def *def = po__op_def(op);
+    return def->cpu_units && def->cpu_run_units;
+}
 
 double po__opsplit_call_flops(const po_node *n) {
     double calls = 1.0;
-    if (po_node_op(n) == PO_OP_MATMUL) {
-        po_shape s = po_node_shape(n);
+    po_shape s = po_node_shape(n);
+    if (po_node_op(n) == PO_OP_MATMUL)
         for (int d = 0; d + 2 < s.ndim; d++)
             calls *= (double)s.dim[d];
-    }
+    if (po__opsplit_by_units(po_node_op(n)) && s.ndim > 0) calls = (double)s.dim[0]; /* one per sample */
     return po_node_cost(n).flops / (calls > 0.0 ? calls : 1.0);
 }
 
@@ -30,6 +36,9 @@ struct po_os {
     po__team *team;
     bool *split; /* per node */
     int *ids;    /* 0 .. n_nodes - 1, for runs of consecutive nodes */
+    void **scratch; /* per member (member 0: NULL, the executor's own): for nodes split by units */
+    int n_members;
+    int unit_node;  /* the node being split by units (a po__team_run task's argument) */
     int n_split;
     bool has_optimizer;
     int first_opt;  /* the optimizer's nodes are first_opt .. the last node, shared out; -1: none */
@@ -60,6 +69,23 @@ static const char *phase_name(po_phase p) {
 }
 
 static po_status share_optimizer(po_os *os);
+
+/* Member k's stretch of a node split by units: [cum_k, cum_(k+1)) of its units, cum being the
+ * running sum of the shares, summed in one order so that neighbouring stretches meet. */
+static po_status run_units(int k, void *arg) {
+    po_os *os = arg;
+    int n = po__team_size(os->team);
+    int64_t units = po__exec_units(os->ex, os->unit_node);
+    double before = 0.0;
+    for (int i = 0; i < k; i++)
+        before += po__team_share(os->team, i);
+    double upto = before + po__team_share(os->team, k);
+    int64_t lo = k == 0 ? 0 : llround(before * (double)units);
+    int64_t hi = k == n - 1 ? units : llround(upto * (double)units);
+    lo = lo > units ? units : lo;
+    hi = hi < lo ? lo : hi > units ? units : hi;
+    return po__exec_run_units(os->ex, os->unit_node, lo, hi, os->scratch[k]);
+}
 
 /* Re-shares when the members' busy times on their parts drift apart (po__os_set_rebalance). */
 static po_status maybe_reshare(po_os *os) {
@@ -121,9 +147,14 @@ static po_status run_step(po_os *os) {
         const po_node *nd = po_graph_node(os->g, i);
         const char *name = po_op_name(po_node_op(nd)), *cat = phase_name(po_node_phase(nd));
         double a = now_s();
-        po__team_join(os->team, name, cat);
-        st = po_exec_run_nodes(os->ex, &os->ids[i], 1);
-        po__team_leave();
+        if (po__exec_units(os->ex, i) > 0) {
+            os->unit_node = i;
+            st = po__team_run(os->team, run_units, os, name, cat);
+        } else {
+            po__team_join(os->team, name, cat);
+            st = po_exec_run_nodes(os->ex, &os->ids[i], 1);
+            po__team_leave();
+        }
         if (po_trace_recording(os->trace)) po_trace_slice(os->trace, 0, name, cat, a, now_s());
         i++;
     }
@@ -221,6 +252,17 @@ po_status po__os_new(po_exec *ex, const po_worker_spec *members, int n, po_os **
         os->n_split += os->split[i];
         if (po_node_phase(nd) == PO_PHASE_OPTIMIZER) os->has_optimizer = true;
     }
+    /* Scratch of its own for every member but the first, as large as any unit-split node's. */
+    size_t scratch = 0;
+    for (int i = 0; !st && i < nodes; i++)
+        if (os->split[i] && po__exec_units(ex, i) > 0 && po__exec_scratch_bytes(ex, i) > scratch)
+            scratch = po__exec_scratch_bytes(ex, i);
+    os->scratch = st ? NULL : calloc((size_t)n, sizeof *os->scratch);
+    os->n_members = os->scratch ? n : 0;
+    if (!st && !os->scratch) st = po_fail(PO_ERR_NO_MEMORY, "out of memory");
+    for (int k = 1; !st && scratch > 0 && k < n; k++)
+        if (!(os->scratch[k] = aligned_alloc(64, (scratch + 63) / 64 * 64)))
+            st = po_fail(PO_ERR_NO_MEMORY, "out of memory for operator split's scratch");
     if (!st) st = po__team_new(members, n, &os->team);
     if (!st) st = share_optimizer(os);
     if (!st) {
@@ -258,6 +300,9 @@ void po__os_free(po_os *os) {
     pthread_cond_destroy(&os->done);
     pthread_mutex_destroy(&os->lock);
     free_optimizer_share(os);
+    for (int k = 0; os->scratch && k < os->n_members; k++)
+        free(os->scratch[k]);
+    free(os->scratch);
     free(os->split);
     free(os->ids);
     free(os->compute_s);

@@ -3,11 +3,12 @@
  * One executor runs the whole step, node by node, on a main thread pinned to member 0's cores.
  * The nodes po__opsplit_node_splits picks run with a GEMM team (runtime/gemm_team.h) joined:
  * their matrix products are cut into blocks by the members' shares and computed by all members
- * at once. The optimizer's updates (one node per parameter, at the end of the step) are shared
+ * at once; or, for ops that divide into units (causal attention), member k computes its
+ * stretch of the units, in proportion to the shares, with a scratch area of its own. The optimizer's updates (one node per parameter, at the end of the step) are shared
  * out by element in proportion to the members' shares (runtime/optim_split.h) and run by all
  * at once. Every other node runs on the main
  * thread alone. The result is the single-device step's up to the rounding of the blocked
- * products. */
+ * products (a node split by units is the whole node's, bit for bit). */
 #ifndef PO_RUNTIME_OPSPLIT_H
 #define PO_RUNTIME_OPSPLIT_H
 
@@ -16,18 +17,26 @@
 #include "paropt/graph.h"
 #include "paropt/train.h"
 
-/* Which nodes operator split shares out: matrix-product nodes (LINEAR, MATMUL) whose every
- * product call does at least this many FLOPs. Below it the hand-off to the helpers (about a
- * microsecond spinning, tens when a helper had blocked) eats what splitting saves: 1 MFLOP is
- * about 5-10 us on one core. Convolutions are not split: they run as oneDNN primitives, not
- * through po__sgemm. The planner's simulator (src/plan/simulate.c, build_opsplit) and the
- * runtime both decide with po__opsplit_rule, so the plan predicts what runs. */
+/* Which nodes operator split shares out: matrix-product nodes (LINEAR, MATMUL), whose product
+ * calls are cut into blocks, and nodes whose op divides into independent units (cpu_units:
+ * causal attention by (sample, head)), dealt out by unit; in either case only where every
+ * product call (per sample for attention) does at least this many FLOPs. Below it the hand-off
+ * to the helpers (about a microsecond spinning, tens when a helper had blocked) eats what
+ * splitting saves: 1 MFLOP is about 5-10 us on one core. Convolutions are not split: they run
+ * as oneDNN primitives, not through po__sgemm. The planner's simulator (src/plan/simulate.c,
+ * build_opsplit) and the runtime both decide with po__opsplit_rule, so the plan predicts what
+ * runs. */
 #define PO__OPSPLIT_MIN_CALL_FLOPS 1.0e6
+/* Whether op's nodes are split by units (po__op_def(op)->cpu_units) rather than by blocks of
+ * their products. */
+bool po__opsplit_by_units(po_op op);
 static inline bool po__opsplit_rule(po_op op, double call_flops) {
-    return (op == PO_OP_LINEAR || op == PO_OP_MATMUL) && call_flops >= PO__OPSPLIT_MIN_CALL_FLOPS;
+    return (op == PO_OP_LINEAR || op == PO_OP_MATMUL || po__opsplit_by_units(op)) &&
+           call_flops >= PO__OPSPLIT_MIN_CALL_FLOPS;
 }
 /* FLOPs of one product call of n: its FLOPs over its calls (a batched matmul makes one per
- * leading index), counted as the planner's workload counts them (src/plan/workload.c). */
+ * leading index, attention one per sample), counted as the planner's workload counts them
+ * (src/plan/workload.c). */
 double po__opsplit_call_flops(const po_node *n);
 static inline bool po__opsplit_node_splits(const po_node *n) {
     return po__opsplit_rule(po_node_op(n), po__opsplit_call_flops(n));

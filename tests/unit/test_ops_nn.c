@@ -9,6 +9,7 @@
 
 #include "po_test.h"
 #include "op_check.h"
+#include "runtime/exec_internal.h"
 
 static po_init any_init(void) { return po_init_uniform_fan_in(1); }
 
@@ -545,6 +546,66 @@ static void attention_mask_hides_future(void **st) {
     }
 }
 
+/* Operator split deals attention out by (sample, head) units (po__exec_run_units): any cut of
+ * the units into ranges, each run with a scratch area of its own, gives the whole node's output
+ * and gradient bit for bit (blocks of 32 rows and a partial one: T = 150). */
+static void attention_units_match_whole(void **st) {
+    (void)st;
+    const int64_t T = 150;
+    const int heads = 3;
+    po_graph *g = po_graph_new();
+    po_node *y = po_causal_attention(g, po_param(g, "qkv", PO_SHAPE(AB, T, 3 * AD), any_init()), heads);
+    po_graph_keep(g, y);
+    po_node *R = po_dot_loss_backward(g, y);
+    po_test_run r;
+    po_test_run_new(g, 79, &r);
+    po_fill_input(&r, R, -1.0f, 1.0f, 80);
+    PO_CHECK(po_exec_run(r.exec));
+    int ids[2] = {-1, -1}; /* forward, backward */
+    for (int i = 0; i < po_graph_size(g); i++) {
+        po_op op = po_node_op(po_graph_node(g, i));
+        if (op == PO_OP_CAUSAL_ATTENTION) ids[0] = i;
+        if (op == PO_OP_CAUSAL_ATTENTION_GRAD) ids[1] = i;
+    }
+    assert_true(ids[0] >= 0 && ids[1] >= 0);
+    int64_t units = AB * heads;
+    assert_int_equal(po__exec_units(r.exec, ids[0]), units);
+    assert_int_equal(po__exec_units(r.exec, ids[1]), units);
+    size_t bytes[2];
+    float *whole[2];
+    for (int k = 0; k < 2; k++) {
+        po_shape s = po_node_shape(po_graph_node(g, ids[k]));
+        bytes[k] = (size_t)po_shape_numel(&s) * sizeof(float);
+        whole[k] = malloc(bytes[k]);
+        memcpy(whole[k], po__exec_node_buffer(r.exec, ids[k]), bytes[k]);
+    }
+    size_t sb = po__exec_scratch_bytes(r.exec, ids[1]);
+    assert_true(sb >= (size_t)(T * T) * sizeof(float));
+    float *own = malloc(sb), *other = malloc(sb);
+    const int64_t cuts[][3] = {{0, 1, 6}, {0, 5, 6}, {0, 3, 3}, {0, 6, 6}};
+    for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
+        for (int k = 0; k < 2; k++) {
+            float *out = po__exec_node_buffer(r.exec, ids[k]);
+            for (size_t i = 0; i < bytes[k] / sizeof(float); i++)
+                out[i] = NAN;
+            PO_CHECK(po__exec_run_units(r.exec, ids[k], cuts[c][1], cuts[c][2], own));
+            PO_CHECK(po__exec_run_units(r.exec, ids[k], cuts[c][0], cuts[c][1], NULL));
+            PO_CHECK(po__exec_run_units(r.exec, ids[k], cuts[c][2], units, other));
+            if (memcmp(out, whole[k], bytes[k]) != 0)
+                fail_msg("%s by units %lld|%lld|%lld differs from the whole node", k ? "backward" : "forward",
+                         (long long)cuts[c][0], (long long)cuts[c][1], (long long)cuts[c][2]);
+        }
+    }
+    assert_int_equal(po__exec_run_units(r.exec, ids[0], 2, units + 1, NULL), PO_ERR_INVALID_ARG);
+    assert_int_equal(po__exec_run_units(r.exec, ids[0], 3, 2, NULL), PO_ERR_INVALID_ARG);
+    int other_op = ids[0] > 0 ? 0 : ids[0] + 1;
+    assert_int_equal(po__exec_units(r.exec, other_op), 0);
+    assert_int_equal(po__exec_run_units(r.exec, other_op, 0, 1, NULL), PO_ERR_UNSUPPORTED);
+    free(own), free(other), free(whole[0]), free(whole[1]);
+    po_test_run_free(&r);
+    po_graph_free(g);
+}
+
 static void attention_errors(void **st) {
     (void)st;
     const struct {
@@ -737,6 +798,7 @@ int main(void) {
         cmocka_unit_test(attention_heads),
         cmocka_unit_test(attention_long_sequence),
         cmocka_unit_test(attention_mask_hides_future),
+        cmocka_unit_test(attention_units_match_whole),
         cmocka_unit_test(attention_errors),
         cmocka_unit_test(cross_entropy_loss_and_grad),
         cmocka_unit_test(cross_entropy_bad_targets),

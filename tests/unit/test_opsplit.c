@@ -266,6 +266,58 @@ static void reshares_toward_the_faster_member(void **s) {
     po_model_free(m1);
 }
 
+/* Attention is dealt out by (sample, head) where each sample's attention is large enough: the
+ * simulator and the runtime agree on it, both members compute their units at once (the slower
+ * member's busy time grows with its share), and the steps compute what one device does (up to
+ * the rounding of the blocked products around it). */
+static void attention_split_by_units(void **s) {
+    (void)s;
+    const char *spec = "tiny_gpt:vocab=64,d_model=64,layers=1,heads=2,seq=128,batch=2";
+    po_model *m, *m1;
+    PO_CHECK(po_model_build(spec, 0, &m));
+    PO_CHECK(po_model_build(spec, 0, &m1));
+    po_optim_opts o = po_optim_opts_default(PO_OPTIM_ADAM);
+    po_worker_spec w[2];
+    two_members(0.7, 0.3, w);
+    po_trainer *t, *single;
+    PO_CHECK(po_trainer_new_opsplit(m, &o, 3, w, 2, &t));
+    PO_CHECK(po_trainer_new(m1, &o, 3, &single));
+    int nodes = check_agreement(spec, m->graph);
+    int attention = 0;
+    for (int i = 0; i < po_graph_size(m->graph); i++) {
+        po_op op = po_node_op(po_graph_node(m->graph, i));
+        if (op == PO_OP_CAUSAL_ATTENTION || op == PO_OP_CAUSAL_ATTENTION_GRAD) {
+            assert_true(po__opsplit_node_splits(po_graph_node(m->graph, i)));
+            attention++;
+        }
+    }
+    assert_int_equal(attention, 2);
+    assert_int_equal(po__os_split_nodes(po__trainer_os(t)), nodes);
+    po_dataset *d;
+    PO_CHECK(po_dataset_synthetic(m, 16, 5, &d));
+    for (int step = 0; step < 3; step++) {
+        float l, l1;
+        PO_CHECK(po_dataset_batch(d, step, po_trainer_input(t, 0), po_trainer_input(t, 1)));
+        PO_CHECK(po_dataset_batch(d, step, po_trainer_input(single, 0), po_trainer_input(single, 1)));
+        PO_CHECK(po_trainer_step(t, &l));
+        PO_CHECK(po_trainer_step(single, &l1));
+        print_message("step %d: loss %.7g split, %.7g whole\n", step, l, l1);
+        if (!(fabsf(l - l1) <= 1e-5f * fmaxf(1.0f, fabsf(l1)))) fail_msg("step %d: loss %g vs %g", step, l, l1);
+    }
+    po_params *p = po_trainer_params(t), *p1 = po_trainer_params(single);
+    double e = po_ref_err(po_params_values(p), po_params_values(p1), (int64_t)po_params_total(p));
+    print_message("parameters after 3 steps: largest error %.3g\n", e);
+    assert_true(e <= 1e-4);
+    po_worker_stats w1;
+    PO_CHECK(po_trainer_worker_stats(t, 1, &w1));
+    assert_true(w1.compute_s > 0.0);
+    po_dataset_free(d);
+    po_trainer_free(t);
+    po_trainer_free(single);
+    po_model_free(m);
+    po_model_free(m1);
+}
+
 static uint64_t next_rand(uint64_t *r) { /* xorshift64* */
     *r ^= *r >> 12, *r ^= *r << 25, *r ^= *r >> 27;
     return *r * 2685821657736338717ull;
@@ -357,6 +409,7 @@ int main(void) {
         cmocka_unit_test(team_errors),
         cmocka_unit_test(mnist_mlp),
         cmocka_unit_test(tiny_gpt),
+        cmocka_unit_test(attention_split_by_units),
         cmocka_unit_test(convolutions_stay_whole),
         cmocka_unit_test(optimizer_split),
         cmocka_unit_test(reshares_toward_the_faster_member),
