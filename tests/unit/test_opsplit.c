@@ -226,96 +226,96 @@ static void tiny_gpt(void **s) {
     step_matches("reference/tiny_gpt.safetensors", GPT_SPEC, 0.25, 0.75);
 }
 
+/* An operator-split trainer over two members and a single-device trainer of the same model,
+ * initialisation and data, stepped side by side. */
+typedef struct {
+    po_model *m, *m1;
+    po_trainer *t, *single;
+    po_dataset *d;
+    int steps;
+} split_pair;
+
+static void pair_new(const char *spec, double s0, double s1, int samples, split_pair *p) {
+    memset(p, 0, sizeof *p);
+    PO_CHECK(po_model_build(spec, 0, &p->m));
+    PO_CHECK(po_model_build(spec, 0, &p->m1));
+    po_optim_opts o = po_optim_opts_default(PO_OPTIM_ADAM);
+    po_worker_spec w[2];
+    two_members(s0, s1, w);
+    PO_CHECK(po_trainer_new_opsplit(p->m, &o, 3, w, 2, &p->t));
+    PO_CHECK(po_trainer_new(p->m1, &o, 3, &p->single));
+    PO_CHECK(po_dataset_synthetic(p->m, samples, 5, &p->d));
+}
+
+/* One step of each on the same batch; their losses agree within rtol (relative, at least 1). */
+static void pair_step(split_pair *p, float rtol) {
+    float l, l1;
+    int step = p->steps++;
+    PO_CHECK(po_dataset_batch(p->d, step, po_trainer_input(p->t, 0), po_trainer_input(p->t, 1)));
+    PO_CHECK(po_dataset_batch(p->d, step, po_trainer_input(p->single, 0), po_trainer_input(p->single, 1)));
+    PO_CHECK(po_trainer_step(p->t, &l));
+    PO_CHECK(po_trainer_step(p->single, &l1));
+    if (!(fabsf(l - l1) <= rtol * fmaxf(1.0f, fabsf(l1)))) fail_msg("step %d: loss %g split, %g whole", step, l, l1);
+}
+
+static void pair_free(split_pair *p) {
+    po_dataset_free(p->d);
+    po_trainer_free(p->t);
+    po_trainer_free(p->single);
+    po_model_free(p->m);
+    po_model_free(p->m1);
+}
+
 /* Re-sharing: a member made 6x slower (emulated) gets a smaller share of the products after a
  * few steps, and the steps still compute what one device does (losses match a single trainer's
  * up to the rounding of the blocked products). */
 static void reshares_toward_the_faster_member(void **s) {
     (void)s;
-    const char *spec = "mnist_mlp:d_in=256,hidden=512,batch=64";
-    po_model *m, *m1;
-    PO_CHECK(po_model_build(spec, 0, &m));
-    PO_CHECK(po_model_build(spec, 0, &m1));
-    po_optim_opts o = po_optim_opts_default(PO_OPTIM_ADAM);
-    po_worker_spec w[2];
-    two_members(0.5, 0.5, w);
-    po_trainer *t, *single;
-    PO_CHECK(po_trainer_new_opsplit(m, &o, 3, w, 2, &t));
-    PO_CHECK(po_trainer_new(m1, &o, 3, &single));
-    po__os_set_rebalance(po__trainer_os(t), true);
-    PO_CHECK(po_trainer_set_slowdown(t, 1, 6.0f));
-    po_dataset *d;
-    PO_CHECK(po_dataset_synthetic(m, 256, 5, &d));
-    for (int step = 0; step < 30; step++) {
-        float l, l1;
-        PO_CHECK(po_dataset_batch(d, step, po_trainer_input(t, 0), po_trainer_input(t, 1)));
-        PO_CHECK(po_dataset_batch(d, step, po_trainer_input(single, 0), po_trainer_input(single, 1)));
-        PO_CHECK(po_trainer_step(t, &l));
-        PO_CHECK(po_trainer_step(single, &l1));
-        if (!(fabsf(l - l1) <= 1e-3f * fmaxf(1.0f, fabsf(l1)))) fail_msg("step %d: loss %g vs %g", step, l, l1);
-    }
+    split_pair p;
+    pair_new("mnist_mlp:d_in=256,hidden=512,batch=64", 0.5, 0.5, 256, &p);
+    po__os_set_rebalance(po__trainer_os(p.t), true);
+    PO_CHECK(po_trainer_set_slowdown(p.t, 1, 6.0f));
+    for (int step = 0; step < 30; step++)
+        pair_step(&p, 1e-3f);
     po_worker_stats w1;
-    PO_CHECK(po_trainer_worker_stats(t, 1, &w1));
-    print_message("after %lld re-shares: member 1's share %.3f\n", (long long)po__os_rebalances(po__trainer_os(t)), w1.share);
-    assert_true(po__os_rebalances(po__trainer_os(t)) >= 1);
+    PO_CHECK(po_trainer_worker_stats(p.t, 1, &w1));
+    print_message("after %lld re-shares: member 1's share %.3f\n", (long long)po__os_rebalances(po__trainer_os(p.t)),
+                  w1.share);
+    assert_true(po__os_rebalances(po__trainer_os(p.t)) >= 1);
     assert_true(w1.share < 0.4);
-    assert_true(po__os_optimizer_elements(po__trainer_os(t), 1) > 0);
-    po_dataset_free(d);
-    po_trainer_free(t);
-    po_trainer_free(single);
-    po_model_free(m);
-    po_model_free(m1);
+    assert_true(po__os_optimizer_elements(po__trainer_os(p.t), 1) > 0);
+    pair_free(&p);
 }
 
 /* Attention is dealt out by (sample, head) where each sample's attention is large enough: the
- * simulator and the runtime agree on it, both members compute their units at once (the slower
- * member's busy time grows with its share), and the steps compute what one device does (up to
- * the rounding of the blocked products around it). */
+ * simulator and the runtime agree on it, both members compute their units, and the steps
+ * compute what one device does (up to the rounding of the blocked products around it). */
 static void attention_split_by_units(void **s) {
     (void)s;
     const char *spec = "tiny_gpt:vocab=64,d_model=64,layers=1,heads=2,seq=128,batch=2";
-    po_model *m, *m1;
-    PO_CHECK(po_model_build(spec, 0, &m));
-    PO_CHECK(po_model_build(spec, 0, &m1));
-    po_optim_opts o = po_optim_opts_default(PO_OPTIM_ADAM);
-    po_worker_spec w[2];
-    two_members(0.7, 0.3, w);
-    po_trainer *t, *single;
-    PO_CHECK(po_trainer_new_opsplit(m, &o, 3, w, 2, &t));
-    PO_CHECK(po_trainer_new(m1, &o, 3, &single));
-    int nodes = check_agreement(spec, m->graph);
-    int attention = 0;
-    for (int i = 0; i < po_graph_size(m->graph); i++) {
-        po_op op = po_node_op(po_graph_node(m->graph, i));
+    split_pair p;
+    pair_new(spec, 0.7, 0.3, 16, &p);
+    const po_graph *g = p.m->graph;
+    int nodes = check_agreement(spec, g), attention = 0;
+    for (int i = 0; i < po_graph_size(g); i++) {
+        po_op op = po_node_op(po_graph_node(g, i));
         if (op == PO_OP_CAUSAL_ATTENTION || op == PO_OP_CAUSAL_ATTENTION_GRAD) {
-            assert_true(po__opsplit_node_splits(po_graph_node(m->graph, i)));
+            assert_true(po__opsplit_node_splits(po_graph_node(g, i)));
             attention++;
         }
     }
     assert_int_equal(attention, 2);
-    assert_int_equal(po__os_split_nodes(po__trainer_os(t)), nodes);
-    po_dataset *d;
-    PO_CHECK(po_dataset_synthetic(m, 16, 5, &d));
-    for (int step = 0; step < 3; step++) {
-        float l, l1;
-        PO_CHECK(po_dataset_batch(d, step, po_trainer_input(t, 0), po_trainer_input(t, 1)));
-        PO_CHECK(po_dataset_batch(d, step, po_trainer_input(single, 0), po_trainer_input(single, 1)));
-        PO_CHECK(po_trainer_step(t, &l));
-        PO_CHECK(po_trainer_step(single, &l1));
-        print_message("step %d: loss %.7g split, %.7g whole\n", step, l, l1);
-        if (!(fabsf(l - l1) <= 1e-5f * fmaxf(1.0f, fabsf(l1)))) fail_msg("step %d: loss %g vs %g", step, l, l1);
-    }
-    po_params *p = po_trainer_params(t), *p1 = po_trainer_params(single);
-    double e = po_ref_err(po_params_values(p), po_params_values(p1), (int64_t)po_params_total(p));
+    assert_int_equal(po__os_split_nodes(po__trainer_os(p.t)), nodes);
+    for (int step = 0; step < 3; step++)
+        pair_step(&p, 1e-5f);
+    po_params *v = po_trainer_params(p.t), *v1 = po_trainer_params(p.single);
+    double e = po_ref_err(po_params_values(v), po_params_values(v1), (int64_t)po_params_total(v));
     print_message("parameters after 3 steps: largest error %.3g\n", e);
     assert_true(e <= 1e-4);
     po_worker_stats w1;
-    PO_CHECK(po_trainer_worker_stats(t, 1, &w1));
+    PO_CHECK(po_trainer_worker_stats(p.t, 1, &w1));
     assert_true(w1.compute_s > 0.0);
-    po_dataset_free(d);
-    po_trainer_free(t);
-    po_trainer_free(single);
-    po_model_free(m);
-    po_model_free(m1);
+    pair_free(&p);
 }
 
 static uint64_t next_rand(uint64_t *r) { /* xorshift64* */
