@@ -22,6 +22,7 @@
  * the channels to 8, so most of that work is padding, and plain GEMM wins (the 3->32 bwd_data
  * above). Where oneDNN has only its reference kernel for the preferred layouts, the other
  * layouts are used if they get a real one (make_prim). */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -232,10 +233,12 @@ static po_status make_pd(const geom *g, prim_kind kind, bool bias, bool any, dnn
 
 static bool is_ref(const_dnnl_primitive_desc_t pd) { return strncmp(po__dnnl_impl(pd), "ref", 3) == 0; }
 
-/* Creates the primitive for node n, on the layouts the header comment explains, except where
- * oneDNN would run its reference kernel on them and has a real one for the other layouts. */
-static po_status make_prim(const po_node *n, prim_kind kind, void **state) {
+/* Builds *out, the primitive of kind for node n at `batch` samples (the node's own or a slice
+ * of it), on the layouts the header comment explains, except where oneDNN would run its
+ * reference kernel on them and has a real one for the other layouts. */
+static po_status make_prim(const po_node *n, prim_kind kind, int64_t batch, po_dnnl_prim *out) {
     geom g = node_geom(n);
+    g.n = batch;
     bool bias = kind == KIND_FWD && n->n_in == 3;
     bool any = !(kind == KIND_BWD_DATA && g.c < 8);
     dnnl_primitive_desc_t pd, other;
@@ -275,34 +278,139 @@ static po_status make_prim(const po_node *n, prim_kind kind, void **state) {
             spec[n_args++] = (po_dnnl_arg_spec){DNNL_ARG_DIFF_WEIGHTS, w, true};
             break;
         }
-        po_dnnl_prim *p = calloc(1, sizeof *p);
-        if (!p)
-            st = po_fail(PO_ERR_NO_MEMORY, "out of memory for a convolution primitive");
-        else if ((st = po__dnnl_prim_init(p, pd, n_args, spec, n->scratch_bytes)))
-            free(p);
-        else
-            *state = p;
+        st = po__dnnl_prim_init(out, pd, n_args, spec, n->scratch_bytes);
     }
     dnnl_primitive_desc_destroy(pd);
     return st;
 }
 
-static po_status conv_init(const po_node *n, void **state) { return make_prim(n, KIND_FWD, state); }
-static po_status grad_input_init(const po_node *n, void **state) { return make_prim(n, KIND_BWD_DATA, state); }
-static po_status grad_weight_init(const po_node *n, void **state) { return make_prim(n, KIND_BWD_WEIGHTS, state); }
+/* A primitive for a slice of the batch (operator split), in use by at most one thread. */
+typedef struct slice_prim {
+    int64_t n; /* samples */
+    bool busy;
+    po_dnnl_prim p;
+} slice_prim;
 
-static void prim_free(void *state) {
-    po__dnnl_prim_free(state);
-    free(state);
+/* A node's kernels: the primitive for its whole batch and, made when operator split first asks
+ * for them, primitives for the slices its members take (oneDNN fixes the batch size when it
+ * makes a convolution primitive). A wrapped primitive runs on one thread at a time, so members
+ * that take slices of the same size at once each get one of their own. */
+typedef struct conv_state {
+    po_dnnl_prim whole;
+    prim_kind kind;
+    pthread_mutex_t lock; /* guards the pool */
+    slice_prim **pool;
+    int n_pool, cap_pool;
+} conv_state;
+
+static void state_free(void *state) {
+    conv_state *s = state;
+    if (!s) return;
+    po__dnnl_prim_free(&s->whole);
+    for (int i = 0; i < s->n_pool; i++) {
+        po__dnnl_prim_free(&s->pool[i]->p);
+        free(s->pool[i]);
+    }
+    free(s->pool);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+static po_status state_new(const po_node *n, prim_kind kind, void **state) {
+    conv_state *s = calloc(1, sizeof *s);
+    if (!s) return po_fail(PO_ERR_NO_MEMORY, "out of memory for a convolution primitive");
+    s->kind = kind;
+    pthread_mutex_init(&s->lock, NULL);
+    po_status st = make_prim(n, kind, node_geom(n).n, &s->whole);
+    if (st) {
+        state_free(s);
+        return st;
+    }
+    *state = s;
+    return PO_OK;
+}
+
+/* A free primitive for slices of `samples`, marked busy: found in the pool or made and added. */
+static po_status slice_acquire(conv_state *s, const po_node *n, int64_t samples, slice_prim **out) {
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->n_pool; i++)
+        if (s->pool[i]->n == samples && !s->pool[i]->busy) {
+            s->pool[i]->busy = true;
+            *out = s->pool[i];
+            pthread_mutex_unlock(&s->lock);
+            return PO_OK;
+        }
+    pthread_mutex_unlock(&s->lock);
+    slice_prim *sp = calloc(1, sizeof *sp);
+    if (!sp) return po_fail(PO_ERR_NO_MEMORY, "out of memory for a convolution primitive");
+    po_status st = make_prim(n, s->kind, samples, &sp->p); /* slow (milliseconds): outside the lock */
+    if (st) {
+        free(sp);
+        return st;
+    }
+    sp->n = samples;
+    sp->busy = true;
+    pthread_mutex_lock(&s->lock);
+    if (s->n_pool == s->cap_pool) {
+        int cap = s->cap_pool ? 2 * s->cap_pool : 4;
+        slice_prim **grown = realloc(s->pool, (size_t)cap * sizeof *grown);
+        if (grown) s->pool = grown, s->cap_pool = cap;
+    }
+    bool kept = s->n_pool < s->cap_pool;
+    if (kept) s->pool[s->n_pool++] = sp;
+    pthread_mutex_unlock(&s->lock);
+    if (!kept) {
+        po__dnnl_prim_free(&sp->p);
+        free(sp);
+        return po_fail(PO_ERR_NO_MEMORY, "out of memory for a convolution primitive");
+    }
+    *out = sp;
+    return PO_OK;
+}
+
+static void slice_release(conv_state *s, slice_prim *sp) {
+    pthread_mutex_lock(&s->lock);
+    sp->busy = false;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static po_status conv_init(const po_node *n, void **state) { return state_new(n, KIND_FWD, state); }
+static po_status grad_input_init(const po_node *n, void **state) { return state_new(n, KIND_BWD_DATA, state); }
+static po_status grad_weight_init(const po_node *n, void **state) { return state_new(n, KIND_BWD_WEIGHTS, state); }
+
+static po_status run_on(po_dnnl_prim *p, const po_kargs *a, const float *in0, float *out) {
+    void *bufs[4];
+    int k = 0;
+    bufs[k++] = (void *)in0;
+    for (int i = 1; i < a->node->n_in; i++)
+        bufs[k++] = (void *)a->in[i];
+    bufs[k] = out;
+    return po__dnnl_prim_run(p, bufs, a->scratch);
 }
 
 static po_status prim_run(const po_kargs *a) {
-    void *bufs[4];
-    int k = 0;
-    for (int i = 0; i < a->node->n_in; i++)
-        bufs[k++] = (void *)a->in[i];
-    bufs[k] = a->out;
-    return po__dnnl_prim_run(a->state, bufs, a->scratch);
+    conv_state *s = a->state;
+    return run_on(&s->whole, a, a->in[0], a->out);
+}
+
+/* Operator split's units of the forward and input-gradient convolutions: samples, which they
+ * compute independently (the weight gradient sums over them: it stays whole). */
+static int64_t conv_units(const po_node *n) { return node_geom(n).n; }
+
+/* Samples [begin, end): the first input's and the output's slices (x and y forward, gy and dx
+ * for the input gradient), the weight and bias whole. */
+static po_status conv_run_units(const po_kargs *a, int64_t begin, int64_t end) {
+    conv_state *s = a->state;
+    geom g = node_geom(a->node);
+    if (begin == 0 && end == g.n) return prim_run(a);
+    int64_t x_sample = g.c * g.h * g.w, y_sample = g.o * g.oh * g.ow;
+    int64_t in_sample = s->kind == KIND_FWD ? x_sample : y_sample, out_sample = s->kind == KIND_FWD ? y_sample : x_sample;
+    slice_prim *sp = NULL;
+    po_status st = slice_acquire(s, a->node, end - begin, &sp);
+    if (st) return st;
+    st = run_on(&sp->p, a, (const float *)a->in[0] + begin * in_sample, (float *)a->out + begin * out_sample);
+    slice_release(s, sp);
+    return st;
 }
 
 /* Walks gy once in memory order; each OH*OW plane is summed into 32 float lanes (independent
@@ -341,19 +449,23 @@ const po_op_def po_op_def_conv2d = {.name = "conv2d",
                                     .grad = conv_grad,
                                     .cost = conv_cost,
                                     .cpu_init = conv_init,
-                                    .cpu_free = prim_free,
-                                    .cpu_run = prim_run};
+                                    .cpu_free = state_free,
+                                    .cpu_run = prim_run,
+                                    .cpu_units = conv_units,
+                                    .cpu_run_units = conv_run_units};
 const po_op_def po_op_def_conv2d_grad_input = {.name = "conv2d_grad_input",
                                                .infer = grad_input_infer,
                                                .cost = conv_bwd_cost,
                                                .cpu_init = grad_input_init,
-                                               .cpu_free = prim_free,
-                                               .cpu_run = prim_run};
+                                               .cpu_free = state_free,
+                                               .cpu_run = prim_run,
+                                               .cpu_units = conv_units,
+                                               .cpu_run_units = conv_run_units};
 const po_op_def po_op_def_conv2d_grad_weight = {.name = "conv2d_grad_weight",
                                                 .infer = grad_weight_infer,
                                                 .cost = conv_bwd_cost,
                                                 .cpu_init = grad_weight_init,
-                                                .cpu_free = prim_free,
+                                                .cpu_free = state_free,
                                                 .cpu_run = prim_run};
 const po_op_def po_op_def_conv2d_grad_bias = {
     .name = "conv2d_grad_bias", .infer = grad_bias_infer, .cost = grad_bias_cost, .cpu_run = grad_bias_run};

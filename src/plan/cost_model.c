@@ -10,7 +10,6 @@
 #include "paropt/runtime.h"
 #include "paropt/trace.h"
 #include "plan/plan_internal.h"
-#include "runtime/opsplit.h"
 
 typedef struct {
     uint64_t key, dev;
@@ -219,8 +218,11 @@ po_status po_cost_model_node_time(const po_cost_model *cm, const po_node *n, int
 
 double po__node_roofline(const po_cost_model *cm, const po__wnode *n, int dev, double rows, double frac) {
     /* A block keeps its calls' size where the split cuts the number of calls, not the calls: a
-     * weight gradient's rows (MATMUL), a node dealt out by units (attention's (sample, head)). */
-    double call = po__aff(n->call_flops, rows) * (n->op == PO_OP_MATMUL || po__opsplit_by_units(n->op) ? 1.0 : frac);
+     * weight gradient's rows (MATMUL), attention's (sample, head) pairs. A convolution's slice of
+     * the batch is one smaller call. */
+    bool keeps_calls =
+        n->op == PO_OP_MATMUL || n->op == PO_OP_CAUSAL_ATTENTION || n->op == PO_OP_CAUSAL_ATTENTION_GRAD;
+    double call = po__aff(n->call_flops, rows) * (keeps_calls ? 1.0 : frac);
     return roofline(&cm->c->dev[dev], po__aff(n->flops, rows) * frac, po__aff(n->bytes, rows) * frac, call, n->gemm,
                     NULL);
 }

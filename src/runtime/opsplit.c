@@ -26,7 +26,8 @@ double po__opsplit_call_flops(const po_node *n) {
     if (po_node_op(n) == PO_OP_MATMUL)
         for (int d = 0; d + 2 < s.ndim; d++)
             calls *= (double)s.dim[d];
-    if (po__opsplit_by_units(po_node_op(n)) && s.ndim > 0) calls = (double)s.dim[0]; /* one per sample */
+    if ((po_node_op(n) == PO_OP_CAUSAL_ATTENTION || po_node_op(n) == PO_OP_CAUSAL_ATTENTION_GRAD) && s.ndim > 0)
+        calls = (double)s.dim[0]; /* one per sample */
     return po_node_cost(n).flops / (calls > 0.0 ? calls : 1.0);
 }
 

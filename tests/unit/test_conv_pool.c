@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "ops/op_def.h"
 #include "po_test.h"
 
@@ -244,6 +245,100 @@ static void test_conv_without_scratch(void **state) {
     conv_ref_free(&ref);
     free(xv), free(wv), free(yv), free(gy);
     po_graph_free(g);
+}
+
+/* Operator split deals the forward and input-gradient convolutions out by sample
+ * (cpu_run_units): slices of any size, each with a scratch area of its own and the same size
+ * twice (two primitives of that size in the node's pool), agree with the naive reference and
+ * with the whole node. The weight gradient has no units: it sums over the samples. */
+static void run_conv_units(po_op op, const po_node *nd, const void **in, float *out, size_t n_out,
+                           const int64_t (*cuts)[2], int n_cuts, const float *whole) {
+    const po_op_def *def = po__op_def(op);
+    assert_non_null(def->cpu_units);
+    void *st = NULL;
+    PO_CHECK(def->cpu_init(nd, &st));
+    void *in_aux[3] = {NULL, NULL, NULL};
+    for (int c = 0; c < n_cuts; c++) {
+        for (size_t i = 0; i < n_out; i++)
+            out[i] = NAN;
+        for (int64_t b = cuts[c][0], r = 0; b < def->cpu_units(nd); b += cuts[c][1], r++) {
+            int64_t e = b + cuts[c][1] < def->cpu_units(nd) ? b + cuts[c][1] : def->cpu_units(nd);
+            void *scratch = nd->scratch_bytes ? po_aligned_calloc(nd->scratch_bytes) : NULL;
+            po_kargs a = {.node = nd, .out = out, .in = in, .in_aux = in_aux, .state = st, .scratch = scratch};
+            PO_CHECK(def->cpu_run_units(&a, b, e));
+            po_aligned_free(scratch);
+        }
+        if (cuts[c][0] > 0) { /* the first samples, as one more slice */
+            void *scratch = nd->scratch_bytes ? po_aligned_calloc(nd->scratch_bytes) : NULL;
+            po_kargs a = {.node = nd, .out = out, .in = in, .in_aux = in_aux, .state = st, .scratch = scratch};
+            PO_CHECK(def->cpu_run_units(&a, 0, cuts[c][0]));
+            po_aligned_free(scratch);
+        }
+        double worst = 0.0;
+        for (size_t i = 0; i < n_out; i++)
+            worst = fmax(worst, isnan(out[i]) ? INFINITY : fabs(out[i] - whole[i]) / (1e-6 + 1e-5 * fabs(whole[i])));
+        if (!(worst <= 1.0))
+            fail_msg("%s by slices of %lld from %lld: %.3g of the tolerance off the whole node", po_op_name(op),
+                     (long long)cuts[c][1], (long long)cuts[c][0], worst);
+    }
+    def->cpu_free(st);
+}
+
+static void test_conv_units(void **state) {
+    (void)state;
+    const conv_case cases[] = {
+        {5, 32, 16, 16, 64, 3, 3, 1, 1, 1, 1, true}, /* cifar_cnn layer 2 */
+        {4, 3, 9, 8, 5, 5, 5, 2, 2, 2, 2, false},    /* 5x5, stride 2, an image's 3 channels */
+    };
+    const int64_t cuts[][2] = {{0, 1}, {0, 2}, {1, 3}, {2, 2}, {0, 5}};
+    for (size_t kc = 0; kc < sizeof cases / sizeof cases[0]; kc++) {
+        const conv_case *k = &cases[kc];
+        po_graph *g = po_graph_new();
+        po_node *x = po_input(g, "x", PO_F32, PO_SHAPE(k->n, k->c, k->h, k->w));
+        po_node *w = po_input(g, "w", PO_F32, PO_SHAPE(k->o, k->c, k->kh, k->kw));
+        po_node *b = k->bias ? po_input(g, "b", PO_F32, PO_SHAPE(k->o)) : NULL;
+        po_conv2d_opts opts = {k->sh, k->sw, k->ph, k->pw};
+        po_node *y = po_conv2d(g, x, w, b, opts);
+        po_shape ys = po_node_shape(y);
+        po_node *gy = po_input(g, "gy", PO_F32, ys);
+        int64_t ai[PO_ATTR_INTS] = {k->sh, k->sw, k->ph, k->pw, k->n, k->c, k->h, k->w};
+        po_node *gin[2] = {gy, w};
+        po_node *dx = po__node_new(g, PO_OP_CONV2D_GRAD_INPUT, 2, gin, ai, NULL);
+        assert_non_null(dx);
+        assert_null(po__op_def(PO_OP_CONV2D_GRAD_WEIGHT)->cpu_units);
+        size_t nx = (size_t)k->n * k->c * k->h * k->w, nw = (size_t)k->o * k->c * k->kh * k->kw;
+        size_t ny = (size_t)po_shape_numel(&ys);
+        float *xv = malloc(nx * 4), *wv = malloc(nw * 4), *bv = malloc((size_t)k->o * 4), *gyv = malloc(ny * 4);
+        float *yv = malloc(ny * 4), *dxv = malloc(nx * 4), *whole_y = malloc(ny * 4), *whole_dx = malloc(nx * 4);
+        po_test_fill_uniform(xv, (int64_t)nx, -1.0f, 1.0f, 21 + kc);
+        po_test_fill_uniform(wv, (int64_t)nw, -1.0f, 1.0f, 22 + kc);
+        po_test_fill_uniform(bv, k->o, -1.0f, 1.0f, 23 + kc);
+        po_test_fill_uniform(gyv, (int64_t)ny, -1.0f, 1.0f, 24 + kc);
+        conv_ref ref;
+        conv_reference(k, xv, wv, k->bias ? bv : NULL, gyv, &ref);
+        /* The whole nodes, against the naive reference. */
+        void *in_aux[3] = {NULL, NULL, NULL};
+        const void *fin[3] = {xv, wv, bv}, *bin[2] = {gyv, wv};
+        for (int which = 0; which < 2; which++) {
+            const po_node *nd = which ? dx : y;
+            const po_op_def *def = po__op_def(po_node_op(nd));
+            void *st = NULL, *scratch = nd->scratch_bytes ? po_aligned_calloc(nd->scratch_bytes) : NULL;
+            PO_CHECK(def->cpu_init(nd, &st));
+            po_kargs a = {.node = nd, .out = which ? whole_dx : whole_y, .in = which ? bin : fin, .in_aux = in_aux,
+                          .state = st, .scratch = scratch};
+            PO_CHECK(def->cpu_run(&a));
+            def->cpu_free(st);
+            po_aligned_free(scratch);
+        }
+        assert_true(rel_excess(whole_y, ref.y, ref.y_abs, ny, "y", (int)kc) <= 1.0);
+        assert_true(rel_excess(whole_dx, ref.dx, ref.dx_abs, nx, "dx", (int)kc) <= 1.0);
+        int n_cuts = (int)(sizeof cuts / sizeof cuts[0]);
+        run_conv_units(PO_OP_CONV2D, y, fin, yv, ny, cuts, n_cuts, whole_y);
+        run_conv_units(PO_OP_CONV2D_GRAD_INPUT, dx, bin, dxv, nx, cuts, n_cuts, whole_dx);
+        conv_ref_free(&ref);
+        free(xv), free(wv), free(bv), free(gyv), free(yv), free(dxv), free(whole_y), free(whole_dx);
+        po_graph_free(g);
+    }
 }
 
 static void test_conv_cost(void **state) {
@@ -573,6 +668,7 @@ int main(void) {
         cmocka_unit_test(test_conv_gradcheck),
         cmocka_unit_test(test_conv_input_without_grad),
         cmocka_unit_test(test_conv_without_scratch),
+        cmocka_unit_test(test_conv_units),
         cmocka_unit_test(test_conv_cost),
         cmocka_unit_test(test_pool_against_naive),
         cmocka_unit_test(test_pool_ties_and_nan),
