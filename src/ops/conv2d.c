@@ -378,37 +378,46 @@ static po_status conv_init(const po_node *n, void **state) { return state_new(n,
 static po_status grad_input_init(const po_node *n, void **state) { return state_new(n, KIND_BWD_DATA, state); }
 static po_status grad_weight_init(const po_node *n, void **state) { return state_new(n, KIND_BWD_WEIGHTS, state); }
 
-static po_status run_on(po_dnnl_prim *p, const po_kargs *a, const float *in0, float *out) {
+/* Runs p on the node's buffers, the first `n_sliced` inputs and the output replaced by in[] and
+ * out (slices of them). */
+static po_status run_on(po_dnnl_prim *p, const po_kargs *a, const float *const *in, int n_sliced, float *out) {
     void *bufs[4];
     int k = 0;
-    bufs[k++] = (void *)in0;
-    for (int i = 1; i < a->node->n_in; i++)
-        bufs[k++] = (void *)a->in[i];
+    for (int i = 0; i < a->node->n_in; i++)
+        bufs[k++] = (void *)(i < n_sliced ? in[i] : a->in[i]);
     bufs[k] = out;
     return po__dnnl_prim_run(p, bufs, a->scratch);
 }
 
 static po_status prim_run(const po_kargs *a) {
     conv_state *s = a->state;
-    return run_on(&s->whole, a, a->in[0], a->out);
+    return run_on(&s->whole, a, NULL, 0, a->out);
 }
 
-/* Operator split's units of the forward and input-gradient convolutions: samples, which they
- * compute independently (the weight gradient sums over them: it stays whole). */
+/* Operator split's units: samples. The forward and input-gradient convolutions compute theirs
+ * independently; the weight gradient sums over them (units_sum: each slice's is added up). */
 static int64_t conv_units(const po_node *n) { return node_geom(n).n; }
 
-/* Samples [begin, end): the first input's and the output's slices (x and y forward, gy and dx
- * for the input gradient), the weight and bias whole. */
+/* Samples [begin, end): slices of the per-sample tensors (forward: x in, y out; input gradient:
+ * gy in, dx out; weight gradient: gy and x in, the whole dw out), the rest whole. */
 static po_status conv_run_units(const po_kargs *a, int64_t begin, int64_t end) {
     conv_state *s = a->state;
     geom g = node_geom(a->node);
     if (begin == 0 && end == g.n) return prim_run(a);
-    int64_t x_sample = g.c * g.h * g.w, y_sample = g.o * g.oh * g.ow;
-    int64_t in_sample = s->kind == KIND_FWD ? x_sample : y_sample, out_sample = s->kind == KIND_FWD ? y_sample : x_sample;
+    int64_t xs = g.c * g.h * g.w, ys = g.o * g.oh * g.ow;
+    const float *in0 = a->in[0], *in1 = a->in[1];
+    const float *in[2];
+    int n_sliced = 1;
+    float *out = a->out;
+    switch (s->kind) {
+    case KIND_FWD: in[0] = in0 + begin * xs, out += begin * ys; break;
+    case KIND_BWD_DATA: in[0] = in0 + begin * ys, out += begin * xs; break;
+    case KIND_BWD_WEIGHTS: in[0] = in0 + begin * ys, in[1] = in1 + begin * xs, n_sliced = 2; break;
+    }
     slice_prim *sp = NULL;
     po_status st = slice_acquire(s, a->node, end - begin, &sp);
     if (st) return st;
-    st = run_on(&sp->p, a, (const float *)a->in[0] + begin * in_sample, (float *)a->out + begin * out_sample);
+    st = run_on(&sp->p, a, in, n_sliced, out);
     slice_release(s, sp);
     return st;
 }
@@ -466,7 +475,10 @@ const po_op_def po_op_def_conv2d_grad_weight = {.name = "conv2d_grad_weight",
                                                 .cost = conv_bwd_cost,
                                                 .cpu_init = grad_weight_init,
                                                 .cpu_free = state_free,
-                                                .cpu_run = prim_run};
+                                                .cpu_run = prim_run,
+                                                .cpu_units = conv_units,
+                                                .cpu_run_units = conv_run_units,
+                                                .units_sum = true};
 const po_op_def po_op_def_conv2d_grad_bias = {
     .name = "conv2d_grad_bias", .infer = grad_bias_infer, .cost = grad_bias_cost, .cpu_run = grad_bias_run};
 

@@ -56,9 +56,14 @@ typedef struct po_op_def {
      * attention: one per sample and head), of which cpu_run_units computes [begin, end) and
      * writes only those units' part of the output. Several threads may run disjoint ranges of
      * one node at once, each with its own a->scratch; every unit is computed exactly as cpu_run
-     * computes it, so a split node's result is the whole node's, bit for bit. */
+     * computes it, so a split node's result is the whole node's, bit for bit (up to the order
+     * of the final sum for units_sum). */
     int64_t (*cpu_units)(const po_node *n);
     po_status (*cpu_run_units)(const po_kargs *a, int64_t begin, int64_t end);
+    /* With cpu_units: a range writes its units' contribution to the whole output (a weight
+     * gradient summed over samples), not a part of it; ranges run at once each write an output
+     * of their own, which the caller adds up. */
+    bool units_sum;
 } po_op_def;
 
 /* The definition of op; never NULL for a valid op. */

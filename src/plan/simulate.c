@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "plan/plan_internal.h"
+#include "ops/op_def.h"
 #include "runtime/opsplit.h"
 
 enum { TK_F, TK_B, TK_OPT, TK_AR, TK_XFER, TK_OP };
@@ -509,11 +510,17 @@ static po_status build_opsplit(sim *s, po__sim_out *out, double *moved_static, d
                         dep(s, prev[j], c);
                     next[n_next++] = c;
                 } else {
-                    int x = transfer(s, s->dev[main], s->dev[k], in, -1);
+                    /* A helper reads what its block needs: every input of a product's block (its
+                     * rows of one operand, all of the other), its units' slice of a node split
+                     * by units; and hands back its block of the output (a whole output to add up
+                     * for a weight gradient summed over samples). */
+                    bool units = po__opsplit_by_units(nd->op);
+                    int x = transfer(s, s->dev[main], s->dev[k], units ? in * sh : in, -1);
                     for (int j = 0; j < n_prev; j++)
                         dep(s, prev[j], x);
                     dep(s, x, c);
-                    next[n_next++] = transfer(s, s->dev[k], s->dev[main], ob * sh, c);
+                    bool sums = units && po__op_def(nd->op)->units_sum;
+                    next[n_next++] = transfer(s, s->dev[k], s->dev[main], sums ? ob : ob * sh, c);
                 }
                 use(s, k, c);
                 double pm = nd->param_bytes * sh * (2.0 + state_ratio);

@@ -332,7 +332,15 @@ size_t po__exec_scratch_bytes(const po_exec *ex, int node_id) {
     return node_id >= 0 && node_id < ex->g->n_nodes ? ex->g->nodes[node_id]->scratch_bytes : 0;
 }
 
-po_status po__exec_run_units(po_exec *ex, int node_id, int64_t begin, int64_t end, void *scratch) {
+bool po__exec_units_sum(const po_exec *ex, int node_id) {
+    return po__exec_units(ex, node_id) > 0 && po__op_def(ex->g->nodes[node_id]->op)->units_sum;
+}
+
+size_t po__exec_output_bytes(const po_exec *ex, int node_id) {
+    return node_id >= 0 && node_id < ex->g->n_nodes ? po__nbytes(ex->g->nodes[node_id]) : 0;
+}
+
+po_status po__exec_run_units(po_exec *ex, int node_id, int64_t begin, int64_t end, void *scratch, void *out) {
     if (node_id < 0 || node_id >= ex->g->n_nodes) return po_fail(PO_ERR_INVALID_ARG, "run_units: no node %d", node_id);
     const po_node *n = ex->g->nodes[node_id];
     const po_op_def *def = po__op_def(n->op);
@@ -345,6 +353,7 @@ po_status po__exec_run_units(po_exec *ex, int node_id, int64_t begin, int64_t en
     if (begin == end) return PO_OK;
     po_kargs a = ex->args[node_id];
     if (scratch) a.scratch = scratch;
+    if (out) a.out = out;
     return def->cpu_run_units(&a, begin, end);
 }
 

@@ -26,11 +26,18 @@ bool po__exec_has_range(const po_exec *ex, int node_id);
 int64_t po__exec_units(const po_exec *ex, int node_id);
 /* Bytes of temporary space node node_id's kernel needs (its scratch_bytes); 0 for a bad id. */
 size_t po__exec_scratch_bytes(const po_exec *ex, int node_id);
+/* Whether node node_id's units each add to the whole output (op_def units_sum: a weight
+ * gradient over samples) rather than write a part of it. */
+bool po__exec_units_sum(const po_exec *ex, int node_id);
+/* Bytes of node node_id's output; 0 for a bad id. */
+size_t po__exec_output_bytes(const po_exec *ex, int node_id);
 /* Units [begin, end) of node node_id's work, from any of several threads sharing the executor
  * (not traced, not slowed), with scratch as the kernel's temporary space: NULL takes the
  * executor's own, which only one of the threads may do; the others each give their own of
- * po__exec_scratch_bytes. PO_ERR_UNSUPPORTED for an op without units, PO_ERR_INVALID_ARG for a
+ * po__exec_scratch_bytes. out: where the output goes (NULL: the node's buffer); for a
+ * units_sum node, the range's contribution, which concurrent ranges must each write to a
+ * buffer of their own. PO_ERR_UNSUPPORTED for an op without units, PO_ERR_INVALID_ARG for a
  * bad id or range. */
-po_status po__exec_run_units(po_exec *ex, int node_id, int64_t begin, int64_t end, void *scratch);
+po_status po__exec_run_units(po_exec *ex, int node_id, int64_t begin, int64_t end, void *scratch, void *out);
 
 #endif

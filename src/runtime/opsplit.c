@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "paropt/analyze.h"
 #include "paropt/trace.h"
@@ -38,6 +39,8 @@ struct po_os {
     bool *split; /* per node */
     int *ids;    /* 0 .. n_nodes - 1, for runs of consecutive nodes */
     void **scratch; /* per member (member 0: NULL, the executor's own): for nodes split by units */
+    float **partial; /* per member but the first: its contribution to a units_sum node's output */
+    bool *wrote;     /* per member: whether its stretch of the current node had any units */
     int n_members;
     int unit_node;  /* the node being split by units (a po__team_run task's argument) */
     int n_split;
@@ -85,7 +88,24 @@ static po_status run_units(int k, void *arg) {
     int64_t hi = k == n - 1 ? units : llround(upto * (double)units);
     lo = lo > units ? units : lo;
     hi = hi < lo ? lo : hi > units ? units : hi;
-    return po__exec_run_units(os->ex, os->unit_node, lo, hi, os->scratch[k]);
+    os->wrote[k] = hi > lo;
+    bool sum = po__exec_units_sum(os->ex, os->unit_node);
+    return po__exec_run_units(os->ex, os->unit_node, lo, hi, os->scratch[k], sum && k > 0 ? os->partial[k] : NULL);
+}
+
+/* A units_sum node's output: member 0's contribution (in place; zero when it had no units)
+ * plus the others', added in member order so that a step's result does not vary. */
+static void sum_partials(po_os *os, int node) {
+    float *out = po__exec_node_buffer(os->ex, node);
+    size_t n = po__exec_output_bytes(os->ex, node) / sizeof(float);
+    if (!os->wrote[0]) memset(out, 0, n * sizeof(float));
+    for (int k = 1; k < os->n_members; k++) {
+        if (!os->wrote[k]) continue;
+        const float *p = os->partial[k];
+#pragma omp simd
+        for (size_t i = 0; i < n; i++)
+            out[i] += p[i];
+    }
 }
 
 /* Re-shares when the members' busy times on their parts drift apart (po__os_set_rebalance). */
@@ -151,6 +171,7 @@ static po_status run_step(po_os *os) {
         if (po__exec_units(os->ex, i) > 0) {
             os->unit_node = i;
             st = po__team_run(os->team, run_units, os, name, cat);
+            if (!st && po__exec_units_sum(os->ex, i)) sum_partials(os, i);
         } else {
             po__team_join(os->team, name, cat);
             st = po_exec_run_nodes(os->ex, &os->ids[i], 1);
@@ -253,17 +274,25 @@ po_status po__os_new(po_exec *ex, const po_worker_spec *members, int n, po_os **
         os->n_split += os->split[i];
         if (po_node_phase(nd) == PO_PHASE_OPTIMIZER) os->has_optimizer = true;
     }
-    /* Scratch of its own for every member but the first, as large as any unit-split node's. */
-    size_t scratch = 0;
-    for (int i = 0; !st && i < nodes; i++)
-        if (os->split[i] && po__exec_units(ex, i) > 0 && po__exec_scratch_bytes(ex, i) > scratch)
-            scratch = po__exec_scratch_bytes(ex, i);
+    /* Scratch of its own for every member but the first, as large as any unit-split node's, and
+     * room for its contribution to the largest units_sum node's output. */
+    size_t scratch = 0, partial = 0;
+    for (int i = 0; !st && i < nodes; i++) {
+        if (!os->split[i] || po__exec_units(ex, i) == 0) continue;
+        if (po__exec_scratch_bytes(ex, i) > scratch) scratch = po__exec_scratch_bytes(ex, i);
+        if (po__exec_units_sum(ex, i) && po__exec_output_bytes(ex, i) > partial) partial = po__exec_output_bytes(ex, i);
+    }
     os->scratch = st ? NULL : calloc((size_t)n, sizeof *os->scratch);
-    os->n_members = os->scratch ? n : 0;
-    if (!st && !os->scratch) st = po_fail(PO_ERR_NO_MEMORY, "out of memory");
-    for (int k = 1; !st && scratch > 0 && k < n; k++)
-        if (!(os->scratch[k] = aligned_alloc(64, (scratch + 63) / 64 * 64)))
+    os->partial = st ? NULL : calloc((size_t)n, sizeof *os->partial);
+    os->wrote = st ? NULL : calloc((size_t)n, sizeof *os->wrote);
+    os->n_members = os->scratch && os->partial && os->wrote ? n : 0;
+    if (!st && !os->n_members) st = po_fail(PO_ERR_NO_MEMORY, "out of memory");
+    for (int k = 1; !st && k < n; k++) {
+        if (scratch > 0 && !(os->scratch[k] = aligned_alloc(64, (scratch + 63) / 64 * 64)))
             st = po_fail(PO_ERR_NO_MEMORY, "out of memory for operator split's scratch");
+        if (!st && partial > 0 && !(os->partial[k] = aligned_alloc(64, (partial + 63) / 64 * 64)))
+            st = po_fail(PO_ERR_NO_MEMORY, "out of memory for operator split's partial sums");
+    }
     if (!st) st = po__team_new(members, n, &os->team);
     if (!st) st = share_optimizer(os);
     if (!st) {
@@ -301,9 +330,13 @@ void po__os_free(po_os *os) {
     pthread_cond_destroy(&os->done);
     pthread_mutex_destroy(&os->lock);
     free_optimizer_share(os);
-    for (int k = 0; os->scratch && k < os->n_members; k++)
+    for (int k = 0; k < os->n_members; k++) {
         free(os->scratch[k]);
+        free(os->partial[k]);
+    }
     free(os->scratch);
+    free(os->partial);
+    free(os->wrote);
     free(os->split);
     free(os->ids);
     free(os->compute_s);

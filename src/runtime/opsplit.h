@@ -3,8 +3,9 @@
  * One executor runs the whole step, node by node, on a main thread pinned to member 0's cores.
  * The nodes po__opsplit_node_splits picks run with a GEMM team (runtime/gemm_team.h) joined:
  * their matrix products are cut into blocks by the members' shares and computed by all members
- * at once; or, for ops that divide into units (causal attention), member k computes its
- * stretch of the units, in proportion to the shares, with a scratch area of its own. The optimizer's updates (one node per parameter, at the end of the step) are shared
+ * at once; or, for ops that divide into units (causal attention, convolutions), member k
+ * computes its stretch of the units, in proportion to the shares, with a scratch area of its
+ * own (and, for a weight gradient summed over samples, an output of its own, added up after). The optimizer's updates (one node per parameter, at the end of the step) are shared
  * out by element in proportion to the members' shares (runtime/optim_split.h) and run by all
  * at once. Every other node runs on the main
  * thread alone. The result is the single-device step's up to the rounding of the blocked
@@ -19,12 +20,13 @@
 
 /* Which nodes operator split shares out: matrix-product nodes (LINEAR, MATMUL), whose product
  * calls are cut into blocks, and nodes whose op divides into independent units (cpu_units:
- * causal attention by (sample, head), the forward and input-gradient convolutions by sample),
- * dealt out by unit; in either case only where every product call (per sample for attention,
- * the whole node for a convolution) does at least this many FLOPs. Below it the hand-off to
- * the helpers (about a microsecond spinning, tens when a helper had blocked) eats what
- * splitting saves: 1 MFLOP is about 5-10 us on one core. A convolution's weight gradient sums
- * over the samples and is not split. The planner's simulator (src/plan/simulate.c,
+ * causal attention by (sample, head), convolutions by sample), dealt out by unit; in either
+ * case only where every product call (per sample for attention, the whole node for a
+ * convolution) does at least this many FLOPs. Below it the hand-off to the helpers (about a
+ * microsecond spinning, tens when a helper had blocked) eats what splitting saves: 1 MFLOP is
+ * about 5-10 us on one core. A convolution's weight gradient sums over the samples: each
+ * member computes its samples' part into a buffer of its own, and the main thread adds them
+ * up in member order. The planner's simulator (src/plan/simulate.c,
  * build_opsplit) and the runtime both decide with po__opsplit_rule, so the plan predicts what
  * runs. */
 #define PO__OPSPLIT_MIN_CALL_FLOPS 1.0e6

@@ -250,7 +250,7 @@ static void test_conv_without_scratch(void **state) {
 /* Operator split deals the forward and input-gradient convolutions out by sample
  * (cpu_run_units): slices of any size, each with a scratch area of its own and the same size
  * twice (two primitives of that size in the node's pool), agree with the naive reference and
- * with the whole node. The weight gradient has no units: it sums over the samples. */
+ * with the whole node; the weight gradient's slices, added up, agree with the reference. */
 static void run_conv_units(po_op op, const po_node *nd, const void **in, float *out, size_t n_out,
                            const int64_t (*cuts)[2], int n_cuts, const float *whole) {
     const po_op_def *def = po__op_def(op);
@@ -305,7 +305,6 @@ static void test_conv_units(void **state) {
         po_node *gin[2] = {gy, w};
         po_node *dx = po__node_new(g, PO_OP_CONV2D_GRAD_INPUT, 2, gin, ai, NULL);
         assert_non_null(dx);
-        assert_null(po__op_def(PO_OP_CONV2D_GRAD_WEIGHT)->cpu_units);
         size_t nx = (size_t)k->n * k->c * k->h * k->w, nw = (size_t)k->o * k->c * k->kh * k->kw;
         size_t ny = (size_t)po_shape_numel(&ys);
         float *xv = malloc(nx * 4), *wv = malloc(nw * 4), *bv = malloc((size_t)k->o * 4), *gyv = malloc(ny * 4);
@@ -335,6 +334,30 @@ static void test_conv_units(void **state) {
         int n_cuts = (int)(sizeof cuts / sizeof cuts[0]);
         run_conv_units(PO_OP_CONV2D, y, fin, yv, ny, cuts, n_cuts, whole_y);
         run_conv_units(PO_OP_CONV2D_GRAD_INPUT, dx, bin, dxv, nx, cuts, n_cuts, whole_dx);
+        /* The weight gradient: each slice's part into a buffer of its own, added up, against the
+         * naive reference. */
+        int64_t wai[PO_ATTR_INTS] = {k->sh, k->sw, k->ph, k->pw, k->o, k->c, k->kh, k->kw};
+        po_node *win[2] = {gy, x};
+        po_node *dw = po__node_new(g, PO_OP_CONV2D_GRAD_WEIGHT, 2, win, wai, NULL);
+        const po_op_def *wdef = po__op_def(PO_OP_CONV2D_GRAD_WEIGHT);
+        assert_true(wdef->units_sum);
+        assert_int_equal(wdef->cpu_units(dw), k->n);
+        void *wst = NULL;
+        PO_CHECK(wdef->cpu_init(dw, &wst));
+        const void *win_bufs[2] = {gyv, xv};
+        float *sum = calloc(nw, sizeof *sum), *part = malloc(nw * sizeof *part);
+        for (int64_t lo = 0, step = 2; lo < k->n; lo += step, step = 3 - step) { /* slices of 2, 1, 2, ... */
+            int64_t hi = lo + step < k->n ? lo + step : k->n;
+            void *scratch = dw->scratch_bytes ? po_aligned_calloc(dw->scratch_bytes) : NULL;
+            po_kargs a = {.node = dw, .out = part, .in = win_bufs, .in_aux = in_aux, .state = wst, .scratch = scratch};
+            PO_CHECK(wdef->cpu_run_units(&a, lo, hi));
+            for (size_t i = 0; i < nw; i++)
+                sum[i] += part[i];
+            po_aligned_free(scratch);
+        }
+        assert_true(rel_excess(sum, ref.dw, ref.dw_abs, nw, "dw by slices", (int)kc) <= 1.0);
+        wdef->cpu_free(wst);
+        free(sum), free(part);
         conv_ref_free(&ref);
         free(xv), free(wv), free(bv), free(gyv), free(yv), free(dxv), free(whole_y), free(whole_dx);
         po_graph_free(g);

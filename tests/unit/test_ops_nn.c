@@ -588,19 +588,19 @@ static void attention_units_match_whole(void **st) {
             float *out = po__exec_node_buffer(r.exec, ids[k]);
             for (size_t i = 0; i < bytes[k] / sizeof(float); i++)
                 out[i] = NAN;
-            PO_CHECK(po__exec_run_units(r.exec, ids[k], cuts[c][1], cuts[c][2], own));
-            PO_CHECK(po__exec_run_units(r.exec, ids[k], cuts[c][0], cuts[c][1], NULL));
-            PO_CHECK(po__exec_run_units(r.exec, ids[k], cuts[c][2], units, other));
+            PO_CHECK(po__exec_run_units(r.exec, ids[k], cuts[c][1], cuts[c][2], own, NULL));
+            PO_CHECK(po__exec_run_units(r.exec, ids[k], cuts[c][0], cuts[c][1], NULL, NULL));
+            PO_CHECK(po__exec_run_units(r.exec, ids[k], cuts[c][2], units, other, NULL));
             if (memcmp(out, whole[k], bytes[k]) != 0)
                 fail_msg("%s by units %lld|%lld|%lld differs from the whole node", k ? "backward" : "forward",
                          (long long)cuts[c][0], (long long)cuts[c][1], (long long)cuts[c][2]);
         }
     }
-    assert_int_equal(po__exec_run_units(r.exec, ids[0], 2, units + 1, NULL), PO_ERR_INVALID_ARG);
-    assert_int_equal(po__exec_run_units(r.exec, ids[0], 3, 2, NULL), PO_ERR_INVALID_ARG);
+    assert_int_equal(po__exec_run_units(r.exec, ids[0], 2, units + 1, NULL, NULL), PO_ERR_INVALID_ARG);
+    assert_int_equal(po__exec_run_units(r.exec, ids[0], 3, 2, NULL, NULL), PO_ERR_INVALID_ARG);
     int other_op = ids[0] > 0 ? 0 : ids[0] + 1;
     assert_int_equal(po__exec_units(r.exec, other_op), 0);
-    assert_int_equal(po__exec_run_units(r.exec, other_op, 0, 1, NULL), PO_ERR_UNSUPPORTED);
+    assert_int_equal(po__exec_run_units(r.exec, other_op, 0, 1, NULL, NULL), PO_ERR_UNSUPPORTED);
     free(own), free(other), free(whole[0]), free(whole[1]);
     po_test_run_free(&r);
     po_graph_free(g);

@@ -382,10 +382,11 @@ static void optimizer_split(void **s) {
     }
 }
 
-/* Convolutions are dealt out by sample (forward and input gradient; the weight gradient sums
- * over the samples and stays whole), as the simulator plans them; uneven shares give the
- * members slices of 3 and 1 samples, each with a primitive of its own size, and the steps
- * compute what one device does. */
+/* Convolutions are dealt out by sample (the forward and input-gradient ones by slices of their
+ * output, the weight gradient as a sum of the members' parts), as the simulator plans them;
+ * uneven shares give the members slices of 3 and 1 samples, each with a primitive of its own
+ * size, and the steps compute what one device does up to the order of the weight gradient's
+ * sum. With all the samples on member 0, member 1's part is no part of the sum. */
 static void convolutions_split_by_samples(void **s) {
     (void)s;
     const char *spec = "cifar_cnn:c1=8,c2=16,hidden=32,classes=10,batch=4";
@@ -396,13 +397,12 @@ static void convolutions_split_by_samples(void **s) {
     for (int i = 0; i < po_graph_size(g); i++) {
         const po_node *nd = po_graph_node(g, i);
         po_op op = po_node_op(nd);
-        if (op == PO_OP_CONV2D || op == PO_OP_CONV2D_GRAD_INPUT) {
+        if (op == PO_OP_CONV2D || op == PO_OP_CONV2D_GRAD_INPUT || op == PO_OP_CONV2D_GRAD_WEIGHT) {
             assert_true(po__opsplit_node_splits(nd));
             split++;
         }
-        if (op == PO_OP_CONV2D_GRAD_WEIGHT) assert_false(po__opsplit_node_splits(nd));
     }
-    assert_int_equal(split, 3); /* two convolutions, and the second's input gradient */
+    assert_int_equal(split, 5); /* two convolutions, the second's input gradient, both weight gradients */
     assert_int_equal(po__os_split_nodes(po__trainer_os(p.t)), check_agreement(spec, g));
     for (int step = 0; step < 3; step++)
         pair_step(&p, 1e-5f);
@@ -414,6 +414,19 @@ static void convolutions_split_by_samples(void **s) {
     PO_CHECK(po_trainer_set_slowdown(p.t, 1, 2.0f));
     pair_step(&p, 1e-5f);
     pair_free(&p);
+    /* Every sample on one member, none on the other, each way round; gradients left over from
+     * before (poisoned here) play no part. */
+    for (int k = 0; k < 2; k++) {
+        pair_new(spec, k ? 0.0 : 1.0, k ? 1.0 : 0.0, 16, &p);
+        for (int step = 0; step < 2; step++) {
+            po_params *pt = po_trainer_params(p.t);
+            float *grads = po_params_grads(pt);
+            for (size_t i = 0; i < po_params_total(pt); i++)
+                grads[i] = NAN;
+            pair_step(&p, 1e-5f);
+        }
+        pair_free(&p);
+    }
 }
 
 int main(void) {
