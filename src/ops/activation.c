@@ -74,26 +74,31 @@ static void gelu_grad(po_graph *g, po_node *n, po_node *gy) {
 static void gelu_cost(const po_node *n, po_op_cost *c) { po__cost_elementwise(n, c, 20.0, 1); }
 static void gelu_grad_cost(const po_node *n, po_op_cost *c) { po__cost_elementwise(n, c, 30.0, 2); }
 
-static po_status gelu_run(const po_kargs *a) {
+/* Units [begin, end) of runs of PO__ELEM_UNIT elements (operator split); gelu_run: all. */
+static po_status gelu_run_units(const po_kargs *a, int64_t begin, int64_t end) {
     const float *x = a->in[0];
     float *y = a->out;
-    int64_t n = po__numel(a->node);
+    int64_t lo, hi;
+    po__elem_range(a->node, begin, end, &lo, &hi);
 #pragma omp simd
-    for (int64_t i = 0; i < n; i++)
+    for (int64_t i = lo; i < hi; i++)
         y[i] = 0.5f * x[i] * (1.0f + po_erff(x[i] * INV_SQRT2));
     return PO_OK;
 }
+
+static po_status gelu_run(const po_kargs *a) { return gelu_run_units(a, 0, po__elem_units(a->node)); }
 
 /* Phi(x) + x phi(x) with one exponential: Abramowitz & Stegun 7.1.26 gives
  * erf(z) = 1 - t (a1 + t (a2 + ... a5)) e^(-z^2), t = 1 / (1 + p z) for z >= 0 (absolute error
  * below 1.5e-7), and e^(-z^2) with z = x / sqrt 2 is exactly the exp(-x^2 / 2) of phi(x). About
  * a third fewer operations than a separate erf, on the op that dominates GELU's cost. */
-static po_status gelu_grad_run(const po_kargs *a) {
+static po_status gelu_grad_run_units(const po_kargs *a, int64_t begin, int64_t end) {
     const float *gy = a->in[0], *x = a->in[1];
     float *gx = a->out;
-    int64_t n = po__numel(a->node);
+    int64_t lo, hi;
+    po__elem_range(a->node, begin, end, &lo, &hi);
 #pragma omp simd
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = lo; i < hi; i++) {
         float z = x[i] * INV_SQRT2, az = z < 0.0f ? -z : z;
         float e = po_expf(-z * z);
         float t = 1.0f / (1.0f + 0.3275911f * az);
@@ -106,10 +111,21 @@ static po_status gelu_grad_run(const po_kargs *a) {
     return PO_OK;
 }
 
-const po_op_def po_op_def_gelu = {
-    .name = "gelu", .infer = unary_infer, .grad = gelu_grad, .cost = gelu_cost, .cpu_run = gelu_run};
-const po_op_def po_op_def_gelu_grad = {
-    .name = "gelu_grad", .infer = unary_infer, .cost = gelu_grad_cost, .cpu_run = gelu_grad_run};
+static po_status gelu_grad_run(const po_kargs *a) { return gelu_grad_run_units(a, 0, po__elem_units(a->node)); }
+
+const po_op_def po_op_def_gelu = {.name = "gelu",
+                                  .infer = unary_infer,
+                                  .grad = gelu_grad,
+                                  .cost = gelu_cost,
+                                  .cpu_run = gelu_run,
+                                  .cpu_units = po__elem_units,
+                                  .cpu_run_units = gelu_run_units};
+const po_op_def po_op_def_gelu_grad = {.name = "gelu_grad",
+                                       .infer = unary_infer,
+                                       .cost = gelu_grad_cost,
+                                       .cpu_run = gelu_grad_run,
+                                       .cpu_units = po__elem_units,
+                                       .cpu_run_units = gelu_grad_run_units};
 
 po_node *po_gelu(po_graph *g, po_node *x) {
     po_node *in[1] = {x};

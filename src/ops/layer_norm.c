@@ -46,12 +46,15 @@ static void ln_cost(const po_node *n, po_op_cost *c) {
     c->bytes_written += (double)n->aux_bytes;
 }
 
-static po_status ln_run(const po_kargs *a) {
+/* Operator split's units: rows, normalised (and differentiated) independently. */
+static int64_t ln_rows(const po_node *n) { return po__numel(n) / row_len(n); }
+
+static po_status ln_run_units(const po_kargs *a, int64_t begin, int64_t end) {
     const po_node *n = a->node;
-    int64_t d = row_len(n), rows = po__numel(n) / d;
+    int64_t d = row_len(n);
     const float *x = a->in[0], *w = a->in[1], *b = a->in[2];
     float *y = a->out, *stats = a->aux, eps = n->af[0];
-    for (int64_t r = 0; r < rows; r++) {
+    for (int64_t r = begin; r < end; r++) {
         const float *xr = x + r * d;
         float *yr = y + r * d;
         float sum = 0.0f;
@@ -72,8 +75,15 @@ static po_status ln_run(const po_kargs *a) {
     return PO_OK;
 }
 
-const po_op_def po_op_def_layer_norm = {
-    .name = "layer_norm", .infer = ln_infer, .grad = ln_grad, .cost = ln_cost, .cpu_run = ln_run};
+static po_status ln_run(const po_kargs *a) { return ln_run_units(a, 0, ln_rows(a->node)); }
+
+const po_op_def po_op_def_layer_norm = {.name = "layer_norm",
+                                        .infer = ln_infer,
+                                        .grad = ln_grad,
+                                        .cost = ln_cost,
+                                        .cpu_run = ln_run,
+                                        .cpu_units = ln_rows,
+                                        .cpu_run_units = ln_run_units};
 
 po_node *po_layer_norm(po_graph *g, po_node *x, po_node *w, po_node *b, float eps) {
     float af[PO_ATTR_FLOATS] = {eps};
@@ -96,12 +106,12 @@ static void ln_grad_input_cost(const po_node *n, po_op_cost *c) {
     c->bytes_read += (double)(po__nbytes(n->in[2]) + n->in[3]->aux_bytes);
 }
 
-static po_status ln_grad_input_run(const po_kargs *a) {
+static po_status ln_grad_input_run_units(const po_kargs *a, int64_t begin, int64_t end) {
     const po_node *n = a->node;
-    int64_t d = row_len(n), rows = po__numel(n) / d;
+    int64_t d = row_len(n);
     const float *gy = a->in[0], *x = a->in[1], *w = a->in[2], *stats = a->in_aux[3];
     float *gx = a->out;
-    for (int64_t r = 0; r < rows; r++) {
+    for (int64_t r = begin; r < end; r++) {
         const float *g = gy + r * d, *xr = x + r * d;
         float mean = stats[2 * r], rstd = stats[2 * r + 1];
         float s1 = 0.0f, s2 = 0.0f;
@@ -120,10 +130,14 @@ static po_status ln_grad_input_run(const po_kargs *a) {
     return PO_OK;
 }
 
+static po_status ln_grad_input_run(const po_kargs *a) { return ln_grad_input_run_units(a, 0, ln_rows(a->node)); }
+
 const po_op_def po_op_def_layer_norm_grad_input = {.name = "layer_norm_grad_input",
                                                    .infer = ln_grad_input_infer,
                                                    .cost = ln_grad_input_cost,
-                                                   .cpu_run = ln_grad_input_run};
+                                                   .cpu_run = ln_grad_input_run,
+                                                   .cpu_units = ln_rows,
+                                                   .cpu_run_units = ln_grad_input_run_units};
 
 static po_status ln_grad_weight_infer(po_node *n) {
     n->shape = po_shape_make(1, &n->in[1]->shape.dim[n->in[1]->shape.ndim - 1]);

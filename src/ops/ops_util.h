@@ -56,4 +56,15 @@ static inline void po__cost_elementwise(const po_node *n, po_op_cost *c, double 
     c->bytes_written = e * 4.0;
 }
 
+/* Operator split's units for element-wise ops (op_def cpu_units): runs of PO__ELEM_UNIT
+ * elements, so that members' stretches of an aligned buffer start on 64-byte lines of their own. */
+#define PO__ELEM_UNIT 4096
+static inline int64_t po__elem_units(const po_node *n) { return (po__numel(n) + PO__ELEM_UNIT - 1) / PO__ELEM_UNIT; }
+/* The elements [*lo, *hi) of units [begin, end) of n. */
+static inline void po__elem_range(const po_node *n, int64_t begin, int64_t end, int64_t *lo, int64_t *hi) {
+    int64_t e = po__numel(n);
+    *lo = begin * PO__ELEM_UNIT < e ? begin * PO__ELEM_UNIT : e;
+    *hi = end * PO__ELEM_UNIT < e ? end * PO__ELEM_UNIT : e;
+}
+
 #endif

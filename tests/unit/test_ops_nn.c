@@ -606,6 +606,50 @@ static void attention_units_match_whole(void **st) {
     po_graph_free(g);
 }
 
+/* The same for the element-wise and row-wise ops operator split deals out (GELU by runs of
+ * elements, layer norm by rows, forward and backward): every node with units, cut three ways
+ * with uneven stretches (one not a whole number of runs), equals the whole node bit for bit. */
+static void units_match_whole(void **st) {
+    (void)st;
+    const int64_t rows = 37, D = 300; /* 11100 elements: 3 runs of 4096 and a partial one */
+    po_graph *g = po_graph_new();
+    po_node *x = po_param(g, "x", PO_SHAPE(rows, D), any_init());
+    po_node *w = po_param(g, "w", PO_SHAPE(D), any_init()), *b = po_param(g, "b", PO_SHAPE(D), any_init());
+    po_node *y = po_gelu(g, po_layer_norm(g, x, w, b, 1e-5f));
+    po_graph_keep(g, y);
+    po_node *R = po_dot_loss_backward(g, y);
+    po_test_run r;
+    po_test_run_new(g, 83, &r);
+    po_fill_input(&r, R, -1.0f, 1.0f, 84);
+    PO_CHECK(po_exec_run(r.exec));
+    const po_op want[] = {PO_OP_GELU, PO_OP_GELU_GRAD, PO_OP_LAYER_NORM, PO_OP_LAYER_NORM_GRAD_INPUT};
+    int found = 0;
+    for (int i = 0; i < po_graph_size(g); i++) {
+        po_op op = po_node_op(po_graph_node(g, i));
+        int64_t units = po__exec_units(r.exec, i);
+        bool wanted = false;
+        for (size_t k = 0; k < sizeof want / sizeof want[0]; k++)
+            wanted |= op == want[k];
+        if (!wanted) continue;
+        assert_true(units >= 3);
+        found++;
+        size_t bytes = po__exec_output_bytes(r.exec, i);
+        float *out = po__exec_node_buffer(r.exec, i), *whole = malloc(bytes);
+        memcpy(whole, out, bytes);
+        int64_t cut1 = 1, cut2 = units - 1;
+        for (size_t e = 0; e < bytes / sizeof(float); e++)
+            out[e] = NAN;
+        PO_CHECK(po__exec_run_units(r.exec, i, cut1, cut2, NULL, NULL));
+        PO_CHECK(po__exec_run_units(r.exec, i, 0, cut1, NULL, NULL));
+        PO_CHECK(po__exec_run_units(r.exec, i, cut2, units, NULL, NULL));
+        if (memcmp(out, whole, bytes) != 0) fail_msg("%s by units differs from the whole node", po_op_name(op));
+        free(whole);
+    }
+    assert_int_equal(found, 4);
+    po_test_run_free(&r);
+    po_graph_free(g);
+}
+
 static void attention_errors(void **st) {
     (void)st;
     const struct {
@@ -799,6 +843,7 @@ int main(void) {
         cmocka_unit_test(attention_long_sequence),
         cmocka_unit_test(attention_mask_hides_future),
         cmocka_unit_test(attention_units_match_whole),
+        cmocka_unit_test(units_match_whole),
         cmocka_unit_test(attention_errors),
         cmocka_unit_test(cross_entropy_loss_and_grad),
         cmocka_unit_test(cross_entropy_bad_targets),

@@ -382,6 +382,34 @@ static void optimizer_split(void **s) {
     }
 }
 
+/* GELU (by runs of elements) and layer norm (by rows) are dealt out too where large enough, as
+ * the simulator plans them, and the steps compute what one device does. */
+static void elementwise_and_rows_split_by_units(void **s) {
+    (void)s;
+    const char *spec = "tiny_gpt:vocab=64,d_model=128,layers=1,heads=2,seq=128,batch=8";
+    split_pair p;
+    pair_new(spec, 0.6, 0.4, 32, &p);
+    const po_graph *g = p.m->graph;
+    int split = 0;
+    for (int i = 0; i < po_graph_size(g); i++) {
+        const po_node *nd = po_graph_node(g, i);
+        po_op op = po_node_op(nd);
+        if (op == PO_OP_GELU || op == PO_OP_GELU_GRAD || op == PO_OP_LAYER_NORM || op == PO_OP_LAYER_NORM_GRAD_INPUT) {
+            assert_true(po__opsplit_node_splits(nd));
+            split++;
+        }
+    }
+    assert_int_equal(split, 2 + 3 * 2); /* GELU and its gradient; three layer norms (two in the block, the final one) and their input gradients */
+    assert_int_equal(po__os_split_nodes(po__trainer_os(p.t)), check_agreement(spec, g));
+    for (int step = 0; step < 2; step++)
+        pair_step(&p, 1e-5f);
+    po_params *v = po_trainer_params(p.t), *v1 = po_trainer_params(p.single);
+    double e = po_ref_err(po_params_values(v), po_params_values(v1), (int64_t)po_params_total(v));
+    print_message("parameters after 2 steps: largest error %.3g\n", e);
+    assert_true(e <= 1e-4);
+    pair_free(&p);
+}
+
 /* Convolutions are dealt out by sample (the forward and input-gradient ones by slices of their
  * output, the weight gradient as a sum of the members' parts), as the simulator plans them;
  * uneven shares give the members slices of 3 and 1 samples, each with a primitive of its own
@@ -437,6 +465,7 @@ int main(void) {
         cmocka_unit_test(mnist_mlp),
         cmocka_unit_test(tiny_gpt),
         cmocka_unit_test(attention_split_by_units),
+        cmocka_unit_test(elementwise_and_rows_split_by_units),
         cmocka_unit_test(convolutions_split_by_samples),
         cmocka_unit_test(optimizer_split),
         cmocka_unit_test(reshares_toward_the_faster_member),
