@@ -266,6 +266,32 @@ static void pair_free(split_pair *p) {
     po_model_free(p->m1);
 }
 
+/* The pair's nodes of the given ops: each must be split (po__opsplit_node_splits); returns how
+ * many there are. The whole graph's split nodes must be those the simulator plans
+ * (check_agreement) and those the runtime splits. */
+static int split_nodes_of(const split_pair *p, const char *spec, const po_op *ops, int n_ops) {
+    const po_graph *g = p->m->graph;
+    int count = 0;
+    for (int i = 0; i < po_graph_size(g); i++) {
+        const po_node *nd = po_graph_node(g, i);
+        for (int k = 0; k < n_ops; k++)
+            if (po_node_op(nd) == ops[k]) {
+                if (!po__opsplit_node_splits(nd)) fail_msg("%s node %d (%s) is not split", spec, i, po_op_name(ops[k]));
+                count++;
+            }
+    }
+    assert_int_equal(po__os_split_nodes(po__trainer_os(p->t)), check_agreement(spec, g));
+    return count;
+}
+
+/* After the pair's steps: the split trainer's parameters are the single one's within tol. */
+static void pair_params_agree(split_pair *p, double tol) {
+    po_params *v = po_trainer_params(p->t), *v1 = po_trainer_params(p->single);
+    double e = po_ref_err(po_params_values(v), po_params_values(v1), (int64_t)po_params_total(v));
+    print_message("parameters after %d steps: largest error %.3g\n", p->steps, e);
+    assert_true(e <= tol);
+}
+
 /* Re-sharing: a member made 6x slower (emulated) gets a smaller share of the products after a
  * few steps, and the steps still compute what one device does (losses match a single trainer's
  * up to the rounding of the blocked products). */
@@ -295,23 +321,11 @@ static void attention_split_by_units(void **s) {
     const char *spec = "tiny_gpt:vocab=64,d_model=64,layers=1,heads=2,seq=128,batch=2";
     split_pair p;
     pair_new(spec, 0.7, 0.3, 16, &p);
-    const po_graph *g = p.m->graph;
-    int nodes = check_agreement(spec, g), attention = 0;
-    for (int i = 0; i < po_graph_size(g); i++) {
-        po_op op = po_node_op(po_graph_node(g, i));
-        if (op == PO_OP_CAUSAL_ATTENTION || op == PO_OP_CAUSAL_ATTENTION_GRAD) {
-            assert_true(po__opsplit_node_splits(po_graph_node(g, i)));
-            attention++;
-        }
-    }
-    assert_int_equal(attention, 2);
-    assert_int_equal(po__os_split_nodes(po__trainer_os(p.t)), nodes);
+    const po_op ops[] = {PO_OP_CAUSAL_ATTENTION, PO_OP_CAUSAL_ATTENTION_GRAD};
+    assert_int_equal(split_nodes_of(&p, spec, ops, 2), 2);
     for (int step = 0; step < 3; step++)
         pair_step(&p, 1e-5f);
-    po_params *v = po_trainer_params(p.t), *v1 = po_trainer_params(p.single);
-    double e = po_ref_err(po_params_values(v), po_params_values(v1), (int64_t)po_params_total(v));
-    print_message("parameters after 3 steps: largest error %.3g\n", e);
-    assert_true(e <= 1e-4);
+    pair_params_agree(&p, 1e-4);
     po_worker_stats w1;
     PO_CHECK(po_trainer_worker_stats(p.t, 1, &w1));
     assert_true(w1.compute_s > 0.0);
@@ -389,24 +403,13 @@ static void elementwise_and_rows_split_by_units(void **s) {
     const char *spec = "tiny_gpt:vocab=64,d_model=128,layers=1,heads=2,seq=128,batch=8";
     split_pair p;
     pair_new(spec, 0.6, 0.4, 32, &p);
-    const po_graph *g = p.m->graph;
-    int split = 0;
-    for (int i = 0; i < po_graph_size(g); i++) {
-        const po_node *nd = po_graph_node(g, i);
-        po_op op = po_node_op(nd);
-        if (op == PO_OP_GELU || op == PO_OP_GELU_GRAD || op == PO_OP_LAYER_NORM || op == PO_OP_LAYER_NORM_GRAD_INPUT) {
-            assert_true(po__opsplit_node_splits(nd));
-            split++;
-        }
-    }
-    assert_int_equal(split, 2 + 3 * 2); /* GELU and its gradient; three layer norms (two in the block, the final one) and their input gradients */
-    assert_int_equal(po__os_split_nodes(po__trainer_os(p.t)), check_agreement(spec, g));
+    const po_op ops[] = {PO_OP_GELU, PO_OP_GELU_GRAD, PO_OP_LAYER_NORM, PO_OP_LAYER_NORM_GRAD_INPUT};
+    /* GELU and its gradient; three layer norms (two in the block, the final one) and their
+     * input gradients. */
+    assert_int_equal(split_nodes_of(&p, spec, ops, 4), 2 + 3 * 2);
     for (int step = 0; step < 2; step++)
         pair_step(&p, 1e-5f);
-    po_params *v = po_trainer_params(p.t), *v1 = po_trainer_params(p.single);
-    double e = po_ref_err(po_params_values(v), po_params_values(v1), (int64_t)po_params_total(v));
-    print_message("parameters after 2 steps: largest error %.3g\n", e);
-    assert_true(e <= 1e-4);
+    pair_params_agree(&p, 1e-4);
     pair_free(&p);
 }
 
@@ -420,24 +423,12 @@ static void convolutions_split_by_samples(void **s) {
     const char *spec = "cifar_cnn:c1=8,c2=16,hidden=32,classes=10,batch=4";
     split_pair p;
     pair_new(spec, 0.7, 0.3, 16, &p);
-    const po_graph *g = p.m->graph;
-    int split = 0;
-    for (int i = 0; i < po_graph_size(g); i++) {
-        const po_node *nd = po_graph_node(g, i);
-        po_op op = po_node_op(nd);
-        if (op == PO_OP_CONV2D || op == PO_OP_CONV2D_GRAD_INPUT || op == PO_OP_CONV2D_GRAD_WEIGHT) {
-            assert_true(po__opsplit_node_splits(nd));
-            split++;
-        }
-    }
-    assert_int_equal(split, 5); /* two convolutions, the second's input gradient, both weight gradients */
-    assert_int_equal(po__os_split_nodes(po__trainer_os(p.t)), check_agreement(spec, g));
+    const po_op ops[] = {PO_OP_CONV2D, PO_OP_CONV2D_GRAD_INPUT, PO_OP_CONV2D_GRAD_WEIGHT};
+    /* Two convolutions, the second's input gradient, both weight gradients. */
+    assert_int_equal(split_nodes_of(&p, spec, ops, 3), 5);
     for (int step = 0; step < 3; step++)
         pair_step(&p, 1e-5f);
-    po_params *v = po_trainer_params(p.t), *v1 = po_trainer_params(p.single);
-    double e = po_ref_err(po_params_values(v), po_params_values(v1), (int64_t)po_params_total(v));
-    print_message("parameters after 3 steps: largest error %.3g\n", e);
-    assert_true(e <= 1e-4);
+    pair_params_agree(&p, 1e-4);
     /* A slowed member still computes the same step. */
     PO_CHECK(po_trainer_set_slowdown(p.t, 1, 2.0f));
     pair_step(&p, 1e-5f);
