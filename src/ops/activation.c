@@ -32,30 +32,46 @@ static void relu_grad(po_graph *g, po_node *n, po_node *gy) {
 static void relu_cost(const po_node *n, po_op_cost *c) { po__cost_elementwise(n, c, 1.0, 1); }
 static void relu_grad_cost(const po_node *n, po_op_cost *c) { po__cost_elementwise(n, c, 1.0, 2); }
 
-static po_status relu_run(const po_kargs *a) {
+/* Units [begin, end) of runs of PO__ELEM_UNIT elements (operator split); relu_run: all. */
+static po_status relu_run_units(const po_kargs *a, int64_t begin, int64_t end) {
     const float *x = a->in[0];
     float *y = a->out;
-    int64_t n = po__numel(a->node);
+    int64_t lo, hi;
+    po__elem_range(a->node, begin, end, &lo, &hi);
 #pragma omp simd
-    for (int64_t i = 0; i < n; i++)
+    for (int64_t i = lo; i < hi; i++)
         y[i] = x[i] <= 0.0f ? 0.0f : x[i];
     return PO_OK;
 }
 
-static po_status relu_grad_run(const po_kargs *a) {
+static po_status relu_run(const po_kargs *a) { return relu_run_units(a, 0, po__elem_units(a->node)); }
+
+static po_status relu_grad_run_units(const po_kargs *a, int64_t begin, int64_t end) {
     const float *gy = a->in[0], *y = a->in[1];
     float *gx = a->out;
-    int64_t n = po__numel(a->node);
+    int64_t lo, hi;
+    po__elem_range(a->node, begin, end, &lo, &hi);
 #pragma omp simd
-    for (int64_t i = 0; i < n; i++)
+    for (int64_t i = lo; i < hi; i++)
         gx[i] = y[i] <= 0.0f ? 0.0f : gy[i];
     return PO_OK;
 }
 
-const po_op_def po_op_def_relu = {
-    .name = "relu", .infer = unary_infer, .grad = relu_grad, .cost = relu_cost, .cpu_run = relu_run};
-const po_op_def po_op_def_relu_grad = {
-    .name = "relu_grad", .infer = unary_infer, .cost = relu_grad_cost, .cpu_run = relu_grad_run};
+static po_status relu_grad_run(const po_kargs *a) { return relu_grad_run_units(a, 0, po__elem_units(a->node)); }
+
+const po_op_def po_op_def_relu = {.name = "relu",
+                                  .infer = unary_infer,
+                                  .grad = relu_grad,
+                                  .cost = relu_cost,
+                                  .cpu_run = relu_run,
+                                  .cpu_units = po__elem_units,
+                                  .cpu_run_units = relu_run_units};
+const po_op_def po_op_def_relu_grad = {.name = "relu_grad",
+                                       .infer = unary_infer,
+                                       .cost = relu_grad_cost,
+                                       .cpu_run = relu_grad_run,
+                                       .cpu_units = po__elem_units,
+                                       .cpu_run_units = relu_grad_run_units};
 
 po_node *po_relu(po_graph *g, po_node *x) {
     po_node *in[1] = {x};

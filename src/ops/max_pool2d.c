@@ -115,17 +115,25 @@ static void pool_any(const float *x, float *y, int32_t *idx, int64_t planes, int
     }
 }
 
-static po_status pool_run(const po_kargs *a) {
+/* Operator split's units, forward and backward: planes (sample, channel), pooled apart. */
+static int64_t pool_planes(const po_node *n) { return n->shape.dim[0] * n->shape.dim[1]; }
+
+static po_status pool_run_units(const po_kargs *a, int64_t begin, int64_t end) {
     const po_node *n = a->node;
     const po_shape *xs = &n->in[0]->shape;
-    int64_t planes = xs->dim[0] * xs->dim[1], h = xs->dim[2], w = xs->dim[3];
+    int64_t h = xs->dim[2], w = xs->dim[3];
     int64_t oh = n->shape.dim[2], ow = n->shape.dim[3], k = n->ai[0], s = n->ai[1], p = n->ai[2];
+    const float *x = (const float *)a->in[0] + begin * h * w;
+    float *y = (float *)a->out + begin * oh * ow;
+    int32_t *idx = (int32_t *)a->aux + begin * oh * ow;
     if (k == 2 && s == 2 && p == 0)
-        pool_2x2(a->in[0], a->out, a->aux, planes, h, w, oh, ow);
+        pool_2x2(x, y, idx, end - begin, h, w, oh, ow);
     else
-        pool_any(a->in[0], a->out, a->aux, planes, h, w, oh, ow, k, s, p);
+        pool_any(x, y, idx, end - begin, h, w, oh, ow, k, s, p);
     return PO_OK;
 }
+
+static po_status pool_run(const po_kargs *a) { return pool_run_units(a, 0, pool_planes(a->node)); }
 
 /* 2x2, stride 2, unpadded: windows tile the plane, so each input element is written once, gy
  * where the window picked it and zero elsewhere; rows and columns no window covers are zeroed. */
@@ -153,28 +161,39 @@ static void pool_grad_2x2(const float *gy, const int32_t *idx, float *dx, int64_
 
 /* Zero, then add each output gradient at its saved index, output by output in order, as
  * PyTorch does (overlapping windows accumulate in the same order). */
-static po_status pool_grad_run(const po_kargs *a) {
+static po_status pool_grad_run_units(const po_kargs *a, int64_t begin, int64_t end) {
     const po_node *n = a->node;
-    int64_t h = n->shape.dim[2], w = n->shape.dim[3], planes = n->shape.dim[0] * n->shape.dim[1];
+    int64_t h = n->shape.dim[2], w = n->shape.dim[3], planes = end - begin;
     int64_t oh = n->in[0]->shape.dim[2], ow = n->in[0]->shape.dim[3], ohw = oh * ow;
-    const float *gy = a->in[0];
-    const int32_t *idx = a->in_aux[1];
-    float *dx = a->out;
+    const float *gy = (const float *)a->in[0] + begin * ohw;
+    const int32_t *idx = (const int32_t *)a->in_aux[1] + begin * ohw;
+    float *dx = (float *)a->out + begin * h * w;
     if (n->ai[0] == 2 && n->ai[1] == 2 && n->ai[2] == 0) {
         pool_grad_2x2(gy, idx, dx, planes, h, w, oh, ow);
         return PO_OK;
     }
-    memset(dx, 0, (size_t)po__nbytes(n));
+    memset(dx, 0, (size_t)(planes * h * w) * sizeof *dx);
     for (int64_t pl = 0; pl < planes; pl++, gy += ohw, idx += ohw, dx += h * w)
         for (int64_t j = 0; j < ohw; j++)
             dx[idx[j]] += gy[j];
     return PO_OK;
 }
 
-const po_op_def po_op_def_max_pool2d = {
-    .name = "max_pool2d", .infer = pool_infer, .grad = pool_grad, .cost = pool_cost, .cpu_run = pool_run};
-const po_op_def po_op_def_max_pool2d_grad = {
-    .name = "max_pool2d_grad", .infer = pool_grad_infer, .cost = pool_grad_cost, .cpu_run = pool_grad_run};
+static po_status pool_grad_run(const po_kargs *a) { return pool_grad_run_units(a, 0, pool_planes(a->node)); }
+
+const po_op_def po_op_def_max_pool2d = {.name = "max_pool2d",
+                                        .infer = pool_infer,
+                                        .grad = pool_grad,
+                                        .cost = pool_cost,
+                                        .cpu_run = pool_run,
+                                        .cpu_units = pool_planes,
+                                        .cpu_run_units = pool_run_units};
+const po_op_def po_op_def_max_pool2d_grad = {.name = "max_pool2d_grad",
+                                             .infer = pool_grad_infer,
+                                             .cost = pool_grad_cost,
+                                             .cpu_run = pool_grad_run,
+                                             .cpu_units = pool_planes,
+                                             .cpu_run_units = pool_grad_run_units};
 
 po_node *po_max_pool2d(po_graph *g, po_node *x, int kernel, int stride, int padding) {
     int64_t ai[PO_ATTR_INTS] = {kernel, stride, padding};

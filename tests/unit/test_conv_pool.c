@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "runtime/exec_internal.h"
 #include "ops/op_def.h"
 #include "po_test.h"
 
@@ -625,6 +626,49 @@ static po_status try_pool(x_kind xk, int k, int s, int p) {
     return st;
 }
 
+/* Operator split deals ReLU out by runs of elements and pooling by planes, forward and backward:
+ * each such node, cut three ways (the middle stretch from unit 1 to the last), equals the whole
+ * node bit for bit, for the 2x2 window and a padded 3x3 one. */
+static void test_relu_pool_units(void **state) {
+    (void)state;
+    const int kinds[][3] = {{2, 2, 0}, {3, 2, 1}}; /* kernel, stride, padding */
+    for (int c = 0; c < 2; c++) {
+        po_graph *g = po_graph_new();
+        po_node *x = po_param(g, "x", PO_SHAPE(3, 5, 33, 34), po_init_uniform_fan_in(1)); /* 16830 elements */
+        po_node *y = po_max_pool2d(g, po_relu(g, x), kinds[c][0], kinds[c][1], kinds[c][2]);
+        po_graph_keep(g, y);
+        po_node *R = po_input(g, "R", PO_F32, po_node_shape(y));
+        PO_CHECK(po_graph_backward(g, po_sum_to(g, po_mul(g, y, R), po_shape_make(0, NULL))));
+        po_test_run r;
+        po_test_run_new(g, 91 + (uint64_t)c, &r);
+        po_shape rs = po_node_shape(R);
+        po_test_fill_uniform(po_exec_input_data(r.exec, R), po_shape_numel(&rs), -1.0f, 1.0f, 92);
+        PO_CHECK(po_exec_run(r.exec));
+        int found = 0;
+        for (int i = 0; i < po_graph_size(g); i++) {
+            po_op op = po_node_op(po_graph_node(g, i));
+            if (op != PO_OP_RELU && op != PO_OP_RELU_GRAD && op != PO_OP_MAX_POOL2D && op != PO_OP_MAX_POOL2D_GRAD)
+                continue;
+            int64_t units = po__exec_units(r.exec, i);
+            assert_true(units >= 3);
+            found++;
+            size_t bytes = po__exec_output_bytes(r.exec, i);
+            float *out = po__exec_node_buffer(r.exec, i), *whole = malloc(bytes);
+            memcpy(whole, out, bytes);
+            for (size_t e = 0; e < bytes / sizeof(float); e++)
+                out[e] = NAN;
+            PO_CHECK(po__exec_run_units(r.exec, i, 1, units - 1, NULL, NULL));
+            PO_CHECK(po__exec_run_units(r.exec, i, 0, 1, NULL, NULL));
+            PO_CHECK(po__exec_run_units(r.exec, i, units - 1, units, NULL, NULL));
+            if (memcmp(out, whole, bytes) != 0) fail_msg("%s by units differs from the whole node", po_op_name(op));
+            free(whole);
+        }
+        assert_int_equal(found, 4);
+        po_test_run_free(&r);
+        po_graph_free(g);
+    }
+}
+
 static void test_bad_arguments(void **state) {
     (void)state;
     po_conv2d_opts d = po_conv2d_opts_default();
@@ -692,6 +736,7 @@ int main(void) {
         cmocka_unit_test(test_conv_input_without_grad),
         cmocka_unit_test(test_conv_without_scratch),
         cmocka_unit_test(test_conv_units),
+        cmocka_unit_test(test_relu_pool_units),
         cmocka_unit_test(test_conv_cost),
         cmocka_unit_test(test_pool_against_naive),
         cmocka_unit_test(test_pool_ties_and_nan),
