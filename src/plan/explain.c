@@ -166,10 +166,11 @@ po_status po__plan_explain(po_plan *p, const po_workload *w, const po_cost_model
                                sum, so.step_s * 1e3, rate, en, p->predicted.energy_source);
     if (!st && so.split_ops)
         st = po__plan_add_sentence(p,
-                                   "Operator split shares %d of the %d ops it could divide (products, convolutions, "
-                                   "attention); the optimizer's updates are "
-                                   "shared out to the devices by share.",
-                                   so.split_ops, so.gemm_ops);
+                                   "Operator split shares %d of the %d ops it could divide%s; the optimizer's updates "
+                                   "are shared out to the devices by share.",
+                                   so.split_ops, so.gemm_ops,
+                                   so.split_ops < so.gemm_ops ? " (the others are too small to pay for the hand-off)"
+                                                              : "");
     if (!st) st = bottleneck(p, &so, e.c);
     if (!st) st = constraint(p, &so, e.c, note);
     if (!st) st = runner(p, w, runner_up);
