@@ -1,13 +1,33 @@
+#define _GNU_SOURCE /* madvise's MADV_HUGEPAGE */
 #include "core/alloc.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+/* Buffers from this size on (activation arenas, parameters, gradients and optimizer state of
+ * the benchmark models) ask for transparent huge pages over their whole 2 MiB pages, where the
+ * kernel gives them on request (THP "madvise", Debian's default): products that stream tens of
+ * MiB then miss the TLB far less. On one Zen 4 core, 4 alternated runs each: tiny_gpt 0.9%
+ * and cifar_cnn 4% faster per step. Only the buffer's own 2 MiB-aligned interior is advised:
+ * aligning the buffer itself would waste up to 2 MiB of address space per buffer, which the
+ * heap (and the memory analysis that predicts it) would count. */
+#define HUGE_FROM ((size_t)4 << 20)
+#define HUGE_PAGE ((uintptr_t)2 << 20)
 
 void *po_aligned_calloc(size_t bytes) {
     size_t n = po_align_up(bytes ? bytes : 1);
     void *p = aligned_alloc(PO_ALIGN, n);
-    if (p) memset(p, 0, n);
+    if (!p) return NULL;
+#ifdef MADV_HUGEPAGE
+    if (n >= HUGE_FROM) {
+        uintptr_t start = ((uintptr_t)p + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+        uintptr_t end = ((uintptr_t)p + n) & ~(HUGE_PAGE - 1);
+        if (end > start) (void)madvise((void *)start, end - start, MADV_HUGEPAGE); /* advice only */
+    }
+#endif
+    memset(p, 0, n);
     return p;
 }
 
