@@ -116,9 +116,10 @@ static void attn_cost(const po_node *n, po_op_cost *c) {
     c->bytes_written = (double)po__nbytes(n) + (double)n->aux_bytes;
 }
 
-/* Operator split's units: one per (sample, head) pair, b * H + h. */
+/* Operator split's units, forward and backward: one per (sample, head) pair, b * H + h. qkv is
+ * the forward's input 0 and the backward's input 1. */
 static int64_t attn_units(const po_node *n) {
-    attn_dims d = dims_of(n->in[0], n->ai[0]);
+    attn_dims d = dims_of(n->in[n->op == PO_OP_CAUSAL_ATTENTION_GRAD ? 1 : 0], n->ai[0]);
     return d.B * d.H;
 }
 
@@ -183,11 +184,6 @@ static void attn_grad_cost(const po_node *n, po_op_cost *c) {
     c->bytes_written = (double)po__nbytes(n);
 }
 
-static int64_t attn_grad_units(const po_node *n) {
-    attn_dims d = dims_of(n->in[1], n->ai[0]);
-    return d.B * d.H;
-}
-
 static po_status attn_grad_run_units(const po_kargs *a, int64_t begin, int64_t end) {
     const po_node *n = a->node;
     attn_dims d = dims_of(n->in[1], n->ai[0]);
@@ -223,12 +219,12 @@ static po_status attn_grad_run_units(const po_kargs *a, int64_t begin, int64_t e
     return PO_OK;
 }
 
-static po_status attn_grad_run(const po_kargs *a) { return attn_grad_run_units(a, 0, attn_grad_units(a->node)); }
+static po_status attn_grad_run(const po_kargs *a) { return attn_grad_run_units(a, 0, attn_units(a->node)); }
 
 const po_op_def po_op_def_causal_attention_grad = {
     .name = "causal_attention_grad",
     .infer = attn_grad_infer,
     .cost = attn_grad_cost,
     .cpu_run = attn_grad_run,
-    .cpu_units = attn_grad_units,
+    .cpu_units = attn_units,
     .cpu_run_units = attn_grad_run_units};

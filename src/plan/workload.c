@@ -57,18 +57,6 @@ static bool is_splittable(po_op op) {
 
 static bool is_leaf(po_op op) { return op == PO_OP_INPUT || op == PO_OP_PARAM || op == PO_OP_FILL; }
 
-/* Product calls a node makes: batched matmuls one per leading index, attention one per sample. */
-static double calls(const po_node *n) {
-    po_shape s = po_node_shape(n);
-    double c = 1.0;
-    if (po_node_op(n) == PO_OP_MATMUL)
-        for (int d = 0; d + 2 < s.ndim; d++)
-            c *= (double)s.dim[d];
-    if ((po_node_op(n) == PO_OP_CAUSAL_ATTENTION || po_node_op(n) == PO_OP_CAUSAL_ATTENTION_GRAD) && s.ndim > 0)
-        c = (double)s.dim[0];
-    return c > 0.0 ? c : 1.0;
-}
-
 /* Layers of nodes outside every layer: the layer of the closest earlier node that has one (the
  * first layer when none does). */
 static int *mapped_layers(const po_graph *g) {
@@ -136,7 +124,7 @@ static po_status gather(const po_graph *g, const int *layer_of, int n_layers, gr
         const po_node *nd = r->node;
         f->flops[i] = r->flops;
         f->bytes[i] = r->bytes_read + r->bytes_written;
-        f->call_flops[i] = r->flops / calls(nd);
+        f->call_flops[i] = r->flops / po__product_calls(nd);
         f->out_bytes[i] = r->output_bytes ? (double)r->output_bytes : 0.0;
         f->key[i] = po_op_key(nd);
         double in = 0.0;

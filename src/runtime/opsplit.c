@@ -21,22 +21,26 @@ bool po__opsplit_by_units(po_op op) {
     return def->cpu_units && def->cpu_run_units;
 }
 
-double po__opsplit_call_flops(const po_node *n) {
-    double calls = 1.0;
+double po__product_calls(const po_node *n) {
     po_shape s = po_node_shape(n);
+    double c = 1.0;
     if (po_node_op(n) == PO_OP_MATMUL)
         for (int d = 0; d + 2 < s.ndim; d++)
-            calls *= (double)s.dim[d];
+            c *= (double)s.dim[d];
     if ((po_node_op(n) == PO_OP_CAUSAL_ATTENTION || po_node_op(n) == PO_OP_CAUSAL_ATTENTION_GRAD) && s.ndim > 0)
-        calls = (double)s.dim[0]; /* one per sample */
-    return po_node_cost(n).flops / (calls > 0.0 ? calls : 1.0);
+        c = (double)s.dim[0];
+    return c > 0.0 ? c : 1.0;
 }
+
+double po__opsplit_call_flops(const po_node *n) { return po_node_cost(n).flops / po__product_calls(n); }
 
 struct po_os {
     po_exec *ex;
     const po_graph *g;
     po__team *team;
     bool *split; /* per node */
+    int64_t *units; /* per node: its units when it is split by units, else 0 */
+    bool *sums;     /* per node: whether those units add up to its output (op_def units_sum) */
     int *ids;    /* 0 .. n_nodes - 1, for runs of consecutive nodes */
     void **scratch; /* per member (member 0: NULL, the executor's own): for nodes split by units */
     float **partial; /* per member but the first: its contribution to a units_sum node's output */
@@ -79,7 +83,7 @@ static po_status share_optimizer(po_os *os);
 static po_status run_units(int k, void *arg) {
     po_os *os = arg;
     int n = po__team_size(os->team);
-    int64_t units = po__exec_units(os->ex, os->unit_node);
+    int64_t units = os->units[os->unit_node];
     double before = 0.0;
     for (int i = 0; i < k; i++)
         before += po__team_share(os->team, i);
@@ -89,7 +93,7 @@ static po_status run_units(int k, void *arg) {
     lo = lo > units ? units : lo;
     hi = hi < lo ? lo : hi > units ? units : hi;
     os->wrote[k] = hi > lo;
-    bool sum = po__exec_units_sum(os->ex, os->unit_node);
+    bool sum = os->sums[os->unit_node];
     return po__exec_run_units(os->ex, os->unit_node, lo, hi, os->scratch[k], sum && k > 0 ? os->partial[k] : NULL);
 }
 
@@ -168,10 +172,10 @@ static po_status run_step(po_os *os) {
         const po_node *nd = po_graph_node(os->g, i);
         const char *name = po_op_name(po_node_op(nd)), *cat = phase_name(po_node_phase(nd));
         double a = now_s();
-        if (po__exec_units(os->ex, i) > 0) {
+        if (os->units[i] > 0) {
             os->unit_node = i;
             st = po__team_run(os->team, run_units, os, name, cat);
-            if (!st && po__exec_units_sum(os->ex, i)) sum_partials(os, i);
+            if (!st && os->sums[i]) sum_partials(os, i);
         } else {
             po__team_join(os->team, name, cat);
             st = po_exec_run_nodes(os->ex, &os->ids[i], 1);
@@ -263,14 +267,19 @@ po_status po__os_new(po_exec *ex, const po_worker_spec *members, int n, po_os **
     pthread_cond_init(&os->done, NULL);
     int nodes = po_graph_size(os->g);
     os->split = calloc((size_t)nodes + 1, sizeof *os->split);
+    os->units = calloc((size_t)nodes + 1, sizeof *os->units);
+    os->sums = calloc((size_t)nodes + 1, sizeof *os->sums);
     os->ids = calloc((size_t)nodes + 1, sizeof *os->ids);
     os->compute_s = calloc((size_t)n, sizeof *os->compute_s);
-    po_status st = os->split && os->ids && os->compute_s ? PO_OK : po_fail(PO_ERR_NO_MEMORY, "out of memory");
+    po_status st =
+        os->split && os->units && os->sums && os->ids && os->compute_s ? PO_OK : po_fail(PO_ERR_NO_MEMORY, "out of memory");
     for (int i = 0; !st && i < nodes; i++) {
         const po_node *nd = po_graph_node(os->g, i);
         os->ids[i] = i;
         /* One member has no one to share with: it runs every node as the executor would. */
         os->split[i] = n > 1 && po__opsplit_node_splits(nd);
+        os->units[i] = os->split[i] ? po__exec_units(ex, i) : 0;
+        os->sums[i] = os->units[i] > 0 && po__exec_units_sum(ex, i);
         os->n_split += os->split[i];
         if (po_node_phase(nd) == PO_PHASE_OPTIMIZER) os->has_optimizer = true;
     }
@@ -278,9 +287,9 @@ po_status po__os_new(po_exec *ex, const po_worker_spec *members, int n, po_os **
      * room for its contribution to the largest units_sum node's output. */
     size_t scratch = 0, partial = 0;
     for (int i = 0; !st && i < nodes; i++) {
-        if (!os->split[i] || po__exec_units(ex, i) == 0) continue;
+        if (os->units[i] == 0) continue;
         if (po__exec_scratch_bytes(ex, i) > scratch) scratch = po__exec_scratch_bytes(ex, i);
-        if (po__exec_units_sum(ex, i) && po__exec_output_bytes(ex, i) > partial) partial = po__exec_output_bytes(ex, i);
+        if (os->sums[i] && po__exec_output_bytes(ex, i) > partial) partial = po__exec_output_bytes(ex, i);
     }
     os->scratch = st ? NULL : calloc((size_t)n, sizeof *os->scratch);
     os->partial = st ? NULL : calloc((size_t)n, sizeof *os->partial);
@@ -338,6 +347,8 @@ void po__os_free(po_os *os) {
     free(os->partial);
     free(os->wrote);
     free(os->split);
+    free(os->units);
+    free(os->sums);
     free(os->ids);
     free(os->compute_s);
     free(os);

@@ -3,12 +3,13 @@
  * One executor runs the whole step, node by node, on a main thread pinned to member 0's cores.
  * The nodes po__opsplit_node_splits picks run with a GEMM team (runtime/gemm_team.h) joined:
  * their matrix products are cut into blocks by the members' shares and computed by all members
- * at once; or, for ops that divide into units (causal attention, convolutions), member k
- * computes its stretch of the units, in proportion to the shares, with a scratch area of its
- * own (and, for a weight gradient summed over samples, an output of its own, added up after). The optimizer's updates (one node per parameter, at the end of the step) are shared
- * out by element in proportion to the members' shares (runtime/optim_split.h) and run by all
- * at once. Every other node runs on the main
- * thread alone. The result is the single-device step's up to the rounding of the blocked
+ * at once; or, for ops that divide into units (attention, convolutions, pooling, layer norm,
+ * activations), member k computes its stretch of the units, in proportion to the shares, with
+ * a scratch area of its own (and, for a weight gradient summed over samples, an output of its
+ * own, added up after). The optimizer's updates (one node per parameter, at the end of the
+ * step) are shared out by element in proportion to the members' shares
+ * (runtime/optim_split.h) and run by all at once. Every other node runs on the main thread
+ * alone. The result is the single-device step's up to the rounding of the blocked
  * products (a node split by units is the whole node's, bit for bit). */
 #ifndef PO_RUNTIME_OPSPLIT_H
 #define PO_RUNTIME_OPSPLIT_H
@@ -37,9 +38,11 @@ static inline bool po__opsplit_rule(po_op op, double call_flops) {
     return (op == PO_OP_LINEAR || op == PO_OP_MATMUL || po__opsplit_by_units(op)) &&
            call_flops >= PO__OPSPLIT_MIN_CALL_FLOPS;
 }
-/* FLOPs of one product call of n: its FLOPs over its calls (a batched matmul makes one per
- * leading index, attention one per sample), counted as the planner's workload counts them
- * (src/plan/workload.c). */
+/* Product calls node n makes (at least 1): a batched matmul one per leading index, attention one
+ * per sample, any other node one. The planner's workload (src/plan/workload.c) and the runtime
+ * both count with it, so they size calls alike. */
+double po__product_calls(const po_node *n);
+/* FLOPs of one product call of n: its FLOPs over po__product_calls. */
 double po__opsplit_call_flops(const po_node *n);
 static inline bool po__opsplit_node_splits(const po_node *n) {
     return po__opsplit_rule(po_node_op(n), po__opsplit_call_flops(n));
