@@ -1,4 +1,5 @@
 #include "backend/cpu/gemm.h"
+#include "backend/cpu/gemm_matmul.h"
 
 #include <cblas.h>
 #include <oneapi/dnnl/dnnl.h>
@@ -82,8 +83,7 @@ static double time_provider(po_gemm_provider p, bool ta, bool tb, int64_t M, int
     double best = 1e30;
     for (int r = 0; r < 3; r++) {
         double t0 = now_s();
-        po_status st = p == PO_GEMM_ONEDNN ? run_onednn(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, scratch, ldc)
-                                           : run_openblas(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, scratch, ldc);
+        po_status st = po__gemm_run(&(po__gemm_call){ta, tb, M, N, K, 1.0f, 0.0f, A, B, scratch, lda, ldb, ldc, p});
         double t = now_s() - t0;
         if (st) return 1e30;
         if (r > 0 && t < best) best = t;
@@ -175,6 +175,11 @@ void po__gemm_set_hook(po__gemm_hook_fn fn, void *ctx) {
 
 po_status po__gemm_run(const po__gemm_call *c) {
     if (c->M == 0 || c->N == 0) return PO_OK;
+    if (c->provider == PO_GEMM_ONEDNN && po__gemm_matmul_wanted(c)) {
+        bool ran;
+        po_status st = po__gemm_matmul_run(c, &ran);
+        if (st || ran) return st;
+    }
     if (c->provider == PO_GEMM_ONEDNN)
         return run_onednn(c->trans_a, c->trans_b, c->M, c->N, c->K, c->alpha, c->A, c->lda, c->B, c->ldb, c->beta,
                           c->C, c->ldc);

@@ -1,0 +1,172 @@
+/* The matrix-product backend against a naive double-precision product: every path (oneDNN's
+ * sgemm, its matmul primitive for C = A B^T with K >= 512, OpenBLAS) on the strides, beta and
+ * shapes the ops use, and the matmul primitive from several threads at once, bit for bit what
+ * one thread gives. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <oneapi/dnnl/dnnl.h>
+
+#include "backend/cpu/gemm.h"
+#include "backend/cpu/gemm_matmul.h"
+#include "po_test.h"
+
+typedef struct {
+    bool ta, tb;
+    int64_t M, N, K;
+    int64_t pad; /* extra elements at the end of every row of A, B and C */
+    float beta;
+} gcase;
+
+/* max |c - ref| / (sum over k of |a||b| + |beta c0|): the rounding a float product may make,
+ * scaled away; a wrong element (a missed row, a stale block) is off by order 1. */
+static double check(const gcase *g, po_gemm_provider provider) {
+    int64_t ar = g->ta ? g->K : g->M, ac = g->ta ? g->M : g->K, br = g->tb ? g->N : g->K, bc = g->tb ? g->K : g->N;
+    int64_t lda = ac + g->pad, ldb = bc + g->pad, ldc = g->N + g->pad;
+    float *a = malloc((size_t)(ar * lda) * sizeof *a), *b = malloc((size_t)(br * ldb) * sizeof *b);
+    float *c = malloc((size_t)(g->M * ldc) * sizeof *c), *c0 = malloc((size_t)(g->M * ldc) * sizeof *c0);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(c);
+    assert_non_null(c0);
+    po_test_fill_uniform(a, ar * lda, -1.0f, 1.0f, 1);
+    po_test_fill_uniform(b, br * ldb, -1.0f, 1.0f, 2);
+    po_test_fill_uniform(c0, g->M * ldc, -1.0f, 1.0f, 3);
+    memcpy(c, c0, (size_t)(g->M * ldc) * sizeof *c);
+    po_set_gemm_provider(provider);
+    PO_CHECK(po__sgemm(g->ta, g->tb, g->M, g->N, g->K, 1.0f, a, lda, b, ldb, g->beta, c, ldc));
+    po_set_gemm_provider(PO_GEMM_DEFAULT);
+    double worst = 0.0;
+    for (int64_t i = 0; i < g->M; i++) {
+        for (int64_t j = 0; j < g->N; j++) {
+            double s = 0.0, mag = 0.0;
+            for (int64_t k = 0; k < g->K; k++) {
+                double x = g->ta ? a[k * lda + i] : a[i * lda + k], y = g->tb ? b[j * ldb + k] : b[k * ldb + j];
+                s += x * y;
+                mag += fabs(x * y);
+            }
+            s += (double)g->beta * c0[i * ldc + j];
+            mag += fabs((double)g->beta * c0[i * ldc + j]);
+            double e = fabs((double)c[i * ldc + j] - s) / (mag > 0.0 ? mag : 1.0);
+            if (!(e <= worst)) worst = isnan(e) ? INFINITY : e;
+        }
+        for (int64_t j = g->N; j < ldc; j++) /* padding untouched */
+            assert_true(c[i * ldc + j] == c0[i * ldc + j]);
+    }
+    free(a);
+    free(b);
+    free(c);
+    free(c0);
+    return worst;
+}
+
+/* Whether oneDNN has brgemm kernels here: AVX-512 cores (unless ONEDNN_MAX_CPU_ISA holds it to less). */
+static bool has_avx512(void) {
+#if defined(__x86_64__)
+    return (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
+#else
+    return false;
+#endif
+}
+
+static void products_match_naive(void **st) {
+    (void)st;
+    const gcase cases[] = {
+        /* the matmul primitive's shapes: Linear forwards, whole and as operator-split row blocks */
+        {false, true, 128, 1024, 1024, 0, 1.0f},
+        {false, true, 64, 256, 4096, 0, 1.0f},
+        {false, true, 7, 64, 512, 0, 0.0f},
+        {false, true, 1, 300, 1000, 0, 0.0f},
+        {false, true, 33, 100, 768, 0, 1.0f},
+        /* the others: sgemm (operands with gaps between rows, as operator split's column blocks have) */
+        {false, true, 33, 100, 768, 16, 1.0f},
+        {false, true, 128, 10, 1024, 0, 1.0f},
+        {false, true, 50, 70, 64, 2, 0.0f},
+        {false, false, 64, 1024, 1024, 0, 0.0f},
+        {true, false, 300, 200, 128, 4, 0.0f},
+        {true, true, 40, 90, 600, 1, 1.0f},
+    };
+    const po_gemm_provider providers[] = {PO_GEMM_ONEDNN, PO_GEMM_OPENBLAS};
+    for (size_t p = 0; p < 2; p++)
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            const gcase *g = &cases[i];
+            int64_t before = po__gemm_matmul_count();
+            double e = check(g, providers[p]);
+            int64_t through = po__gemm_matmul_count() - before;
+            int64_t lda = (g->ta ? g->M : g->K) + g->pad, ldb = (g->tb ? g->K : g->N) + g->pad, ldc = g->N + g->pad;
+            po__gemm_call call = {g->ta, g->tb, g->M, g->N, g->K, 1.0f, g->beta, 0, 0, 0, lda, ldb, ldc, providers[p]};
+            bool wanted = providers[p] == PO_GEMM_ONEDNN && po__gemm_matmul_wanted(&call);
+            print_message("%s ta=%d tb=%d %lldx%lldx%lld pad %lld beta %g: error %.2e%s\n",
+                          po_gemm_provider_name(providers[p]), g->ta, g->tb, (long long)g->M, (long long)g->N,
+                          (long long)g->K, (long long)g->pad, g->beta, e, through ? " (matmul primitive)" : "");
+            assert_true(e < 1e-6);
+            /* Where oneDNN has brgemm kernels (AVX-512), the shapes meant for the primitive reach it. */
+            assert_true(through == (wanted && has_avx512() ? 1 : 0) || (!has_avx512() && through == 0));
+            if (i < 5 && providers[p] == PO_GEMM_ONEDNN) assert_true(wanted);
+            if (i >= 5) assert_false(wanted);
+        }
+}
+
+#define TM 64
+#define TN 128
+#define TK 512
+#define THREADS 3
+#define ROUNDS 300
+
+typedef struct {
+    float a[TM * TK], b[TN * TK], want[2][TM * TN], c[TM * TN]; /* want[1]: the half-height product */
+    int wrong;
+    po_status st;
+} job;
+
+/* Each thread alternates two shapes (two primitives of its own) and checks every result. */
+static void *worker(void *arg) {
+    job *j = arg;
+    for (int r = 0; r < ROUNDS && !j->st; r++) {
+        int64_t m = r % 2 ? TM / 2 : TM;
+        j->st = po__sgemm(false, true, m, TN, TK, 1.0f, j->a, TK, j->b, TK, 0.0f, j->c, TN);
+        if (memcmp(j->c, j->want[r % 2], (size_t)(m * TN) * sizeof(float)) != 0) j->wrong++;
+    }
+    return NULL;
+}
+
+static void matmul_from_threads(void **st) {
+    (void)st;
+    po_set_gemm_provider(PO_GEMM_ONEDNN);
+    static job jobs[THREADS];
+    for (int t = 0; t < THREADS; t++) {
+        job *j = &jobs[t];
+        memset(j, 0, sizeof *j);
+        po_test_fill_uniform(j->a, TM * TK, -1.0f, 1.0f, 10 + (uint64_t)t);
+        po_test_fill_uniform(j->b, TN * TK, -1.0f, 1.0f, 20 + (uint64_t)t);
+        PO_CHECK(po__sgemm(false, true, TM, TN, TK, 1.0f, j->a, TK, j->b, TK, 0.0f, j->want[0], TN));
+        PO_CHECK(po__sgemm(false, true, TM / 2, TN, TK, 1.0f, j->a, TK, j->b, TK, 0.0f, j->want[1], TN));
+    }
+    int64_t before = po__gemm_matmul_count();
+    pthread_t th[THREADS];
+    for (int t = 0; t < THREADS; t++)
+        assert_int_equal(pthread_create(&th[t], NULL, worker, &jobs[t]), 0);
+    int wrong = 0;
+    for (int t = 0; t < THREADS; t++) {
+        pthread_join(th[t], NULL);
+        PO_CHECK(jobs[t].st);
+        wrong += jobs[t].wrong;
+    }
+    po_set_gemm_provider(PO_GEMM_DEFAULT);
+    print_message("%d of %d products differ from one thread's\n", wrong, THREADS * ROUNDS);
+    assert_int_equal(wrong, 0);
+    if (has_avx512()) assert_int_equal(po__gemm_matmul_count() - before, THREADS * ROUNDS);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {cmocka_unit_test(products_match_naive), cmocka_unit_test(matmul_from_threads)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
