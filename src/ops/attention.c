@@ -8,11 +8,14 @@
  * CAUSAL_ATTENTION_GRAD(gy, qkv, attn) -> dqkv[B, T, 3D]:
  *   dV = P^T dY,  dP = dY V^T,  dS = P * (dP - rowsum(dP * P)),  dQ = dS K s,  dK = dS^T Q s.
  * Causality halves the work: rows are taken in blocks of BLOCK, and a block of rows only meets
- * the keys up to its last row, so the products skip most of the masked upper triangle. */
+ * the keys up to its last row, so the products skip most of the masked upper triangle. On
+ * AVX-512 CPUs, heads of 16-multiple sizes run on kernels of their own instead
+ * (ops/attention_kernels.h), which skip more of it and waste less on small products. */
 #include <math.h>
 
 #include "backend/cpu/gemm.h"
 #include "core/vmath.h"
+#include "ops/attention_kernels.h"
 #include "ops/ops_util.h"
 
 typedef struct {
@@ -99,6 +102,7 @@ static po_status attn_infer(po_node *n) {
     attn_dims d = dims_of(n->in[0], h);
     n->shape = PO_SHAPE(d.B, d.T, d.D);
     n->aux_bytes = (size_t)(d.B * d.H * d.T * d.T) * sizeof(float);
+    n->scratch_bytes = (size_t)(d.T * d.hd) * sizeof(float); /* K transposed, for the kernels */
     return PO_OK;
 }
 
@@ -132,7 +136,13 @@ static po_status attn_run_units(const po_kargs *a, int64_t begin, int64_t end) {
     for (int64_t u = begin; u < end; u++) {
         int64_t b = u / d.H, h = u % d.H;
         const float *q = qkv + b * T * ld + h * d.hd, *k = q + d.D, *v = q + 2 * d.D;
-        float *p = P + u * T * T;
+        float *p = P + u * T * T, *yh = y + b * T * d.D + h * d.hd;
+        if (po__attn_kernels_ok(T, d.hd)) {
+            po__attn_scores(q, ld, k, ld, T, d.hd, d.scale, p, a->scratch);
+            softmax_causal_rows(p, T);
+            po__attn_weighted_rows(p, false, v, ld, T, d.hd, 1.0f, yh, d.D);
+            continue;
+        }
         po_status st;
         for (int64_t r0 = 0; r0 < T; r0 += BLOCK) { /* S = Q K^T s, rows r0.. against keys ..r0+rows */
             int64_t rows = min64(BLOCK, T - r0);
@@ -140,7 +150,6 @@ static po_status attn_run_units(const po_kargs *a, int64_t begin, int64_t end) {
             if (st) return st;
         }
         softmax_causal_rows(p, T);
-        float *yh = y + b * T * d.D + h * d.hd;
         for (int64_t r0 = 0; r0 < T; r0 += BLOCK) { /* Y = P V */
             int64_t rows = min64(BLOCK, T - r0);
             st = po__sgemm(false, false, rows, d.hd, r0 + rows, 1.0f, p + r0 * T, T, v, ld, 0.0f, yh + r0 * d.D, d.D);
@@ -172,7 +181,7 @@ po_node *po_causal_attention(po_graph *g, po_node *qkv, int heads) {
 static po_status attn_grad_infer(po_node *n) {
     attn_dims d = dims_of(n->in[1], n->ai[0]);
     n->shape = n->in[1]->shape;
-    n->scratch_bytes = (size_t)(d.T * d.T) * sizeof(float);
+    n->scratch_bytes = (size_t)(d.T * d.T + d.T * d.hd) * sizeof(float); /* dS, and V transposed */
     return PO_OK;
 }
 
@@ -195,6 +204,14 @@ static po_status attn_grad_run_units(const po_kargs *a, int64_t begin, int64_t e
         const float *q = qkv + off, *k = q + d.D, *v = q + 2 * d.D;
         const float *p = P + u * T * T, *dy = gy + b * T * d.D + h * d.hd;
         float *dq = dqkv + off, *dk = dq + d.D, *dv = dq + 2 * d.D;
+        if (po__attn_kernels_ok(T, d.hd)) {
+            po__attn_weighted_rows(p, true, dy, d.D, T, d.hd, 1.0f, dv, ld);  /* dV = P^T dY */
+            po__attn_scores(dy, d.D, v, ld, T, d.hd, 1.0f, ds, ds + T * T); /* dP = dY V^T */
+            softmax_grad_causal_rows(ds, p, T);
+            po__attn_weighted_rows(ds, false, k, ld, T, d.hd, d.scale, dq, ld); /* dQ = dS K s */
+            po__attn_weighted_rows(ds, true, q, ld, T, d.hd, d.scale, dk, ld);  /* dK = dS^T Q s */
+            continue;
+        }
         po_status st;
         for (int64_t r0 = 0; r0 < T; r0 += BLOCK) {
             int64_t rows = min64(BLOCK, T - r0);

@@ -9,6 +9,7 @@
 
 #include "po_test.h"
 #include "op_check.h"
+#include "ops/attention_kernels.h"
 #include "runtime/exec_internal.h"
 
 static po_init any_init(void) { return po_init_uniform_fan_in(1); }
@@ -447,12 +448,12 @@ static void attn_reference(const float *qkv, const float *R, int64_t B, int64_t 
 
 /* Forward and exact backward for T and heads; central differences too for short sequences
  * (over thousands of outputs, the float rounding of the loss swamps a difference quotient). */
-static void attention_case(int64_t T, int heads, uint64_t seed) {
-    int64_t n_in = AB * T * 3 * AD, n_out = AB * T * AD;
+static void attention_case_d(int64_t T, int64_t D, int heads, uint64_t seed) {
+    int64_t n_in = AB * T * 3 * D, n_out = AB * T * D;
     po_graph *g = po_graph_new();
-    po_node *y = po_causal_attention(g, po_param(g, "qkv", PO_SHAPE(AB, T, 3 * AD), any_init()), heads);
+    po_node *y = po_causal_attention(g, po_param(g, "qkv", PO_SHAPE(AB, T, 3 * D), any_init()), heads);
     po_shape ys = po_node_shape(y);
-    assert_true(po_shape_equal(&ys, &(po_shape){3, {AB, T, AD}}));
+    assert_true(po_shape_equal(&ys, &(po_shape){3, {AB, T, D}}));
     po_graph_keep(g, y);
     po_node *R = po_dot_loss_backward(g, y);
     po_test_run r;
@@ -463,9 +464,9 @@ static void attention_case(int64_t T, int heads, uint64_t seed) {
     const float *rv = po_fill_input(&r, R, -1.0f, 1.0f, seed + 1);
     const float *got = po_run_output(&r, y);
     double *want = po_zeros_double(n_out), *want_abs = po_zeros_double(n_out), *dqkv = po_zeros_double(n_in);
-    attn_reference(qkv, rv, AB, T, AD, heads, want, want_abs, dqkv);
+    attn_reference(qkv, rv, AB, T, D, heads, want, want_abs, dqkv);
     char what[64];
-    snprintf(what, sizeof what, "causal_attention T=%lld heads=%d", (long long)T, heads);
+    snprintf(what, sizeof what, "causal_attention T=%lld D=%lld heads=%d", (long long)T, (long long)D, heads);
     PO_ASSERT_CLOSE(what, got, want, want_abs, n_out, 2e-5, 1e-6);
     double gmax = 0.0;
     for (int64_t i = 0; i < n_in; i++)
@@ -477,11 +478,34 @@ static void attention_case(int64_t T, int heads, uint64_t seed) {
 
     if (T == 1 || T > 16) return;
     g = po_graph_new();
-    y = po_causal_attention(g, po_param(g, "qkv", PO_SHAPE(AB, T, 3 * AD), any_init()), heads);
+    y = po_causal_attention(g, po_param(g, "qkv", PO_SHAPE(AB, T, 3 * D), any_init()), heads);
     po_gradcheck_opts o = po_gradcheck_defaults();
     o.max_elems = 120; /* q, k and v of several heads and positions */
     po_gradcheck_ok(what, g, y, NULL, NULL, &o);
     po_graph_free(g);
+}
+
+static void attention_case(int64_t T, int heads, uint64_t seed) { attention_case_d(T, AD, heads, seed); }
+
+/* Heads of 16, 32, 48 and 64 over T a multiple of 16: on AVX-512 CPUs these run on the op's own
+ * kernels (ops/attention_kernels.h), whose causal skipping goes by 16 keys and 4 rows. */
+static void attention_own_kernels(void **st) {
+    (void)st;
+    const struct {
+        int64_t T, D;
+        int heads;
+    } c[] = {{16, 32, 2}, {48, 64, 2}, {32, 96, 2}, {128, 128, 2}, {64, 192, 3}};
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        bool own = po__attn_kernels_ok(c[i].T, c[i].D / c[i].heads);
+        print_message("T=%lld hd=%lld: %s\n", (long long)c[i].T, (long long)(c[i].D / c[i].heads),
+                      own ? "own AVX-512 kernels" : "sgemm");
+#if defined(__x86_64__)
+        assert_true(own == (bool)__builtin_cpu_supports("avx512f"));
+#endif
+        attention_case_d(c[i].T, c[i].D, c[i].heads, 90 + i);
+    }
+    assert_false(po__attn_kernels_ok(150, 64)); /* T not a multiple of 16: sgemm */
+    assert_false(po__attn_kernels_ok(128, 80));  /* heads over 64: sgemm */
 }
 
 static void attention_heads(void **st) {
@@ -548,13 +572,12 @@ static void attention_mask_hides_future(void **st) {
 
 /* Operator split deals attention out by (sample, head) units (po__exec_run_units): any cut of
  * the units into ranges, each run with a scratch area of its own, gives the whole node's output
- * and gradient bit for bit (blocks of 32 rows and a partial one: T = 150). */
-static void attention_units_match_whole(void **st) {
-    (void)st;
-    const int64_t T = 150;
+ * and gradient bit for bit (blocks of 32 rows and a partial one: T = 150; and the op's own
+ * kernels' tiles: T = 48, heads of 64). */
+static void attention_units_case(int64_t T, int64_t D) {
     const int heads = 3;
     po_graph *g = po_graph_new();
-    po_node *y = po_causal_attention(g, po_param(g, "qkv", PO_SHAPE(AB, T, 3 * AD), any_init()), heads);
+    po_node *y = po_causal_attention(g, po_param(g, "qkv", PO_SHAPE(AB, T, 3 * D), any_init()), heads);
     po_graph_keep(g, y);
     po_node *R = po_dot_loss_backward(g, y);
     po_test_run r;
@@ -604,6 +627,12 @@ static void attention_units_match_whole(void **st) {
     free(own), free(other), free(whole[0]), free(whole[1]);
     po_test_run_free(&r);
     po_graph_free(g);
+}
+
+static void attention_units_match_whole(void **st) {
+    (void)st;
+    attention_units_case(150, AD); /* sgemm on blocks of rows */
+    attention_units_case(48, 192); /* heads of 64: the op's own kernels on AVX-512 CPUs */
 }
 
 /* The same for the element-wise and row-wise ops operator split deals out (GELU by runs of
@@ -840,6 +869,7 @@ int main(void) {
         cmocka_unit_test(softmax_rows),
         cmocka_unit_test(softmax_errors),
         cmocka_unit_test(attention_heads),
+        cmocka_unit_test(attention_own_kernels),
         cmocka_unit_test(attention_long_sequence),
         cmocka_unit_test(attention_mask_hides_future),
         cmocka_unit_test(attention_units_match_whole),
