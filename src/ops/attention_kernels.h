@@ -2,7 +2,7 @@
  *
  * The head's products are small (T x T x hd with hd = 64 in tiny_gpt) and causal: sgemm on
  * row blocks of 32 ran them at about 70 GFLOP/s on one Zen 4 core, where the big products of
- * the same step reach 105. These kernels skip the masked triangle by 16 keys (or 4 rows) at a
+ * the same step reach 105. These kernels skip the masked triangle by 16 keys (or 4-8 rows) at a
  * time and need no packing except one transpose of K (or V) per head.
  *
  * Every kernel accumulates over k in increasing order with FMAs, one output element at a time,
@@ -19,8 +19,8 @@
  * multiples of 16, hd at most 64. Otherwise the op uses sgemm. */
 bool po__attn_kernels_ok(int64_t T, int64_t hd);
 
-/* Causal scores: S[i, j] = alpha * sum_d A[i, d] B[j, d] for every row i < T and the keys
- * j < i + 1 rounded up to 16 (the rest of the row is left as it was). A and B have row
+/* Causal scores: S[i, j] = alpha * sum_d A[i, d] B[j, d] for every row i < T and at least the
+ * keys j < i + 1 rounded up to 16 (by groups of 8 rows; the rest of the row is left as it was). A and B have row
  * strides lda and ldb; S is [T, T]; bt is T * hd floats of scratch (B transposed). */
 void po__attn_scores(const float *A, int64_t lda, const float *B, int64_t ldb, int64_t T, int64_t hd, float alpha,
                      float *S, float *bt);
