@@ -67,7 +67,7 @@ static double time_kind(const layer *l, int kind, bool any, int iters, char *imp
     if (po__dnnl_check(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct, &xa, &wa,
                                                           &b, &ya, s, p, p),
                        "forward") ||
-        po__dnnl_pd(&fpd, &fd, NULL))
+        po__dnnl_pd(&fpd, &fd, NULL, false))
         die("forward descriptor");
     if (kind == 0) {
         pd = fpd;
@@ -76,7 +76,7 @@ static double time_kind(const layer *l, int kind, bool any, int iters, char *imp
                                                                                 &wa, &ya, s, p, p)
                                      : dnnl_convolution_backward_weights_desc_init(&bdesc, dnnl_convolution_direct, &xa,
                                                                                    &wa, NULL, &ya, s, p, p);
-        if (po__dnnl_check(st, "backward") || po__dnnl_pd(&pd, &bdesc, fpd)) die("backward descriptor");
+        if (po__dnnl_check(st, "backward") || po__dnnl_pd(&pd, &bdesc, fpd, false)) die("backward descriptor");
         dnnl_primitive_desc_destroy(fpd);
     }
     size_t nx = (size_t)(xd[0] * xd[1] * xd[2] * xd[3]), nw = (size_t)(wd[0] * wd[1] * wd[2] * wd[3]);

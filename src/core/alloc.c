@@ -10,9 +10,10 @@
  * the benchmark models) ask for transparent huge pages over their whole 2 MiB pages, where the
  * kernel gives them on request (THP "madvise", Debian's default): products that stream tens of
  * MiB then miss the TLB far less. On one Zen 4 core, 3 alternated runs each: tiny_gpt 0.5%
- * (217.0 -> 215.9 ms) and cifar_cnn 5% (31.8 -> 30.2 ms) faster per step. Only the buffer's own 2 MiB-aligned interior is advised:
- * aligning the buffer itself would waste up to 2 MiB of address space per buffer, which the
- * heap (and the memory analysis that predicts it) would count. */
+ * (217.0 -> 215.9 ms) and cifar_cnn 5% (31.8 -> 30.2 ms) faster per step. Only the buffer's own
+ * 2 MiB-aligned interior is advised: aligning the buffer itself would waste up to 2 MiB of
+ * address space per buffer, which the heap (and the memory analysis that predicts it) would
+ * count. */
 #define HUGE_FROM ((size_t)4 << 20)
 #define HUGE_PAGE ((uintptr_t)2 << 20)
 

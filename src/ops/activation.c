@@ -32,7 +32,7 @@ static void relu_grad(po_graph *g, po_node *n, po_node *gy) {
 static void relu_cost(const po_node *n, po_op_cost *c) { po__cost_elementwise(n, c, 1.0, 1); }
 static void relu_grad_cost(const po_node *n, po_op_cost *c) { po__cost_elementwise(n, c, 1.0, 2); }
 
-/* Units [begin, end) of runs of PO__ELEM_UNIT elements (operator split); relu_run: all. */
+/* Units [begin, end) of runs of PO__ELEM_UNIT elements (operator split; all of them: the node). */
 static po_status relu_run_units(const po_kargs *a, int64_t begin, int64_t end) {
     const float *x = a->in[0];
     float *y = a->out;
@@ -43,8 +43,6 @@ static po_status relu_run_units(const po_kargs *a, int64_t begin, int64_t end) {
         y[i] = x[i] <= 0.0f ? 0.0f : x[i];
     return PO_OK;
 }
-
-static po_status relu_run(const po_kargs *a) { return relu_run_units(a, 0, po__elem_units(a->node)); }
 
 static po_status relu_grad_run_units(const po_kargs *a, int64_t begin, int64_t end) {
     const float *gy = a->in[0], *y = a->in[1];
@@ -57,19 +55,15 @@ static po_status relu_grad_run_units(const po_kargs *a, int64_t begin, int64_t e
     return PO_OK;
 }
 
-static po_status relu_grad_run(const po_kargs *a) { return relu_grad_run_units(a, 0, po__elem_units(a->node)); }
-
 const po_op_def po_op_def_relu = {.name = "relu",
                                   .infer = unary_infer,
                                   .grad = relu_grad,
                                   .cost = relu_cost,
-                                  .cpu_run = relu_run,
                                   .cpu_units = po__elem_units,
                                   .cpu_run_units = relu_run_units};
 const po_op_def po_op_def_relu_grad = {.name = "relu_grad",
                                        .infer = unary_infer,
                                        .cost = relu_grad_cost,
-                                       .cpu_run = relu_grad_run,
                                        .cpu_units = po__elem_units,
                                        .cpu_run_units = relu_grad_run_units};
 
@@ -90,7 +84,7 @@ static void gelu_grad(po_graph *g, po_node *n, po_node *gy) {
 static void gelu_cost(const po_node *n, po_op_cost *c) { po__cost_elementwise(n, c, 20.0, 1); }
 static void gelu_grad_cost(const po_node *n, po_op_cost *c) { po__cost_elementwise(n, c, 30.0, 2); }
 
-/* Units [begin, end) of runs of PO__ELEM_UNIT elements (operator split); gelu_run: all. */
+/* Units [begin, end) of runs of PO__ELEM_UNIT elements (operator split; all of them: the node). */
 static po_status gelu_run_units(const po_kargs *a, int64_t begin, int64_t end) {
     const float *x = a->in[0];
     float *y = a->out;
@@ -101,8 +95,6 @@ static po_status gelu_run_units(const po_kargs *a, int64_t begin, int64_t end) {
         y[i] = 0.5f * x[i] * (1.0f + po_erff(x[i] * INV_SQRT2));
     return PO_OK;
 }
-
-static po_status gelu_run(const po_kargs *a) { return gelu_run_units(a, 0, po__elem_units(a->node)); }
 
 /* Phi(x) + x phi(x) with one exponential: Abramowitz & Stegun 7.1.26 gives
  * erf(z) = 1 - t (a1 + t (a2 + ... a5)) e^(-z^2), t = 1 / (1 + p z) for z >= 0 (absolute error
@@ -127,19 +119,15 @@ static po_status gelu_grad_run_units(const po_kargs *a, int64_t begin, int64_t e
     return PO_OK;
 }
 
-static po_status gelu_grad_run(const po_kargs *a) { return gelu_grad_run_units(a, 0, po__elem_units(a->node)); }
-
 const po_op_def po_op_def_gelu = {.name = "gelu",
                                   .infer = unary_infer,
                                   .grad = gelu_grad,
                                   .cost = gelu_cost,
-                                  .cpu_run = gelu_run,
                                   .cpu_units = po__elem_units,
                                   .cpu_run_units = gelu_run_units};
 const po_op_def po_op_def_gelu_grad = {.name = "gelu_grad",
                                        .infer = unary_infer,
                                        .cost = gelu_grad_cost,
-                                       .cpu_run = gelu_grad_run,
                                        .cpu_units = po__elem_units,
                                        .cpu_run_units = gelu_grad_run_units};
 

@@ -133,11 +133,12 @@ static po_status attn_run_units(const po_kargs *a, int64_t begin, int64_t end) {
     int64_t ld = 3 * d.D, T = d.T;
     const float *qkv = a->in[0];
     float *y = a->out, *P = a->aux;
+    bool own = po__attn_kernels_ok(T, d.hd);
     for (int64_t u = begin; u < end; u++) {
         int64_t b = u / d.H, h = u % d.H;
         const float *q = qkv + b * T * ld + h * d.hd, *k = q + d.D, *v = q + 2 * d.D;
         float *p = P + u * T * T, *yh = y + b * T * d.D + h * d.hd;
-        if (po__attn_kernels_ok(T, d.hd)) {
+        if (own) {
             po__attn_scores(q, ld, k, ld, T, d.hd, d.scale, p, a->scratch);
             softmax_causal_rows(p, T);
             po__attn_weighted_rows(p, false, v, ld, T, d.hd, 1.0f, yh, d.D);
@@ -159,16 +160,12 @@ static po_status attn_run_units(const po_kargs *a, int64_t begin, int64_t end) {
     return PO_OK;
 }
 
-static po_status attn_run(const po_kargs *a) { return attn_run_units(a, 0, attn_units(a->node)); }
-
-const po_op_def po_op_def_causal_attention = {
-    .name = "causal_attention",
-    .infer = attn_infer,
-    .grad = attn_grad,
-    .cost = attn_cost,
-    .cpu_run = attn_run,
-    .cpu_units = attn_units,
-    .cpu_run_units = attn_run_units};
+const po_op_def po_op_def_causal_attention = {.name = "causal_attention",
+                                              .infer = attn_infer,
+                                              .grad = attn_grad,
+                                              .cost = attn_cost,
+                                              .cpu_units = attn_units,
+                                              .cpu_run_units = attn_run_units};
 
 po_node *po_causal_attention(po_graph *g, po_node *qkv, int heads) {
     int64_t ai[PO_ATTR_INTS] = {heads};
@@ -199,14 +196,15 @@ static po_status attn_grad_run_units(const po_kargs *a, int64_t begin, int64_t e
     int64_t ld = 3 * d.D, T = d.T;
     const float *gy = a->in[0], *qkv = a->in[1], *P = a->in_aux[2];
     float *dqkv = a->out, *ds = a->scratch;
+    bool own = po__attn_kernels_ok(T, d.hd);
     for (int64_t u = begin; u < end; u++) {
         int64_t b = u / d.H, h = u % d.H, off = b * T * ld + h * d.hd;
         const float *q = qkv + off, *k = q + d.D, *v = q + 2 * d.D;
         const float *p = P + u * T * T, *dy = gy + b * T * d.D + h * d.hd;
         float *dq = dqkv + off, *dk = dq + d.D, *dv = dq + 2 * d.D;
-        if (po__attn_kernels_ok(T, d.hd)) {
-            po__attn_weighted_rows(p, true, dy, d.D, T, d.hd, 1.0f, dv, ld);  /* dV = P^T dY */
-            po__attn_scores(dy, d.D, v, ld, T, d.hd, 1.0f, ds, ds + T * T); /* dP = dY V^T */
+        if (own) {
+            po__attn_weighted_rows(p, true, dy, d.D, T, d.hd, 1.0f, dv, ld); /* dV = P^T dY */
+            po__attn_scores(dy, d.D, v, ld, T, d.hd, 1.0f, ds, ds + T * T);  /* dP = dY V^T */
             softmax_grad_causal_rows(ds, p, T);
             po__attn_weighted_rows(ds, false, k, ld, T, d.hd, d.scale, dq, ld); /* dQ = dS K s */
             po__attn_weighted_rows(ds, true, q, ld, T, d.hd, d.scale, dk, ld);  /* dK = dS^T Q s */
@@ -236,12 +234,8 @@ static po_status attn_grad_run_units(const po_kargs *a, int64_t begin, int64_t e
     return PO_OK;
 }
 
-static po_status attn_grad_run(const po_kargs *a) { return attn_grad_run_units(a, 0, attn_units(a->node)); }
-
-const po_op_def po_op_def_causal_attention_grad = {
-    .name = "causal_attention_grad",
-    .infer = attn_grad_infer,
-    .cost = attn_grad_cost,
-    .cpu_run = attn_grad_run,
-    .cpu_units = attn_units,
-    .cpu_run_units = attn_grad_run_units};
+const po_op_def po_op_def_causal_attention_grad = {.name = "causal_attention_grad",
+                                                   .infer = attn_grad_infer,
+                                                   .cost = attn_grad_cost,
+                                                   .cpu_units = attn_units,
+                                                   .cpu_run_units = attn_grad_run_units};

@@ -215,9 +215,9 @@ static po_status make_pd(const geom *g, prim_kind kind, bool bias, bool any, dnn
                                                            bias ? &b : NULL, &y, strides, pad, pad),
                         "convolution descriptor");
     if (st) return st;
-    if (kind == KIND_FWD) return po__dnnl_pd(pd, &fwd, NULL);
+    if (kind == KIND_FWD) return po__dnnl_pd(pd, &fwd, NULL, false);
     dnnl_primitive_desc_t hint;
-    if ((st = po__dnnl_pd(&hint, &fwd, NULL))) return st;
+    if ((st = po__dnnl_pd(&hint, &fwd, NULL, false))) return st;
     if (kind == KIND_BWD_DATA)
         st = po__dnnl_check(
             dnnl_convolution_backward_data_desc_init(&bwd, dnnl_convolution_direct, &x, &w, &y, strides, pad, pad),
@@ -226,7 +226,7 @@ static po_status make_pd(const geom *g, prim_kind kind, bool bias, bool any, dnn
         st = po__dnnl_check(dnnl_convolution_backward_weights_desc_init(&bwd, dnnl_convolution_direct, &x, &w, NULL, &y,
                                                                         strides, pad, pad),
                             "convolution descriptor");
-    if (!st) st = po__dnnl_pd(pd, &bwd, hint);
+    if (!st) st = po__dnnl_pd(pd, &bwd, hint, false);
     dnnl_primitive_desc_destroy(hint);
     return st;
 }

@@ -75,13 +75,10 @@ static po_status ln_run_units(const po_kargs *a, int64_t begin, int64_t end) {
     return PO_OK;
 }
 
-static po_status ln_run(const po_kargs *a) { return ln_run_units(a, 0, ln_rows(a->node)); }
-
 const po_op_def po_op_def_layer_norm = {.name = "layer_norm",
                                         .infer = ln_infer,
                                         .grad = ln_grad,
                                         .cost = ln_cost,
-                                        .cpu_run = ln_run,
                                         .cpu_units = ln_rows,
                                         .cpu_run_units = ln_run_units};
 
@@ -130,12 +127,9 @@ static po_status ln_grad_input_run_units(const po_kargs *a, int64_t begin, int64
     return PO_OK;
 }
 
-static po_status ln_grad_input_run(const po_kargs *a) { return ln_grad_input_run_units(a, 0, ln_rows(a->node)); }
-
 const po_op_def po_op_def_layer_norm_grad_input = {.name = "layer_norm_grad_input",
                                                    .infer = ln_grad_input_infer,
                                                    .cost = ln_grad_input_cost,
-                                                   .cpu_run = ln_grad_input_run,
                                                    .cpu_units = ln_rows,
                                                    .cpu_run_units = ln_grad_input_run_units};
 

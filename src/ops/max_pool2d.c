@@ -133,8 +133,6 @@ static po_status pool_run_units(const po_kargs *a, int64_t begin, int64_t end) {
     return PO_OK;
 }
 
-static po_status pool_run(const po_kargs *a) { return pool_run_units(a, 0, pool_planes(a->node)); }
-
 /* 2x2, stride 2, unpadded: windows tile the plane, so each input element is written once, gy
  * where the window picked it and zero elsewhere; rows and columns no window covers are zeroed. */
 static void pool_grad_2x2(const float *gy, const int32_t *idx, float *dx, int64_t planes, int64_t h, int64_t w,
@@ -179,19 +177,15 @@ static po_status pool_grad_run_units(const po_kargs *a, int64_t begin, int64_t e
     return PO_OK;
 }
 
-static po_status pool_grad_run(const po_kargs *a) { return pool_grad_run_units(a, 0, pool_planes(a->node)); }
-
 const po_op_def po_op_def_max_pool2d = {.name = "max_pool2d",
                                         .infer = pool_infer,
                                         .grad = pool_grad,
                                         .cost = pool_cost,
-                                        .cpu_run = pool_run,
                                         .cpu_units = pool_planes,
                                         .cpu_run_units = pool_run_units};
 const po_op_def po_op_def_max_pool2d_grad = {.name = "max_pool2d_grad",
                                              .infer = pool_grad_infer,
                                              .cost = pool_grad_cost,
-                                             .cpu_run = pool_grad_run,
                                              .cpu_units = pool_planes,
                                              .cpu_run_units = pool_grad_run_units};
 

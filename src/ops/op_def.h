@@ -45,12 +45,13 @@ typedef struct po_op_def {
     /* Optional per-node setup (oneDNN primitives) and its release. */
     po_status (*cpu_init)(const po_node *n, void **state);
     void (*cpu_free)(void *state);
-    /* Computes the node. NULL for nodes with no work (inputs, parameters, views). Returns an
-     * error only for bad data (an index out of range), never for a programming error. */
+    /* Computes the node. Returns an error only for bad data (an index out of range), never for
+     * a programming error. NULL with cpu_run_units or cpu_run_range set: the whole node is all
+     * its units, or its every element (po__op_run). NULL with neither: no work (inputs,
+     * parameters, views). */
     po_status (*cpu_run)(const po_kargs *a);
     /* Optional: elements [begin, end) of an element-wise node's work only (the optimizer's
-     * updates), so several threads can share one large parameter's update. cpu_run is the
-     * range over every element. */
+     * updates), so several threads can share one large parameter's update. */
     po_status (*cpu_run_range)(const po_kargs *a, int64_t begin, int64_t end);
     /* Optional, for operator split: the node's work as cpu_units(n) independent units (causal
      * attention: one per sample and head), of which cpu_run_units computes [begin, end) and
@@ -68,6 +69,11 @@ typedef struct po_op_def {
 
 /* The definition of op; never NULL for a valid op. */
 const po_op_def *po__op_def(po_op op);
+
+/* Whether nodes of def's op have work on the CPU, and that work for the node of a: cpu_run, or
+ * cpu_run_units over every unit, or cpu_run_range over every element. */
+bool po__op_has_work(const po_op_def *def);
+po_status po__op_run(const po_op_def *def, const po_kargs *a);
 
 #define PO_OP_EXTERN(e, name) extern const po_op_def po_op_def_##name;
 PO_OP_LIST(PO_OP_EXTERN)

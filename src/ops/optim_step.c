@@ -72,10 +72,7 @@ static po_status adam_range(const po_kargs *a, int64_t begin, int64_t end) {
     return PO_OK;
 }
 
-static po_status sgd_run(const po_kargs *a) { return sgd_range(a, 0, po__numel(a->node)); }
-static po_status adam_run(const po_kargs *a) { return adam_range(a, 0, po__numel(a->node)); }
-
 const po_op_def po_op_def_sgd_step = {
-    .name = "sgd_step", .infer = step_infer, .cost = step_cost, .cpu_run = sgd_run, .cpu_run_range = sgd_range};
+    .name = "sgd_step", .infer = step_infer, .cost = step_cost, .cpu_run_range = sgd_range};
 const po_op_def po_op_def_adam_step = {
-    .name = "adam_step", .infer = step_infer, .cost = step_cost, .cpu_run = adam_run, .cpu_run_range = adam_range};
+    .name = "adam_step", .infer = step_infer, .cost = step_cost, .cpu_run_range = adam_range};

@@ -48,12 +48,10 @@ static bool is_gemm(po_op op) {
     }
 }
 
-/* Ops of the kind operator split divides: matrix products and convolutions, and ops dealt out by
- * units (attention); the runtime splits the ones po__opsplit_rule picks among them. */
-static bool is_splittable(po_op op) {
-    return op == PO_OP_MATMUL || op == PO_OP_LINEAR || op == PO_OP_CONV2D || op == PO_OP_CONV2D_GRAD_INPUT ||
-           op == PO_OP_CONV2D_GRAD_WEIGHT || po__opsplit_by_units(op);
-}
+/* Ops of the kind operator split divides: matrix products, cut into blocks, and ops dealt out by
+ * units (attention, convolutions, pooling, layer norm, activations); the runtime splits the
+ * ones po__opsplit_rule picks among them. */
+static bool is_splittable(po_op op) { return op == PO_OP_MATMUL || op == PO_OP_LINEAR || po__opsplit_by_units(op); }
 
 static bool is_leaf(po_op op) { return op == PO_OP_INPUT || op == PO_OP_PARAM || op == PO_OP_FILL; }
 

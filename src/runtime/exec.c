@@ -235,12 +235,12 @@ static void pay_idle(po_exec *ex, bool all) {
  * own device's). */
 static po_status run_node(po_exec *ex, int i, bool shared) {
     const po_op_def *def = po__op_def(ex->g->nodes[i]->op);
-    if (!def->cpu_run) return PO_OK;
+    if (!po__op_has_work(def)) return PO_OK;
     bool traced = !shared && po_trace_recording(ex->trace);
     bool slowed = !shared && ex->slowdown > 1.0f;
     bool timed = ex->profiling || slowed || traced;
     double t0 = timed ? now_s() : 0.0;
-    po_status st = def->cpu_run(&ex->args[i]);
+    po_status st = po__op_run(def, &ex->args[i]);
     if (st) return st; /* the kernel recorded the detail */
     if (timed) {
         double dt = now_s() - t0;

@@ -22,8 +22,9 @@
 /* Which nodes operator split shares out: matrix-product nodes (LINEAR, MATMUL), whose product
  * calls are cut into blocks, and nodes whose op divides into independent units (cpu_units:
  * causal attention by (sample, head), convolutions by sample, layer norm by rows, max pooling
- * by planes, GELU and ReLU by runs of elements), dealt out by unit; in either case only where every product call (per sample
- * for attention, the whole node for the others) does at least this many FLOPs. Below it the
+ * by planes, GELU and ReLU by runs of elements), dealt out by unit; in either case only where
+ * every product call (per sample for attention, the whole node for the others) does at least
+ * this many FLOPs. Below it the
  * hand-off to the helpers (about a microsecond spinning, tens when a helper had blocked) eats
  * what splitting saves: 1 MFLOP is about 5-10 us on one core. A convolution's weight gradient
  * sums over the samples: each member computes its samples' part into a buffer of its own, and

@@ -478,7 +478,7 @@ static po_status plan_stage(po_pp *pp, stage *s, const int *need) {
         for (int i = 0; i < n; i++) {
             const po_node *nd = g->nodes[i];
             int ph = nd->phase == PO_PHASE_FORWARD ? FWD : nd->phase == PO_PHASE_BACKWARD ? BWD : -1;
-            if (ph == p && pp->owner[i] == s->index && po__op_def(nd->op)->cpu_run) e[ne++] = (entry){i, i};
+            if (ph == p && pp->owner[i] == s->index && po__op_has_work(po__op_def(nd->op))) e[ne++] = (entry){i, i};
         }
         for (int b = 0; b < pp->n_b; b++)
             if (need[(size_t)s->index * (size_t)pp->n_b + (size_t)b] == p) e[ne++] = (entry){pp->b[b].node, -(b + 1)};

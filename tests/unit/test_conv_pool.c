@@ -238,7 +238,7 @@ static void test_conv_without_scratch(void **state) {
     const void *in[2] = {xv, wv};
     void *in_aux[2] = {NULL, NULL};
     po_kargs a = {.node = y, .out = yv, .in = in, .in_aux = in_aux, .state = st};
-    PO_CHECK(def->cpu_run(&a));
+    PO_CHECK(po__op_run(def, &a));
     def->cpu_free(st);
     conv_ref ref;
     conv_reference(k, xv, wv, NULL, gy, &ref);
@@ -326,7 +326,7 @@ static void test_conv_units(void **state) {
             PO_CHECK(def->cpu_init(nd, &st));
             po_kargs a = {.node = nd, .out = which ? whole_dx : whole_y, .in = which ? bin : fin, .in_aux = in_aux,
                           .state = st, .scratch = scratch};
-            PO_CHECK(def->cpu_run(&a));
+            PO_CHECK(po__op_run(def, &a));
             def->cpu_free(st);
             po_aligned_free(scratch);
         }
@@ -432,7 +432,7 @@ static void run_pool_kernel(const pool_case *k, const float *x, float *y, int32_
     const void *in[1] = {x};
     void *in_aux[1] = {NULL};
     po_kargs a = {.node = pn, .out = y, .aux = idx, .in = in, .in_aux = in_aux};
-    PO_CHECK(po__op_def(PO_OP_MAX_POOL2D)->cpu_run(&a));
+    PO_CHECK(po__op_run(po__op_def(PO_OP_MAX_POOL2D), &a));
     po_graph_free(g);
 }
 
@@ -448,7 +448,7 @@ static void run_pool_grad_kernel(const pool_case *k, const float *gy, const int3
     const void *ins[2] = {gy, NULL};
     void *in_aux[2] = {NULL, (void *)idx};
     po_kargs a = {.node = dn, .out = dx, .in = ins, .in_aux = in_aux};
-    PO_CHECK(po__op_def(PO_OP_MAX_POOL2D_GRAD)->cpu_run(&a));
+    PO_CHECK(po__op_run(po__op_def(PO_OP_MAX_POOL2D_GRAD), &a));
     po_graph_free(g);
 }
 

@@ -1,7 +1,6 @@
 /* The matrix-product backend against a naive double-precision product: every path (oneDNN's
  * sgemm, its matmul primitive for C = A B^T with K >= 512, OpenBLAS) on the strides, beta and
- * shapes the ops use, and the matmul primitive from several threads at once, bit for bit what
- * one thread gives. */
+ * shapes the ops use. (From several threads at once: unit/test_gemm_threads.) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +8,6 @@
 #include <cmocka.h>
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +22,7 @@ typedef struct {
     int64_t M, N, K;
     int64_t pad; /* extra elements at the end of every row of A, B and C */
     float beta;
+    bool primitive; /* meant for oneDNN's matmul primitive */
 } gcase;
 
 /* max |c - ref| / (sum over k of |a||b| + |beta c0|): the rounding a float product may make,
@@ -81,18 +80,18 @@ static void products_match_naive(void **st) {
     (void)st;
     const gcase cases[] = {
         /* the matmul primitive's shapes: Linear forwards, whole and as operator-split row blocks */
-        {false, true, 128, 1024, 1024, 0, 1.0f},
-        {false, true, 64, 256, 4096, 0, 1.0f},
-        {false, true, 7, 64, 512, 0, 0.0f},
-        {false, true, 1, 300, 1000, 0, 0.0f},
-        {false, true, 33, 100, 768, 0, 1.0f},
+        {false, true, 128, 1024, 1024, 0, 1.0f, true},
+        {false, true, 64, 256, 4096, 0, 1.0f, true},
+        {false, true, 7, 64, 512, 0, 0.0f, true},
+        {false, true, 1, 300, 1000, 0, 0.0f, true},
+        {false, true, 33, 100, 768, 0, 1.0f, true},
         /* the others: sgemm (operands with gaps between rows, as operator split's column blocks have) */
-        {false, true, 33, 100, 768, 16, 1.0f},
-        {false, true, 128, 10, 1024, 0, 1.0f},
-        {false, true, 50, 70, 64, 2, 0.0f},
-        {false, false, 64, 1024, 1024, 0, 0.0f},
-        {true, false, 300, 200, 128, 4, 0.0f},
-        {true, true, 40, 90, 600, 1, 1.0f},
+        {false, true, 33, 100, 768, 16, 1.0f, false},
+        {false, true, 128, 10, 1024, 0, 1.0f, false},
+        {false, true, 50, 70, 64, 2, 0.0f, false},
+        {false, false, 64, 1024, 1024, 0, 0.0f, false},
+        {true, false, 300, 200, 128, 4, 0.0f, false},
+        {true, true, 40, 90, 600, 1, 1.0f, false},
     };
     const po_gemm_provider providers[] = {PO_GEMM_ONEDNN, PO_GEMM_OPENBLAS};
     for (size_t p = 0; p < 2; p++)
@@ -108,65 +107,14 @@ static void products_match_naive(void **st) {
                           po_gemm_provider_name(providers[p]), g->ta, g->tb, (long long)g->M, (long long)g->N,
                           (long long)g->K, (long long)g->pad, g->beta, e, through ? " (matmul primitive)" : "");
             assert_true(e < 1e-6);
-            /* Where oneDNN has brgemm kernels (AVX-512), the shapes meant for the primitive reach it. */
-            assert_true(through == (wanted && has_avx512() ? 1 : 0) || (!has_avx512() && through == 0));
-            if (i < 5 && providers[p] == PO_GEMM_ONEDNN) assert_true(wanted);
-            if (i >= 5) assert_false(wanted);
+            /* The rule picks the shapes meant for the primitive, and where oneDNN has brgemm
+             * kernels (AVX-512) they reach it. */
+            assert_int_equal(wanted, g->primitive && providers[p] == PO_GEMM_ONEDNN);
+            assert_int_equal(through, wanted && has_avx512() ? 1 : 0);
         }
 }
 
-#define TM 64
-#define TN 128
-#define TK 512
-#define THREADS 3
-#define ROUNDS 300
-
-typedef struct {
-    float a[TM * TK], b[TN * TK], want[2][TM * TN], c[TM * TN]; /* want[1]: the half-height product */
-    int wrong;
-    po_status st;
-} job;
-
-/* Each thread alternates two shapes (two primitives of its own) and checks every result. */
-static void *worker(void *arg) {
-    job *j = arg;
-    for (int r = 0; r < ROUNDS && !j->st; r++) {
-        int64_t m = r % 2 ? TM / 2 : TM;
-        j->st = po__sgemm(false, true, m, TN, TK, 1.0f, j->a, TK, j->b, TK, 0.0f, j->c, TN);
-        if (memcmp(j->c, j->want[r % 2], (size_t)(m * TN) * sizeof(float)) != 0) j->wrong++;
-    }
-    return NULL;
-}
-
-static void matmul_from_threads(void **st) {
-    (void)st;
-    po_set_gemm_provider(PO_GEMM_ONEDNN);
-    static job jobs[THREADS];
-    for (int t = 0; t < THREADS; t++) {
-        job *j = &jobs[t];
-        memset(j, 0, sizeof *j);
-        po_test_fill_uniform(j->a, TM * TK, -1.0f, 1.0f, 10 + (uint64_t)t);
-        po_test_fill_uniform(j->b, TN * TK, -1.0f, 1.0f, 20 + (uint64_t)t);
-        PO_CHECK(po__sgemm(false, true, TM, TN, TK, 1.0f, j->a, TK, j->b, TK, 0.0f, j->want[0], TN));
-        PO_CHECK(po__sgemm(false, true, TM / 2, TN, TK, 1.0f, j->a, TK, j->b, TK, 0.0f, j->want[1], TN));
-    }
-    int64_t before = po__gemm_matmul_count();
-    pthread_t th[THREADS];
-    for (int t = 0; t < THREADS; t++)
-        assert_int_equal(pthread_create(&th[t], NULL, worker, &jobs[t]), 0);
-    int wrong = 0;
-    for (int t = 0; t < THREADS; t++) {
-        pthread_join(th[t], NULL);
-        PO_CHECK(jobs[t].st);
-        wrong += jobs[t].wrong;
-    }
-    po_set_gemm_provider(PO_GEMM_DEFAULT);
-    print_message("%d of %d products differ from one thread's\n", wrong, THREADS * ROUNDS);
-    assert_int_equal(wrong, 0);
-    if (has_avx512()) assert_int_equal(po__gemm_matmul_count() - before, THREADS * ROUNDS);
-}
-
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(products_match_naive), cmocka_unit_test(matmul_from_threads)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(products_match_naive)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -570,6 +570,29 @@ static void attention_mask_hides_future(void **st) {
     }
 }
 
+/* Runs y's graph once with the loss sum(y * R), R random (the backward pass included). */
+static void run_with_dot_loss(po_graph *g, po_node *y, uint64_t seed, po_test_run *r) {
+    po_graph_keep(g, y);
+    po_node *R = po_dot_loss_backward(g, y);
+    po_test_run_new(g, seed, r);
+    po_fill_input(r, R, -1.0f, 1.0f, seed + 1);
+    PO_CHECK(po_exec_run(r->exec));
+}
+
+/* Node i of r run as three stretches of its units over an output filled with NaN: [c1, c2)
+ * with scratch s1, [0, c1) with the executor's own, [c2, all) with s2 (NULL: the executor's).
+ * Whether the output is then whole (bytes of it) bit for bit. */
+static bool cut_equals_whole(po_test_run *r, int i, int64_t c1, int64_t c2, void *s1, void *s2, const float *whole,
+                             size_t bytes) {
+    float *out = po__exec_node_buffer(r->exec, i);
+    for (size_t e = 0; e < bytes / sizeof(float); e++)
+        out[e] = NAN;
+    PO_CHECK(po__exec_run_units(r->exec, i, c1, c2, s1, NULL));
+    PO_CHECK(po__exec_run_units(r->exec, i, 0, c1, NULL, NULL));
+    PO_CHECK(po__exec_run_units(r->exec, i, c2, po__exec_units(r->exec, i), s2, NULL));
+    return memcmp(out, whole, bytes) == 0;
+}
+
 /* Operator split deals attention out by (sample, head) units (po__exec_run_units): any cut of
  * the units into ranges, each run with a scratch area of its own, gives the whole node's output
  * and gradient bit for bit (blocks of 32 rows and a partial one: T = 150; and the op's own
@@ -578,12 +601,8 @@ static void attention_units_case(int64_t T, int64_t D) {
     const int heads = 3;
     po_graph *g = po_graph_new();
     po_node *y = po_causal_attention(g, po_param(g, "qkv", PO_SHAPE(AB, T, 3 * D), any_init()), heads);
-    po_graph_keep(g, y);
-    po_node *R = po_dot_loss_backward(g, y);
     po_test_run r;
-    po_test_run_new(g, 79, &r);
-    po_fill_input(&r, R, -1.0f, 1.0f, 80);
-    PO_CHECK(po_exec_run(r.exec));
+    run_with_dot_loss(g, y, 79, &r);
     int ids[2] = {-1, -1}; /* forward, backward */
     for (int i = 0; i < po_graph_size(g); i++) {
         po_op op = po_node_op(po_graph_node(g, i));
@@ -605,20 +624,12 @@ static void attention_units_case(int64_t T, int64_t D) {
     size_t sb = po__exec_scratch_bytes(r.exec, ids[1]);
     assert_true(sb >= (size_t)(T * T) * sizeof(float));
     float *own = malloc(sb), *other = malloc(sb);
-    const int64_t cuts[][3] = {{0, 1, 6}, {0, 5, 6}, {0, 3, 3}, {0, 6, 6}};
-    for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
-        for (int k = 0; k < 2; k++) {
-            float *out = po__exec_node_buffer(r.exec, ids[k]);
-            for (size_t i = 0; i < bytes[k] / sizeof(float); i++)
-                out[i] = NAN;
-            PO_CHECK(po__exec_run_units(r.exec, ids[k], cuts[c][1], cuts[c][2], own, NULL));
-            PO_CHECK(po__exec_run_units(r.exec, ids[k], cuts[c][0], cuts[c][1], NULL, NULL));
-            PO_CHECK(po__exec_run_units(r.exec, ids[k], cuts[c][2], units, other, NULL));
-            if (memcmp(out, whole[k], bytes[k]) != 0)
-                fail_msg("%s by units %lld|%lld|%lld differs from the whole node", k ? "backward" : "forward",
-                         (long long)cuts[c][0], (long long)cuts[c][1], (long long)cuts[c][2]);
-        }
-    }
+    const int64_t cuts[][2] = {{1, 6}, {5, 6}, {3, 3}, {6, 6}};
+    for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++)
+        for (int k = 0; k < 2; k++)
+            if (!cut_equals_whole(&r, ids[k], cuts[c][0], cuts[c][1], own, other, whole[k], bytes[k]))
+                fail_msg("%s by units 0|%lld|%lld differs from the whole node", k ? "backward" : "forward",
+                         (long long)cuts[c][0], (long long)cuts[c][1]);
     assert_int_equal(po__exec_run_units(r.exec, ids[0], 2, units + 1, NULL, NULL), PO_ERR_INVALID_ARG);
     assert_int_equal(po__exec_run_units(r.exec, ids[0], 3, 2, NULL, NULL), PO_ERR_INVALID_ARG);
     int other_op = ids[0] > 0 ? 0 : ids[0] + 1;
@@ -645,12 +656,8 @@ static void units_match_whole(void **st) {
     po_node *x = po_param(g, "x", PO_SHAPE(rows, D), any_init());
     po_node *w = po_param(g, "w", PO_SHAPE(D), any_init()), *b = po_param(g, "b", PO_SHAPE(D), any_init());
     po_node *y = po_gelu(g, po_layer_norm(g, x, w, b, 1e-5f));
-    po_graph_keep(g, y);
-    po_node *R = po_dot_loss_backward(g, y);
     po_test_run r;
-    po_test_run_new(g, 83, &r);
-    po_fill_input(&r, R, -1.0f, 1.0f, 84);
-    PO_CHECK(po_exec_run(r.exec));
+    run_with_dot_loss(g, y, 83, &r);
     const po_op want[] = {PO_OP_GELU, PO_OP_GELU_GRAD, PO_OP_LAYER_NORM, PO_OP_LAYER_NORM_GRAD_INPUT};
     int found = 0;
     for (int i = 0; i < po_graph_size(g); i++) {
@@ -665,13 +672,8 @@ static void units_match_whole(void **st) {
         size_t bytes = po__exec_output_bytes(r.exec, i);
         float *out = po__exec_node_buffer(r.exec, i), *whole = malloc(bytes);
         memcpy(whole, out, bytes);
-        int64_t cut1 = 1, cut2 = units - 1;
-        for (size_t e = 0; e < bytes / sizeof(float); e++)
-            out[e] = NAN;
-        PO_CHECK(po__exec_run_units(r.exec, i, cut1, cut2, NULL, NULL));
-        PO_CHECK(po__exec_run_units(r.exec, i, 0, cut1, NULL, NULL));
-        PO_CHECK(po__exec_run_units(r.exec, i, cut2, units, NULL, NULL));
-        if (memcmp(out, whole, bytes) != 0) fail_msg("%s by units differs from the whole node", po_op_name(op));
+        if (!cut_equals_whole(&r, i, 1, units - 1, NULL, NULL, whole, bytes))
+            fail_msg("%s by units differs from the whole node", po_op_name(op));
         free(whole);
     }
     assert_int_equal(found, 4);

@@ -36,7 +36,8 @@ po_status po__dnnl_md(dnnl_memory_desc_t *md, int ndim, const int64_t *dims, boo
                           "memory descriptor");
 }
 
-po_status po__dnnl_pd(dnnl_primitive_desc_t *pd, const void *op_desc, const_dnnl_primitive_desc_t hint) {
+po_status po__dnnl_pd(dnnl_primitive_desc_t *pd, const void *op_desc, const_dnnl_primitive_desc_t hint,
+                      bool accumulate) {
     *pd = NULL;
     dnnl_engine_t eng;
     po_status st = po__dnnl_engine(&eng);
@@ -44,6 +45,15 @@ po_status po__dnnl_pd(dnnl_primitive_desc_t *pd, const void *op_desc, const_dnnl
     dnnl_primitive_attr_t attr;
     if ((st = po__dnnl_check(dnnl_primitive_attr_create(&attr), "attribute creation"))) return st;
     st = po__dnnl_check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "scratchpad mode");
+    if (!st && accumulate) {
+        dnnl_post_ops_t ops;
+        st = po__dnnl_check(dnnl_post_ops_create(&ops), "post-op creation");
+        if (!st) {
+            st = po__dnnl_check(dnnl_post_ops_append_sum(ops, 1.0f), "sum post-op");
+            if (!st) st = po__dnnl_check(dnnl_primitive_attr_set_post_ops(attr, ops), "post-op attribute");
+            dnnl_post_ops_destroy(ops);
+        }
+    }
     if (!st)
         st = po__dnnl_check(dnnl_primitive_desc_create(pd, op_desc, attr, eng, hint), "primitive descriptor creation");
     dnnl_primitive_attr_destroy(attr);

@@ -37,8 +37,11 @@ po_status po__dnnl_check(dnnl_status_t s, const char *what);
 po_status po__dnnl_md(dnnl_memory_desc_t *md, int ndim, const int64_t *dims, bool any);
 
 /* Creates the primitive descriptor for op_desc with a user-mode scratchpad. `hint` is the
- * forward descriptor for backward primitives, else NULL. Free with dnnl_primitive_desc_destroy. */
-po_status po__dnnl_pd(dnnl_primitive_desc_t *pd, const void *op_desc, const_dnnl_primitive_desc_t hint);
+ * forward descriptor for backward primitives, else NULL. accumulate: the primitive adds its
+ * result to what its destination holds (a sum post-op, GEMM's beta = 1). Free with
+ * dnnl_primitive_desc_destroy. */
+po_status po__dnnl_pd(dnnl_primitive_desc_t *pd, const void *op_desc, const_dnnl_primitive_desc_t hint,
+                      bool accumulate);
 
 /* oneDNN's implementation name for pd ("jit:avx2", "x64:gemm:jit", "ref:any", ...). */
 const char *po__dnnl_impl(const_dnnl_primitive_desc_t pd);

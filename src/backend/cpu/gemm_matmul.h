@@ -24,7 +24,8 @@
  * dense, its column blocks do not). */
 bool po__gemm_matmul_wanted(const po__gemm_call *c);
 
-/* Runs c through this thread's matmul primitive for its shape. *ran is false (and nothing is
+/* Runs c (one po__gemm_matmul_wanted accepts) through this thread's matmul primitive for its
+ * shape. *ran is false (and nothing is
  * written) when oneDNN offers no brgemm kernel for it on this CPU (the primitive would only
  * wrap sgemm) or cannot make the primitive: the caller then runs sgemm. */
 po_status po__gemm_matmul_run(const po__gemm_call *c, bool *ran);
