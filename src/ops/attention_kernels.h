@@ -2,7 +2,7 @@
  *
  * The head's products are small (T x T x hd with hd = 64 in tiny_gpt) and causal: sgemm on
  * row blocks of 32 ran them at about 70 GFLOP/s on one Zen 4 core, where the big products of
- * the same step reach 105. These kernels skip the masked triangle by 16 keys (or 4-8 rows) at a
+ * the same step reach 105. These kernels skip the masked triangle by 16 keys (or 2-8 rows) at a
  * time and need no packing except one transpose of K (or V) per head.
  *
  * Every kernel accumulates over k in increasing order with FMAs, one output element at a time,
