@@ -140,7 +140,7 @@ static po_status attn_run_units(const po_kargs *a, int64_t begin, int64_t end) {
         float *p = P + u * T * T, *yh = y + b * T * d.D + h * d.hd;
         if (own) {
             po__attn_scores(q, ld, k, ld, T, d.hd, d.scale, p, a->scratch);
-            softmax_causal_rows(p, T);
+            po__attn_softmax_rows(p, T);
             po__attn_weighted_rows(p, false, v, ld, T, d.hd, 1.0f, yh, d.D);
             continue;
         }

@@ -33,4 +33,8 @@ void po__attn_scores(const float *A, int64_t lda, const float *B, int64_t ldb, i
 void po__attn_weighted_rows(const float *W, bool transposed, const float *B, int64_t ldb, int64_t T, int64_t hd,
                             float alpha, float *C, int64_t ldc);
 
+/* P[i, :] = softmax of S[i, 0 .. i] in place, and 0 above the diagonal, for a [T, T] S: the
+ * op's causal softmax (with the exponential of core/vmath.h), vectorised by hand. */
+void po__attn_softmax_rows(float *S, int64_t T);
+
 #endif
