@@ -2,22 +2,21 @@
  * AVX-512 whatever the build's -march, and chosen at run time. */
 #include "ops/attention_kernels.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
 #include <math.h>
 
-#define AVX512        __attribute__((target("avx512f")))
-#define INLINE_AVX512 static inline __attribute__((always_inline, target("avx512f")))
+#include "core/vmath512.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
 
 bool po__attn_kernels_ok(int64_t T, int64_t hd) {
-    return __builtin_cpu_supports("avx512f") && T > 0 && T % 16 == 0 && hd > 0 && hd % 16 == 0 && hd <= 64;
+    return po_cpu_avx512() && T > 0 && T % 16 == 0 && hd > 0 && hd % 16 == 0 && hd <= 64;
 }
 
 /* Rows r0 .. r0 + 7 against keys j0 .. j0 + 16 NV of the transposed B (8 x 48 keys: 24
  * accumulators; a tiny_gpt layer's 32 heads in 0.43-0.48 ms on one Zen 4 core, against
  * 0.50-0.54 in tiles of 4 x 64). */
-INLINE_AVX512 void scores_tile(const float *A, int64_t lda, const float *bt, int64_t T, int64_t hd, float alpha,
-                               float *S, int64_t r0, int64_t j0, const int NV) {
+PO_INLINE_AVX512 void scores_tile(const float *A, int64_t lda, const float *bt, int64_t T, int64_t hd, float alpha,
+                                  float *S, int64_t r0, int64_t j0, const int NV) {
     enum { R = 8 };
     __m512 acc[8][4];
 #pragma GCC unroll 8
@@ -49,7 +48,7 @@ INLINE_AVX512 void scores_tile(const float *A, int64_t lda, const float *bt, int
 
 /* bt[d0 + i, j0 ..] = B[j0 .., d0 + i] for a 16 x 16 block: unpacks pair rows, then
  * 128-bit lanes are shuffled into place (1.5 us a 128 x 64 head, against 3.1 gathering). */
-INLINE_AVX512 void transpose16(const float *B, int64_t ldb, float *bt, int64_t T) {
+PO_INLINE_AVX512 void transpose16(const float *B, int64_t ldb, float *bt, int64_t T) {
     __m512 r[16], t[16];
     for (int i = 0; i < 16; i++)
         r[i] = _mm512_loadu_ps(B + i * ldb);
@@ -78,8 +77,8 @@ INLINE_AVX512 void transpose16(const float *B, int64_t ldb, float *bt, int64_t T
         _mm512_storeu_ps(bt + i * T, t[i]);
 }
 
-AVX512 void po__attn_scores(const float *A, int64_t lda, const float *B, int64_t ldb, int64_t T, int64_t hd,
-                            float alpha, float *S, float *bt) {
+PO_AVX512 void po__attn_scores(const float *A, int64_t lda, const float *B, int64_t ldb, int64_t T, int64_t hd,
+                               float alpha, float *S, float *bt) {
     for (int64_t j0 = 0; j0 < T; j0 += 16) /* bt[d, j] = B[j, d] */
         for (int64_t d0 = 0; d0 < hd; d0 += 16)
             transpose16(B + j0 * ldb + d0, ldb, bt + d0 * T + j0, T);
@@ -100,9 +99,9 @@ AVX512 void po__attn_scores(const float *A, int64_t lda, const float *B, int64_t
 /* Rows r0 .. r0 + R - 1 of C (NV vectors of 16 wide), summing k over [k0, k1). Tiles of 6 rows
  * (24 accumulators) with W's layout a constant: a tiny_gpt layer's 32 heads in 0.32 ms on one
  * Zen 4 core, against 0.38-0.41 in tiles of 4 rows with the layout looked up in the loop. */
-INLINE_AVX512 void weighted_tile(const float *W, const bool transposed, const float *B, int64_t ldb, int64_t T,
-                                 float alpha, float *C, int64_t ldc, int64_t r0, int64_t k0, int64_t k1, const int R,
-                                 const int NV) {
+PO_INLINE_AVX512 void weighted_tile(const float *W, const bool transposed, const float *B, int64_t ldb, int64_t T,
+                                    float alpha, float *C, int64_t ldc, int64_t r0, int64_t k0, int64_t k1, const int R,
+                                    const int NV) {
     __m512 acc[6][4];
 #pragma GCC unroll 6
     for (int r = 0; r < R; r++)
@@ -132,8 +131,8 @@ INLINE_AVX512 void weighted_tile(const float *W, const bool transposed, const fl
 }
 
 /* All rows of C, W's layout a constant: tiles of 6 rows, the last of 4 or 2 (T is even). */
-INLINE_AVX512 void weighted_all(const float *W, const bool transposed, const float *B, int64_t ldb, int64_t T,
-                                int64_t hd, float alpha, float *C, int64_t ldc) {
+PO_INLINE_AVX512 void weighted_all(const float *W, const bool transposed, const float *B, int64_t ldb, int64_t T,
+                                   int64_t hd, float alpha, float *C, int64_t ldc) {
     for (int64_t r0 = 0; r0 < T;) {
         int R = T - r0 >= 6 ? 6 : T - r0 >= 4 ? 4 : 2;
         /* W is zero above its diagonal: row r meets k <= r, column r meets k >= r. */
@@ -159,54 +158,35 @@ INLINE_AVX512 void weighted_all(const float *W, const bool transposed, const flo
     }
 }
 
-AVX512 void po__attn_weighted_rows(const float *W, bool transposed, const float *B, int64_t ldb, int64_t T, int64_t hd,
-                                   float alpha, float *C, int64_t ldc) {
+PO_AVX512 void po__attn_weighted_rows(const float *W, bool transposed, const float *B, int64_t ldb, int64_t T,
+                                      int64_t hd, float alpha, float *C, int64_t ldc) {
     if (transposed)
         weighted_all(W, true, B, ldb, T, hd, alpha, C, ldc);
     else
         weighted_all(W, false, B, ldb, T, hd, alpha, C, ldc);
 }
 
-/* po_expf (core/vmath.h) sixteen lanes at once, the same steps. */
-INLINE_AVX512 __m512 exp16(__m512 x_in) {
-    __mmask16 ok = _mm512_cmp_ps_mask(x_in, x_in, _CMP_ORD_Q);
-    __m512 x = _mm512_maskz_mov_ps(ok, x_in);
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.33f)), _mm512_set1_ps(88.37f));
-    __m512 n = _mm512_roundscale_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(0.5f)),
-                                    _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), _mm512_set1_ps(1.0f));
-    __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_mask_mul_ps(x_in, ok, p, _mm512_castsi512_ps(bits));
-}
 /* The rows of S in three passes of sixteen keys (the maximum, the exponentials and their sum, the
  * scaling), the last vector of each row masked: 0.14 ms a tiny_gpt layer's 32 heads on one Zen 4
  * core, against 0.38 for the compiler's vectorisation of the same steps over rows of 8-key
  * multiples. */
-AVX512 void po__attn_softmax_rows(float *p, int64_t T) {
+PO_AVX512 void po__attn_softmax_rows(float *p, int64_t T) {
     for (int64_t i = 0; i < T; i++) {
         float *row = p + i * T;
         int64_t n = i + 1, j;
         __m512 mx = _mm512_set1_ps(-INFINITY);
         for (j = 0; j + 16 <= n; j += 16)
             mx = _mm512_max_ps(mx, _mm512_loadu_ps(row + j));
-        __mmask16 tail = (__mmask16)((1u << (n - j)) - 1u);
+        __mmask16 tail = po_lanes16(n - j);
         if (n > j) mx = _mm512_mask_max_ps(mx, tail, mx, _mm512_maskz_loadu_ps(tail, row + j));
         __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx)), sum = _mm512_setzero_ps();
         for (j = 0; j + 16 <= n; j += 16) {
-            __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(row + j), m));
+            __m512 e = po_expf16(_mm512_sub_ps(_mm512_loadu_ps(row + j), m));
             _mm512_storeu_ps(row + j, e);
             sum = _mm512_add_ps(sum, e);
         }
         if (n > j) {
-            __m512 e = _mm512_maskz_mov_ps(tail, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, row + j), m)));
+            __m512 e = _mm512_maskz_mov_ps(tail, po_expf16(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, row + j), m)));
             _mm512_storeu_ps(row + j, e);
             sum = _mm512_add_ps(sum, e);
             j += 16;
