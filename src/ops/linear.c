@@ -47,16 +47,9 @@ static po_status linear_run(const po_kargs *a) {
     const po_node *n = a->node;
     int64_t out = n->in[1]->shape.dim[0], in = n->in[1]->shape.dim[1];
     int64_t rows = po__numel(n) / out;
-    float *y = a->out;
-    float beta = 0.0f;
-    if (n->n_in == 3) { /* start from the bias and accumulate the product onto it */
-        const float *b = a->in[2];
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t j = 0; j < out; j++)
-                y[r * out + j] = b[j];
-        beta = 1.0f;
-    }
-    return po__sgemm(false, true, rows, out, in, 1.0f, a->in[0], in, a->in[1], in, beta, y, out);
+    if (n->n_in == 3)
+        return po__sgemm_bias(false, true, rows, out, in, a->in[0], in, a->in[1], in, a->in[2], a->out, out);
+    return po__sgemm(false, true, rows, out, in, 1.0f, a->in[0], in, a->in[1], in, 0.0f, a->out, out);
 }
 
 const po_op_def po_op_def_linear = {

@@ -167,6 +167,7 @@ static po__gemm_call block_of(const po__gemm_call *c, bool rows, int64_t lo, int
         b.N = hi - lo;
         b.B = c->trans_b ? c->B + lo * c->ldb : c->B + lo;
         b.C = c->C + lo;
+        if (c->bias) b.bias = c->bias + lo;
     }
     return b;
 }

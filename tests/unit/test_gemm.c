@@ -1,6 +1,6 @@
 /* The matrix-product backend against a naive double-precision product: every path (oneDNN's
- * sgemm, its matmul primitive for C = A B^T with K >= 512, OpenBLAS) on the strides, beta and
- * shapes the ops use. (From several threads at once: unit/test_gemm_threads.) */
+ * sgemm, its matmul primitive where gemm_matmul.h's rule sends a product, OpenBLAS) on the
+ * strides, beta, bias and shapes the ops use. (From several threads at once: unit/test_gemm_threads.) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +23,7 @@ typedef struct {
     int64_t pad; /* extra elements at the end of every row of A, B and C */
     float beta;
     bool primitive; /* meant for oneDNN's matmul primitive */
+    bool bias;      /* through po__sgemm_bias (beta 0): a bias[N] added to every row */
 } gcase;
 
 /* max |c - ref| / (sum over k of |a||b| + |beta c0|): the rounding a float product may make,
@@ -32,6 +33,8 @@ static double check(const gcase *g, po_gemm_provider provider) {
     int64_t lda = ac + g->pad, ldb = bc + g->pad, ldc = g->N + g->pad;
     float *a = malloc((size_t)(ar * lda) * sizeof *a), *b = malloc((size_t)(br * ldb) * sizeof *b);
     float *c = malloc((size_t)(g->M * ldc) * sizeof *c), *c0 = malloc((size_t)(g->M * ldc) * sizeof *c0);
+    float *bias = malloc((size_t)g->N * sizeof *bias);
+    assert_non_null(bias);
     assert_non_null(a);
     assert_non_null(b);
     assert_non_null(c);
@@ -39,9 +42,13 @@ static double check(const gcase *g, po_gemm_provider provider) {
     po_test_fill_uniform(a, ar * lda, -1.0f, 1.0f, 1);
     po_test_fill_uniform(b, br * ldb, -1.0f, 1.0f, 2);
     po_test_fill_uniform(c0, g->M * ldc, -1.0f, 1.0f, 3);
+    po_test_fill_uniform(bias, g->N, -1.0f, 1.0f, 4);
     memcpy(c, c0, (size_t)(g->M * ldc) * sizeof *c);
     po_set_gemm_provider(provider);
-    PO_CHECK(po__sgemm(g->ta, g->tb, g->M, g->N, g->K, 1.0f, a, lda, b, ldb, g->beta, c, ldc));
+    if (g->bias)
+        PO_CHECK(po__sgemm_bias(g->ta, g->tb, g->M, g->N, g->K, a, lda, b, ldb, bias, c, ldc));
+    else
+        PO_CHECK(po__sgemm(g->ta, g->tb, g->M, g->N, g->K, 1.0f, a, lda, b, ldb, g->beta, c, ldc));
     po_set_gemm_provider(PO_GEMM_DEFAULT);
     double worst = 0.0;
     for (int64_t i = 0; i < g->M; i++) {
@@ -52,8 +59,9 @@ static double check(const gcase *g, po_gemm_provider provider) {
                 s += x * y;
                 mag += fabs(x * y);
             }
-            s += (double)g->beta * c0[i * ldc + j];
-            mag += fabs((double)g->beta * c0[i * ldc + j]);
+            double extra = g->bias ? (double)bias[j] : (double)g->beta * c0[i * ldc + j];
+            s += extra;
+            mag += fabs(extra);
             double e = fabs((double)c[i * ldc + j] - s) / (mag > 0.0 ? mag : 1.0);
             if (!(e <= worst)) worst = isnan(e) ? INFINITY : e;
         }
@@ -64,6 +72,7 @@ static double check(const gcase *g, po_gemm_provider provider) {
     free(b);
     free(c);
     free(c0);
+    free(bias);
     return worst;
 }
 
@@ -79,19 +88,35 @@ static bool has_avx512(void) {
 static void products_match_naive(void **st) {
     (void)st;
     const gcase cases[] = {
-        /* the matmul primitive's shapes: Linear forwards, whole and as operator-split row blocks */
-        {false, true, 128, 1024, 1024, 0, 1.0f, true},
-        {false, true, 64, 256, 4096, 0, 1.0f, true},
-        {false, true, 7, 64, 512, 0, 0.0f, true},
-        {false, true, 1, 300, 1000, 0, 0.0f, true},
-        {false, true, 33, 100, 768, 0, 1.0f, true},
+        /* the matmul primitive's shapes, whole and as operator-split row blocks: */
+        /* x W^T with K >= 512 (Linear forwards) */
+        {false, true, 128, 1024, 1024, 0, 1.0f, true, false},
+        {false, true, 64, 256, 4096, 0, 1.0f, true, false},
+        {false, true, 7, 64, 512, 0, 0.0f, true, false},
+        {false, true, 1, 300, 1000, 0, 0.0f, true, false},
+        {false, true, 33, 100, 768, 0, 1.0f, true, false},
+        {false, true, 64, 256, 1024, 0, 0.0f, true, true},
+        /* x W^T + bias with a small W (tiny_gpt's attention projection) */
+        {false, true, 100, 256, 256, 0, 0.0f, true, true},
+        /* dY W (Linear input gradients) */
+        {false, false, 64, 1024, 1024, 0, 0.0f, true, false},
+        {false, false, 37, 80, 10, 0, 1.0f, true, false},
+        /* dY^T x with dY's rows a multiple of 512 floats apart (Linear weight gradients) */
+        {true, false, 512, 200, 128, 0, 0.0f, true, false},
+        {true, false, 1024, 96, 33, 0, 1.0f, true, false},
         /* the others: sgemm (operands with gaps between rows, as operator split's column blocks have) */
-        {false, true, 33, 100, 768, 16, 1.0f, false},
-        {false, true, 128, 10, 1024, 0, 1.0f, false},
-        {false, true, 50, 70, 64, 2, 0.0f, false},
-        {false, false, 64, 1024, 1024, 0, 0.0f, false},
-        {true, false, 300, 200, 128, 4, 0.0f, false},
-        {true, true, 40, 90, 600, 1, 1.0f, false},
+        {false, true, 33, 100, 768, 16, 1.0f, false, false},
+        {false, true, 128, 10, 1024, 0, 1.0f, false, false},
+        {false, true, 50, 70, 64, 2, 0.0f, false, false},
+        {false, true, 50, 70, 64, 2, 0.0f, false, true},
+        {false, true, 64, 1024, 256, 0, 0.0f, false, true},
+        {false, true, 128, 10, 1024, 0, 0.0f, false, true},
+        {false, false, 64, 1024, 1024, 3, 0.0f, false, false},
+        {false, false, 64, 32, 1024, 0, 0.0f, false, false},
+        {true, false, 300, 200, 128, 4, 0.0f, false, false},
+        {true, false, 300, 200, 128, 0, 0.0f, false, false},
+        {true, false, 512, 200, 128, 2, 0.0f, false, false},
+        {true, true, 40, 90, 600, 1, 1.0f, false, false},
     };
     const po_gemm_provider providers[] = {PO_GEMM_ONEDNN, PO_GEMM_OPENBLAS};
     for (size_t p = 0; p < 2; p++)
@@ -101,11 +126,27 @@ static void products_match_naive(void **st) {
             double e = check(g, providers[p]);
             int64_t through = po__gemm_matmul_count() - before;
             int64_t lda = (g->ta ? g->M : g->K) + g->pad, ldb = (g->tb ? g->K : g->N) + g->pad, ldc = g->N + g->pad;
-            po__gemm_call call = {g->ta, g->tb, g->M, g->N, g->K, 1.0f, g->beta, 0, 0, 0, lda, ldb, ldc, providers[p]};
+            float dummy = 0.0f;
+            po__gemm_call call = {g->ta,
+                                  g->tb,
+                                  g->M,
+                                  g->N,
+                                  g->K,
+                                  1.0f,
+                                  g->beta,
+                                  0,
+                                  0,
+                                  0,
+                                  lda,
+                                  ldb,
+                                  ldc,
+                                  providers[p],
+                                  g->bias ? &dummy : NULL};
             bool wanted = providers[p] == PO_GEMM_ONEDNN && po__gemm_matmul_wanted(&call);
-            print_message("%s ta=%d tb=%d %lldx%lldx%lld pad %lld beta %g: error %.2e%s\n",
+            print_message("%s ta=%d tb=%d %lldx%lldx%lld pad %lld beta %g%s: error %.2e%s\n",
                           po_gemm_provider_name(providers[p]), g->ta, g->tb, (long long)g->M, (long long)g->N,
-                          (long long)g->K, (long long)g->pad, g->beta, e, through ? " (matmul primitive)" : "");
+                          (long long)g->K, (long long)g->pad, g->beta, g->bias ? " bias" : "", e,
+                          through ? " (matmul primitive)" : "");
             assert_true(e < 1e-6);
             /* The rule picks the shapes meant for the primitive, and where oneDNN has brgemm
              * kernels (AVX-512) they reach it. */

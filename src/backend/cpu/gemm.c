@@ -83,7 +83,8 @@ static double time_provider(po_gemm_provider p, bool ta, bool tb, int64_t M, int
     double best = 1e30;
     for (int r = 0; r < 3; r++) {
         double t0 = now_s();
-        po_status st = po__gemm_run(&(po__gemm_call){ta, tb, M, N, K, 1.0f, 0.0f, A, B, scratch, lda, ldb, ldc, p});
+        po_status st =
+            po__gemm_run(&(po__gemm_call){ta, tb, M, N, K, 1.0f, 0.0f, A, B, scratch, lda, ldb, ldc, p, NULL});
         double t = now_s() - t0;
         if (st) return 1e30;
         if (r > 0 && t < best) best = t;
@@ -180,17 +181,35 @@ po_status po__gemm_run(const po__gemm_call *c) {
         po_status st = po__gemm_matmul_run(c, &ran);
         if (st || ran) return st;
     }
+    float beta = c->beta;
+    if (c->bias) { /* C starts as the bias; the product accumulates onto it */
+        for (int64_t r = 0; r < c->M; r++)
+            memcpy(c->C + r * c->ldc, c->bias, (size_t)c->N * sizeof(float));
+        beta = 1.0f;
+    }
     if (c->provider == PO_GEMM_ONEDNN)
-        return run_onednn(c->trans_a, c->trans_b, c->M, c->N, c->K, c->alpha, c->A, c->lda, c->B, c->ldb, c->beta,
-                          c->C, c->ldc);
-    return run_openblas(c->trans_a, c->trans_b, c->M, c->N, c->K, c->alpha, c->A, c->lda, c->B, c->ldb, c->beta, c->C,
+        return run_onednn(c->trans_a, c->trans_b, c->M, c->N, c->K, c->alpha, c->A, c->lda, c->B, c->ldb, beta, c->C,
+                          c->ldc);
+    return run_openblas(c->trans_a, c->trans_b, c->M, c->N, c->K, c->alpha, c->A, c->lda, c->B, c->ldb, beta, c->C,
                         c->ldc);
 }
+
+static po_status dispatch(const po__gemm_call *c) { return hook_fn ? hook_fn(hook_ctx, c) : po__gemm_run(c); }
 
 po_status po__sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                     int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     if (M == 0 || N == 0) return PO_OK;
-    po__gemm_call c = {trans_a, trans_b, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc,
-                       choose(trans_a, trans_b, M, N, K, A, lda, B, ldb, ldc)};
-    return hook_fn ? hook_fn(hook_ctx, &c) : po__gemm_run(&c);
+    po__gemm_call c = {trans_a, trans_b, M, N,   K,   alpha, beta,
+                       A,       B,       C, lda, ldb, ldc,   choose(trans_a, trans_b, M, N, K, A, lda, B, ldb, ldc),
+                       NULL};
+    return dispatch(&c);
+}
+
+po_status po__sgemm_bias(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                         const float *B, int64_t ldb, const float *bias, float *C, int64_t ldc) {
+    if (M == 0 || N == 0) return PO_OK;
+    po__gemm_call c = {trans_a, trans_b, M, N,   K,   1.0f, 0.0f,
+                       A,       B,       C, lda, ldb, ldc,  choose(trans_a, trans_b, M, N, K, A, lda, B, ldb, ldc),
+                       bias};
+    return dispatch(&c);
 }

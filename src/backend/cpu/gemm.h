@@ -18,6 +18,12 @@
 po_status po__sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                     int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
+/* C[M, N] = op(A) op(B) + bias, bias[N] added to every row (a Linear layer's forward). Where the
+ * product goes through oneDNN's matmul primitive the bias is added there, saving a pass over C;
+ * elsewhere C starts as the bias and the product accumulates onto it. */
+po_status po__sgemm_bias(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                         const float *B, int64_t ldb, const float *bias, float *C, int64_t ldc);
+
 /* One po__sgemm call, with the provider chosen for the whole product. */
 typedef struct po__gemm_call {
     bool trans_a, trans_b;
@@ -27,6 +33,7 @@ typedef struct po__gemm_call {
     float *C;
     int64_t lda, ldb, ldc;
     po_gemm_provider provider; /* ONEDNN or OPENBLAS */
+    const float *bias;         /* [N] added to every row of C, or NULL; only with beta 0 */
 } po__gemm_call;
 
 /* Runs c on the calling thread with c->provider (a block of a split product uses the provider
