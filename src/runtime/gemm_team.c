@@ -198,8 +198,10 @@ static po_status share_out(po__team *t) {
 static po_status team_sgemm(void *ctx, const po__gemm_call *c) {
     po__team *t = ctx;
     if (t->n < 2) return po__gemm_run(c);
-    /* Rows keep each block's C contiguous; columns when there are too few rows to go round. */
-    bool rows = c->M >= c->N || c->M >= 16 * (int64_t)t->n;
+    /* Rows keep each block's C contiguous; columns when there are too few rows to go round, and
+     * for x W^T with a W larger than x, so each member reads its slice of W rather than all of
+     * it (its block of C staged dense for the matmul primitive: backend/cpu/gemm_matmul.h). */
+    bool rows = c->M >= c->N || (c->M >= 16 * (int64_t)t->n && !(!c->trans_a && c->trans_b));
     int64_t len = rows ? c->M : c->N;
     /* Column blocks start on a 64-byte line when there are plenty, so no two members write the
      * same cache line and the kernels' vector stores stay aligned. */

@@ -20,7 +20,7 @@
 #include "backend/cpu/gemm_matmul.h"
 #include "po_test.h"
 
-#define M       64
+#define M       128
 #define N       256
 #define MAX_K   512
 #define THREADS 3

@@ -122,6 +122,41 @@ static void split_sgemm(void **s) {
     }
 }
 
+/* x W^T + bias with W larger than x, dense as a Linear layer's forward: split by columns, each
+ * member's block of C (gaps between its rows) staged dense for the matmul primitive where oneDNN
+ * has it, and its slice of the bias added. Against the naive product plus the bias. */
+static void linear_forward_split_by_columns(void **s) {
+    (void)s;
+    enum { M = 40, N = 200, K = 300 };
+    float *x = malloc(sizeof(float) * M * K), *w = malloc(sizeof(float) * N * K), *bias = malloc(sizeof(float) * N);
+    float *y = malloc(sizeof(float) * M * N), *r = malloc(sizeof(float) * M * N);
+    assert_true(x && w && bias && y && r);
+    po_test_fill_uniform(x, M * K, -1.0f, 1.0f, 11);
+    po_test_fill_uniform(w, N * K, -1.0f, 1.0f, 12);
+    po_test_fill_uniform(bias, N, -1.0f, 1.0f, 13);
+    static const double shares[][2] = {{0.5, 0.5}, {0.3, 0.7}};
+    for (int sh = 0; sh < 2; sh++) {
+        po_worker_spec members[2];
+        two_members(shares[sh][0], shares[sh][1], members);
+        po__team *t;
+        PO_CHECK(po__team_new(members, 2, &t));
+        int64_t splits = po__team_splits(t);
+        po__team_join(t, "test", "forward");
+        po_status st = po__sgemm_bias(false, true, M, N, K, x, K, w, K, bias, y, N);
+        po__team_leave();
+        PO_CHECK(st);
+        assert_int_equal(po__team_splits(t), splits + 1);
+        naive(false, true, M, N, K, 1.0f, x, K, w, K, 0.0f, r, N);
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++)
+                if (!(fabs((double)y[i * N + j] - ((double)r[i * N + j] + (double)bias[j])) <= 1e-6 * (K + 2)))
+                    fail_msg("shares %g/%g: y[%d][%d] %.9g vs %.9g", shares[sh][0], shares[sh][1], i, j, y[i * N + j],
+                             r[i * N + j] + bias[j]);
+        po__team_free(t);
+    }
+    free(x), free(w), free(bias), free(y), free(r);
+}
+
 static void team_errors(void **s) {
     (void)s;
     po__team *t = NULL;
@@ -388,7 +423,8 @@ static void optimizer_split(void **s) {
                 node++;
             int64_t off = at - start[node];
             bool inside = off > 0 && off < sizes[node];
-            if (inside && (!divisible[node] || off % 16)) fail_msg("trial %d: boundary %lld inside node %d", trial, (long long)at, node);
+            if (inside && (!divisible[node] || off % 16))
+                fail_msg("trial %d: boundary %lld inside node %d", trial, (long long)at, node);
             double slack = 8.0;
             for (int i = 0; i < n; i++)
                 if (ideal >= (double)start[i] && ideal <= (double)start[i + 1] && (!divisible[i] || sizes[i] < 16))
@@ -459,6 +495,7 @@ int main(void) {
     if (getenv("PO_TEST_OPENBLAS")) po_set_gemm_provider(PO_GEMM_OPENBLAS);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(split_sgemm),
+        cmocka_unit_test(linear_forward_split_by_columns),
         cmocka_unit_test(team_errors),
         cmocka_unit_test(mnist_mlp),
         cmocka_unit_test(tiny_gpt),

@@ -23,7 +23,9 @@ typedef struct entry {
 
 typedef struct cache {
     entry e[CACHE_SIZE];
-    int n, next; /* entries in use; the one to replace when full */
+    int n, next;   /* entries in use; the one to replace when full */
+    float *staged; /* a dense C for products whose C has gaps between rows */
+    size_t staged_floats;
 } cache;
 
 static pthread_key_t cache_key;
@@ -34,6 +36,7 @@ static void cache_free(void *p) {
     cache *c = p;
     for (int i = 0; i < c->n; i++)
         if (c->e[i].brgemm) po__dnnl_prim_free(&c->e[i].prim);
+    free(c->staged);
     free(c);
 }
 
@@ -45,11 +48,13 @@ static void key_create(void) { (void)pthread_key_create(&cache_key, cache_free);
 #define BIAS_FUSED_MAX_WEIGHT (128 * 1024)
 
 bool po__gemm_matmul_wanted(const po__gemm_call *c) {
-    bool dense = c->lda == (c->trans_a ? c->M : c->K) && c->ldb == (c->trans_b ? c->K : c->N) && c->ldc == c->N;
+    bool dense = c->lda == (c->trans_a ? c->M : c->K) && c->ldb == (c->trans_b ? c->K : c->N);
     if (!dense || c->N < 64 || c->alpha != 1.0f || !(c->beta == 0.0f || (c->beta == 1.0f && !c->bias))) return false;
+    if (c->ldc != c->N) /* x W^T's column blocks, staged: K >= 256 keeps the copy out a small part */
+        return !c->trans_a && c->trans_b && c->beta == 0.0f && c->K >= 256;
     if (!c->trans_a && c->trans_b) return c->K >= 512 || (c->bias && c->N * c->K <= BIAS_FUSED_MAX_WEIGHT); /* x W^T */
-    if (!c->trans_a) return true;                                                                           /* dY W */
-    return !c->trans_b && c->lda % 512 == 0;                                                                /* dY^T x */
+    if (!c->trans_a) return c->M >= 128;                                                                    /* dY W */
+    return !c->trans_b && c->lda % 512 == 0 && c->K >= 512;                                                 /* dY^T x */
 }
 
 /* A dense [rows, cols] operand, stored transposed ([cols, rows] row-major) when `trans`. */
@@ -80,9 +85,8 @@ static void entry_init(entry *e) {
     dnnl_primitive_desc_destroy(pd);
 }
 
-/* This thread's entry for c's shape, made if new (replacing the oldest when the cache is
- * full); NULL when out of memory. */
-static entry *find(const po__gemm_call *c) {
+/* This thread's cache, made on first use; NULL when out of memory. */
+static cache *this_thread(void) {
     pthread_once(&key_once, key_create);
     cache *k = pthread_getspecific(cache_key);
     if (!k) {
@@ -92,6 +96,11 @@ static entry *find(const po__gemm_call *c) {
             return NULL;
         }
     }
+    return k;
+}
+
+/* k's entry for c's shape, made if new (replacing the oldest when the cache is full). */
+static entry *find(cache *k, const po__gemm_call *c) {
     bool acc = c->beta != 0.0f, bias = c->bias != NULL;
     for (int i = 0; i < k->n; i++) {
         entry *e = &k->e[i];
@@ -115,14 +124,28 @@ static entry *find(const po__gemm_call *c) {
 
 po_status po__gemm_matmul_run(const po__gemm_call *c, bool *ran) {
     *ran = false;
-    entry *e = find(c);
-    if (!e) return po_fail(PO_ERR_NO_MEMORY, "out of memory for matmul primitives");
+    cache *k = this_thread();
+    if (!k) return po_fail(PO_ERR_NO_MEMORY, "out of memory for matmul primitives");
+    entry *e = find(k, c);
     if (!e->brgemm) return PO_OK;
-    void *bufs[4] = {(void *)c->A, (void *)c->B, c->C, (void *)c->bias};
+    /* A C with gaps between its rows (beta 0): the primitive writes a dense one, copied out after. */
+    bool staged = c->ldc != c->N;
+    size_t need = (size_t)(c->M * c->N);
+    if (staged && k->staged_floats < need) {
+        float *grown = realloc(k->staged, need * sizeof(float));
+        if (!grown) return PO_OK; /* sgemm writes the strided C itself */
+        k->staged = grown;
+        k->staged_floats = need;
+    }
+    void *bufs[4] = {(void *)c->A, (void *)c->B, staged ? k->staged : c->C, (void *)c->bias};
     po_status st = po__dnnl_prim_run(&e->prim, bufs, NULL);
-    *ran = st == PO_OK;
-    if (*ran) atomic_fetch_add_explicit(&runs, 1, memory_order_relaxed);
-    return st;
+    if (st) return st;
+    if (staged)
+        for (int64_t r = 0; r < c->M; r++)
+            memcpy(c->C + r * c->ldc, k->staged + r * c->N, (size_t)c->N * sizeof(float));
+    *ran = true;
+    atomic_fetch_add_explicit(&runs, 1, memory_order_relaxed);
+    return PO_OK;
 }
 
 int64_t po__gemm_matmul_count(void) { return (int64_t)atomic_load(&runs); }
