@@ -129,7 +129,7 @@ static void linear_forward_split_by_columns(void **s) {
     (void)s;
     enum { M = 40, N = 200, K = 300 };
     float *x = malloc(sizeof(float) * M * K), *w = malloc(sizeof(float) * N * K), *bias = malloc(sizeof(float) * N);
-    float *y = malloc(sizeof(float) * M * N), *r = malloc(sizeof(float) * M * N);
+    float *y = malloc(sizeof(float) * M * N), *r = calloc((size_t)M * N, sizeof(float)); /* naive reads C (beta 0) */
     assert_true(x && w && bias && y && r);
     po_test_fill_uniform(x, M * K, -1.0f, 1.0f, 11);
     po_test_fill_uniform(w, N * K, -1.0f, 1.0f, 12);
