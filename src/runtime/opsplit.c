@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph/memplan.h"
+#include "graph/node.h"
 #include "paropt/analyze.h"
 #include "paropt/trace.h"
 #include "runtime/exec_internal.h"
@@ -38,22 +40,25 @@ struct po_os {
     po_exec *ex;
     const po_graph *g;
     po__team *team;
-    bool *split; /* per node */
-    int64_t *units; /* per node: its units when it is split by units, else 0 */
-    bool *sums;     /* per node: whether those units add up to its output (op_def units_sum) */
-    int *ids;    /* 0 .. n_nodes - 1, for runs of consecutive nodes */
-    void **scratch; /* per member (member 0: NULL, the executor's own): for nodes split by units */
+    bool *split;     /* per node */
+    int64_t *units;  /* per node: its units when it is split by units, else 0 */
+    bool *sums;      /* per node: whether those units add up to its output (op_def units_sum) */
+    int *ids;        /* 0 .. n_nodes - 1, for runs of consecutive nodes */
+    void **scratch;  /* per member (member 0: NULL, the executor's own): for nodes split by units */
     float **partial; /* per member but the first: its contribution to a units_sum node's output */
     bool *wrote;     /* per member: whether its stretch of the current node had any units */
     int n_members;
-    int unit_node;  /* the node being split by units (a po__team_run task's argument) */
+    int unit_node; /* the node being split by units (a po__team_run task's argument) */
     int n_split;
     bool has_optimizer;
-    int first_opt;  /* the optimizer's nodes are first_opt .. the last node, shared out; -1: none */
+    int first_opt;      /* the optimizer's nodes are first_opt .. the last node, shared out; -1: none */
     po__opt_piece *opt; /* the optimizer's updates shared out by element (runtime/optim_split.h) */
     int *opt_first;     /* member k applies opt[opt_first[k] .. opt_first[k + 1]) */
     int n_shared;       /* members opt_first describes (0: none) */
-    bool rebalance;      /* re-share by measured speed */
+    int *fused_opt;     /* per node: the optimizer node applied right after it, by each member on
+                           its rows of the weight gradient the node computed; -1: none */
+    int fused_node;     /* the one being applied (a po__team_run task's argument) */
+    bool rebalance;     /* re-share by measured speed */
     po__balance bal;
     int64_t rebalances;
     po_trace *trace;
@@ -152,6 +157,31 @@ static po_status apply_optimizer(int k, void *arg) {
     return po__optim_apply(os->ex, os->opt, os->opt_first, k);
 }
 
+/* Member k's elements [*lo, *hi) of fused update o: its rows of the weight gradient, cut by
+ * the shares as the team cuts a product's rows (the update is right whichever rows it takes;
+ * the same cut keeps them in the cache of the member that computed them). */
+static void fused_range(const po_os *os, int o, int k, int64_t *lo, int64_t *hi) {
+    po_shape sh = po_node_shape(po_graph_node(os->g, o));
+    int64_t rows = sh.dim[0], cols = rows ? po_shape_numel(&sh) / rows : 0;
+    int n = po__team_size(os->team);
+    double before = 0.0;
+    for (int i = 0; i < k; i++)
+        before += po__team_share(os->team, i);
+    int64_t a = k == 0 ? 0 : llround(before * (double)rows);
+    int64_t b = k == n - 1 ? rows : llround((before + po__team_share(os->team, k)) * (double)rows);
+    a = a > rows ? rows : a;
+    b = b < a ? a : b > rows ? rows : b;
+    *lo = a * cols;
+    *hi = b * cols;
+}
+
+static po_status apply_fused(int k, void *arg) {
+    po_os *os = arg;
+    int64_t lo, hi;
+    fused_range(os, os->fused_node, k, &lo, &hi);
+    return po__exec_run_range(os->ex, os->fused_node, lo, hi);
+}
+
 /* po_exec_run's work, node by node: runs of unsplit nodes as the executor runs them (traced,
  * slowed by member 0's factor), each split node with the team joined (its blocks slowed by
  * each member's factor, so the wait for helpers is not counted as member 0's work). */
@@ -180,6 +210,10 @@ static po_status run_step(po_os *os) {
             po__team_join(os->team, name, cat);
             st = po_exec_run_nodes(os->ex, &os->ids[i], 1);
             po__team_leave();
+            if (!st && os->fused_opt && os->fused_opt[i] >= 0) {
+                os->fused_node = os->fused_opt[i];
+                st = po__team_run(os->team, apply_fused, os, "optimizer", "optimizer");
+            }
         }
         if (po_trace_recording(os->trace)) po_trace_slice(os->trace, 0, name, cat, a, now_s());
         i++;
@@ -238,6 +272,8 @@ static po_status share_optimizer(po_os *os) {
     int nodes = po_graph_size(os->g), n = po__team_size(os->team), first = nodes;
     free_optimizer_share(os);
     os->first_opt = -1;
+    for (int i = 0; i < nodes; i++)
+        os->fused_opt[i] = -1;
     while (first > 0 && po_node_phase(po_graph_node(os->g, first - 1)) == PO_PHASE_OPTIMIZER)
         first--;
     for (int i = 0; i < first; i++)
@@ -246,7 +282,31 @@ static po_status share_optimizer(po_os *os) {
     double shares[PO__BALANCE_MAX_WORKERS];
     for (int k = 0; k < n; k++)
         shares[k] = po__team_share(os->team, k);
-    po_status st = po__optim_split_exec(os->ex, NULL, 0, shares, n, &os->opt, &os->opt_first);
+    /* An update whose gradient is a split product's output, final once that product has run
+     * and with no later node reading its parameter, runs right after the product: each member
+     * updates the rows of the gradient it has just computed (po__exec_run_range on them), while
+     * they are still in its caches. The others are shared out after the backward pass. */
+    int *late = malloc(sizeof *late * (size_t)(nodes - first)), n_late = 0;
+    if (!late) return po_fail(PO_ERR_NO_MEMORY, "out of memory");
+    for (int o = first; o < nodes; o++) {
+        const po_node *opt = po_graph_node(os->g, o), *param = po__storage_root(opt->in[0]);
+        const po_node *grad = opt->in[1];
+        int gid = grad->id;
+        bool ok = gid < first && os->split[gid] && os->units[gid] == 0 && po_node_op(grad) == PO_OP_MATMUL &&
+                  grad->shape.ndim == 2 && po__exec_has_range(os->ex, o) && os->fused_opt[gid] < 0;
+        for (int j = gid + 1; ok && j < first; j++) {
+            const po_node *nd = po_graph_node(os->g, j);
+            if (po__storage_root(nd) == po__storage_root(grad)) ok = false;
+            for (int a = 0; ok && a < nd->n_in; a++)
+                if (po__storage_root(nd->in[a]) == param) ok = false;
+        }
+        if (ok)
+            os->fused_opt[gid] = o;
+        else
+            late[n_late++] = o;
+    }
+    po_status st = po__optim_split_exec(os->ex, late, n_late, shares, n, &os->opt, &os->opt_first);
+    free(late);
     if (st) return st;
     os->n_shared = n;
     os->first_opt = first;
@@ -271,8 +331,10 @@ po_status po__os_new(po_exec *ex, const po_worker_spec *members, int n, po_os **
     os->sums = calloc((size_t)nodes + 1, sizeof *os->sums);
     os->ids = calloc((size_t)nodes + 1, sizeof *os->ids);
     os->compute_s = calloc((size_t)n, sizeof *os->compute_s);
-    po_status st =
-        os->split && os->units && os->sums && os->ids && os->compute_s ? PO_OK : po_fail(PO_ERR_NO_MEMORY, "out of memory");
+    os->fused_opt = calloc((size_t)nodes + 1, sizeof *os->fused_opt);
+    po_status st = os->split && os->units && os->sums && os->ids && os->compute_s && os->fused_opt
+                       ? PO_OK
+                       : po_fail(PO_ERR_NO_MEMORY, "out of memory");
     for (int i = 0; !st && i < nodes; i++) {
         const po_node *nd = po_graph_node(os->g, i);
         os->ids[i] = i;
@@ -351,6 +413,7 @@ void po__os_free(po_os *os) {
     free(os->sums);
     free(os->ids);
     free(os->compute_s);
+    free(os->fused_opt);
     free(os);
 }
 
@@ -384,9 +447,22 @@ void po__os_set_rebalance(po_os *os, bool on) {
     po__balance_init(&os->bal, po__team_size(os->team));
 }
 int64_t po__os_rebalances(const po_os *os) { return os->rebalances; }
+int po__os_fused_updates(const po_os *os) {
+    int n = 0;
+    for (int i = 0; i < po_graph_size(os->g); i++)
+        n += os->fused_opt[i] >= 0;
+    return n;
+}
+
 int64_t po__os_optimizer_elements(const po_os *os, int k) {
-    int64_t e = 0;
-    for (int p = k >= 0 && k < os->n_shared ? os->opt_first[k] : 0; k >= 0 && k < os->n_shared && p < os->opt_first[k + 1]; p++)
+    int64_t e = 0, lo, hi;
+    for (int i = 0; k >= 0 && k < po__team_size(os->team) && i < po_graph_size(os->g); i++)
+        if (os->fused_opt[i] >= 0) {
+            fused_range(os, os->fused_opt[i], k, &lo, &hi);
+            e += hi - lo;
+        }
+    for (int p = k >= 0 && k < os->n_shared ? os->opt_first[k] : 0;
+         k >= 0 && k < os->n_shared && p < os->opt_first[k + 1]; p++)
         e += os->opt[p].end - os->opt[p].begin;
     return e;
 }

@@ -8,7 +8,11 @@
  * a scratch area of its own (and, for a weight gradient summed over samples, an output of its
  * own, added up after). The optimizer's updates (one node per parameter, at the end of the
  * step) are shared out by element in proportion to the members' shares
- * (runtime/optim_split.h) and run by all at once. Every other node runs on the main thread
+ * (runtime/optim_split.h) and run by all at once; except that an update whose gradient is a
+ * split product's output, and whose parameter no later node reads, runs right after that
+ * product, each member updating the rows it has just computed: the gradient is read from the
+ * member's caches rather than memory (mnist_mlp over two cores, alternated runs, medians: 7.04
+ * -> 6.90 ms a step). Every other node runs on the main thread
  * alone. The result is the single-device step's up to the rounding of the blocked
  * products (a node split by units is the whole node's, bit for bit). */
 #ifndef PO_RUNTIME_OPSPLIT_H
@@ -79,9 +83,12 @@ int64_t po__os_rebalances(const po_os *os);
 int64_t po__os_splits(const po_os *os);
 /* Split nodes of the graph. */
 int po__os_split_nodes(const po_os *os);
-/* Optimizer update elements member k applies (0 for every member when the optimizer is not
- * shared out). */
+/* Optimizer update elements member k applies, right after a product (its rows of the weight
+ * gradient just computed) or after the backward pass (0 for every member when the optimizer is
+ * not shared out). */
 int64_t po__os_optimizer_elements(const po_os *os, int k);
+/* Updates that run right after the product computing their weight gradient. */
+int po__os_fused_updates(const po_os *os);
 /* Member 0's nodes on track 0, helpers' blocks on their own tracks; NULL stops. */
 struct po_trace;
 void po__os_set_trace(po_os *os, struct po_trace *tr);
