@@ -111,7 +111,8 @@ double po__range_time(po__eval *e, int first, int last, int dev, double rows, bo
 /* Time of one node for rows samples on dev (an operator-split block: this scaled by
  * po__node_roofline's ratio from the whole to the block). */
 /* An executor for g on real device d, for timing it (calibration, contention): parameters
- * initialised (seed 1), inputs zero (valid targets), and d's slowdown=F option emulated, so an
+ * initialised (seed 1), inputs zero (valid targets), a learning rate of 0 (the runs do a step's
+ * work without moving the parameters), and d's slowdown=F option emulated, so an
  * emulated slow device is measured slow and nothing passes F on. On failure the caller still
  * frees what *params and *ex hold (NULL or made). */
 po_status po__measure_exec_open(const po_graph *g, const po_device *d, po_params **params, po_exec **ex);
