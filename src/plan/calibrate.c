@@ -23,13 +23,14 @@
  * shared VM a core's speed drifts in phases of a second or so; 0.2 s fell within one phase and
  * a batch's figure moved 25% from one calibration to the next. */
 #define MIN_TIMED_S 0.4
-/* Warm-up before the timed runs: oneDNN's sgemm runs some products 2.5-3x slower for its first
- * several calls in a process (mnist_mlp's hidden weight gradient, 1024 x 1024 x 128 with A
- * transposed, on a Zen 5 core: 3.0-3.2 ms for about 8 calls, 1.25 ms from then on, whatever
- * the buffers). One warm-up step left most of a batch's timed runs in that phase, and every
- * plan of mnist_mlp was predicted 20-50% slow. */
+/* Warm-up before the timed runs: oneDNN's sgemm runs some products 2.5-3x slower for about the
+ * first eight calls in each thread (mnist_mlp's hidden weight gradient, 1024 x 1024 x 128 with
+ * A transposed, on a Zen 5 core: 3.0-3.6 ms, then 1.25; whatever the buffers). One warm-up step
+ * left most of a batch's timed runs in that phase, and every plan of mnist_mlp was predicted
+ * 20-50% slow. That product now goes through the matmul primitive (backend/cpu/gemm_matmul.c),
+ * but operator split's row blocks of it, and shapes not measured, may still start slowly. */
 #define WARM_RUNS 10
-#define WARM_S 0.25
+#define WARM_S    0.25
 
 typedef struct {
     po_params *params;
