@@ -53,8 +53,32 @@ po_gemm_provider po_gemm_default_provider(void) {
     return PO_GEMM_OPENBLAS;
 }
 
+/* oneDNN's sgemm (Debian's 2.6) runs products with A transposed and operand rows a multiple of
+ * 4 KiB apart at a third of their speed for about the first eight such calls in each thread,
+ * whatever their size, and at full speed from then on (on the 2-core Zen 5 VM of 2026-12-05:
+ * mnist_mlp's hidden weight gradient 3.0-3.6 ms, then 1.25-1.35; 64 x 64 x 64 125 us, then 5).
+ * We have not found what oneDNN keeps per thread there; ten small such calls before a thread's
+ * first product make its later ones fast. Every new thread met it afresh: the first ten steps
+ * of mnist_mlp's operator split over two cores took 7.2-7.5 ms against 4.3-4.6 with the calls
+ * made first (median of steps 2-10, alternated runs), and calibration timed them slow. The
+ * calls cost about 1.3 ms, once a thread. */
+#define ONEDNN_WARM_CALLS 10
+
+static void warm_onednn_thread(void) {
+    static _Thread_local bool warmed;
+    if (warmed) return;
+    warmed = true;
+    enum { W = 64, LD = 1024 };
+    float *buf = calloc(2 * W * LD + W * W, sizeof(float));
+    if (!buf) return; /* only slower */
+    for (int i = 0; i < ONEDNN_WARM_CALLS; i++)
+        (void)dnnl_sgemm('T', 'N', W, W, W, 1.0f, buf, LD, buf + W * LD, LD, 0.0f, buf + 2 * W * LD, W);
+    free(buf);
+}
+
 static po_status run_onednn(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                             const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    warm_onednn_thread();
     dnnl_status_t s = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     if (s != dnnl_success)
         return po_fail(PO_ERR_BACKEND, "oneDNN sgemm failed (status %d) for M=%lld N=%lld K=%lld", (int)s, (long long)M,
