@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "paropt/paropt.h"
+#include "plan/plan_internal.h"
 #include "po_test.h"
 
 static po_cluster_device synth(const char *id, double gflops, double bw_gbs, double mem_gb, double dispatch_us) {
@@ -377,6 +378,42 @@ static void calibrate_on_core(void **state) {
     po_machine_free(m);
 }
 
+/* An executor opened for timing (calibration, contention) does a step's work, Adam's update
+ * included, without moving the parameters: repeated on zero inputs and targets, training would
+ * drift to a state ordinary data never reaches. The optimizer state does move (the work is done);
+ * an executor of the same graph opened as training opens it moves the parameters. */
+static void timing_runs_leave_parameters(void **state) {
+    (void)state;
+    po_machine *m;
+    PO_CHECK(po_machine_discover(NULL, &m));
+    po_device_list devs;
+    PO_CHECK(po_devices_parse(m, "cpu:0", &devs));
+    po_model *mod = step_model("mnist_mlp:d_in=16,hidden=32,classes=4", 8);
+    po_params *p;
+    po_exec *ex;
+    PO_CHECK(po__measure_exec_open(mod->graph, &devs.dev[0], &p, &ex));
+    size_t n = po_params_total(p);
+    float *before = malloc(n * sizeof *before);
+    assert_non_null(before);
+    memcpy(before, po_params_values(p), n * sizeof *before);
+    for (int r = 0; r < 3; r++)
+        PO_CHECK(po_exec_run(ex));
+    assert_memory_equal(before, po_params_values(p), n * sizeof *before);
+    double state_moved = 0.0;
+    for (size_t i = 0; i < n * (size_t)po_params_state_slots(p); i++)
+        state_moved += fabs(po_params_state(p)[i]);
+    assert_true(state_moved > 0.0);
+    po_exec_set_lr_scale(ex, 1.0f); /* as training runs it */
+    PO_CHECK(po_exec_run(ex));
+    assert_true(memcmp(before, po_params_values(p), n * sizeof *before) != 0);
+    free(before);
+    po_exec_free(ex);
+    po_params_free(p);
+    po_model_free(mod);
+    po_device_list_free(&devs);
+    po_machine_free(m);
+}
+
 /* Two devices timed taking turns (po_cost_model_calibrate_many): the one emulating slowdown=8 is
  * measured about 8 times slower over the step's products; every node of both gets a figure.
  * The band is wide because ctest runs tests side by side on two cores: another test sharing
@@ -499,6 +536,7 @@ int main(void) {
         cmocka_unit_test(cluster_api),
         cmocka_unit_test(cluster_files),
         cmocka_unit_test(calibrate_on_core),
+        cmocka_unit_test(timing_runs_leave_parameters),
         cmocka_unit_test(calibrate_many_taking_turns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
