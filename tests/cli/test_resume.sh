@@ -8,6 +8,13 @@ ARGS=(--model mnist_mlp:d_in=200,hidden=512 --data synthetic --batch 32 --steps 
 
 "$PO_BIN" train "${ARGS[@]}" --out "$TMP/killed" >/dev/null 2>&1 &
 pid=$!
+# Kills start once the run has written its first checkpoint: one before that finds no run to
+# resume (nothing damaged, nothing to test), and under load (sanitizers, ctest -j 2) start-up
+# alone outlasted the first delay once (2026-12-05).
+for _ in $(seq 200); do
+  ls "$TMP/killed/checkpoints" 2>/dev/null | grep -q '^step-' && break
+  sleep 0.05
+done
 kills=0
 # Kill at uneven moments; checkpoints (with fsync) are written every step, so kills land in
 # every part of a step, writing checkpoints included.
