@@ -23,12 +23,13 @@
  * shared VM a core's speed drifts in phases of a second or so; 0.2 s fell within one phase and
  * a batch's figure moved 25% from one calibration to the next. */
 #define MIN_TIMED_S 0.4
-/* Warm-up before the timed runs: oneDNN's sgemm runs some products 2.5-3x slower for about the
- * first eight calls in each thread (mnist_mlp's hidden weight gradient, 1024 x 1024 x 128 with
- * A transposed, on a Zen 5 core: 3.0-3.6 ms, then 1.25; whatever the buffers). One warm-up step
- * left most of a batch's timed runs in that phase, and every plan of mnist_mlp was predicted
- * 20-50% slow. That product now goes through the matmul primitive (backend/cpu/gemm_matmul.c),
- * but operator split's row blocks of it, and shapes not measured, may still start slowly. */
+/* Warm-up before the timed runs. A thread's first steps run slow: oneDNN's sgemm started some
+ * products at a third of their speed (backend/cpu/gemm.c now warms it per thread), and more
+ * than that (first touches, caches: not pinned down) takes a few steps. With one warm-up step, mnist_mlp's single-core step
+ * on the 2-core Zen 5 VM was predicted 9.0-11.1 ms against 7.2-7.4 measured before that sgemm
+ * warm-up, and still 8.75-10.9 against 7.95-8.65 (-26% to -1%) after it; with these warm-ups,
+ * 7.75-7.97 against 7.78-8.01 (-2% to +1%), alternated runs of paropt train --model mnist_mlp
+ * --devices cpu:0,cpu:1 --plan single. */
 #define WARM_RUNS 10
 #define WARM_S    0.25
 

@@ -54,13 +54,7 @@ bool po__gemm_matmul_wanted(const po__gemm_call *c) {
         return !c->trans_a && c->trans_b && c->beta == 0.0f && c->K >= 256;
     if (!c->trans_a && c->trans_b) return c->K >= 512 || (c->bias && c->N * c->K <= BIAS_FUSED_MAX_WEIGHT); /* x W^T */
     if (!c->trans_a) return c->M >= 128;                                                                    /* dY W */
-    if (c->trans_b || c->lda % 512) return false;                                                           /* dY^T x */
-    /* A short sum (a batch under 512 rows) too when B's rows are a multiple of 512 floats apart:
-     * sgemm runs those at a third of its speed for about a thread's first eight calls of them
-     * (mnist_mlp's hidden weight gradient, 1024 x 1024 x 128, on a Zen 5 core: 3.0-3.6 ms, then
-     * 1.25-1.35; every new thread starts over), which every worker thread and calibration run met
-     * afresh. The primitive runs it at 1.25-1.45 ms from its second call. */
-    return c->K >= 512 || (c->beta == 0.0f && c->ldb % 512 == 0);
+    return !c->trans_b && c->lda % 512 == 0 && c->K >= 512;                                                 /* dY^T x */
 }
 
 /* A dense [rows, cols] operand, stored transposed ([cols, rows] row-major) when `trans`. */

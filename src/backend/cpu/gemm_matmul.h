@@ -35,9 +35,10 @@
  * or 1 (0 with a bias), every operand dense (oneDNN 2.6 has brgemm kernels for those alone;
  * operator split's row blocks of x W^T and dY W stay dense, its column blocks do not), and one
  * of: x W^T with K >= 512 or with a bias and a W of at most 128K floats; dY W with M >= 128;
- * dY^T x with lda a multiple of 512 and K >= 512, or (beta 0) ldb a multiple of 512 too. C
- * may have gaps between its rows (ldc > N) for x W^T with beta 0 and K >= 256: the primitive
- * then writes a dense C of the thread's own, copied out. */
+ * dY^T x with lda a multiple of 512 and K >= 512 (a short sum, as mnist_mlp's 128-row batch,
+ * stays on sgemm, see above; its slow first calls in each thread are met by backend/cpu/gemm.c's
+ * warm-up). C may have gaps between its rows (ldc > N) for x W^T with beta 0 and K >= 256: the
+ * primitive then writes a dense C of the thread's own, copied out. */
 bool po__gemm_matmul_wanted(const po__gemm_call *c);
 
 /* Runs c (one po__gemm_matmul_wanted accepts) through this thread's matmul primitive for its
