@@ -6,7 +6,9 @@
  * calls is cut into contiguous blocks of C — rows (M), or columns (N) when M is small — in
  * proportion to the members' shares; every member computes its block with the provider chosen
  * for the whole product (member 0 on the joined thread), and the call returns when all are
- * done. No copies: every member reads A and B and writes its block of C in place.
+ * done. No copies: every member reads A and B and writes its block of C in place. A product
+ * dY W whose K is at least twice its M is cut along K instead (gemm_team.c, split_along_k):
+ * members compute parts of C from their rows of W, added up after in member order.
  *
  * Helpers wait for work spinning briefly, then blocking on a condition variable; the joined
  * thread waits for the helpers the same way. No thread is created per call. */
@@ -56,8 +58,11 @@ po_status po__team_set_slowdown(po__team *t, int member, float factor);
 double po__team_busy_s(const po__team *t, int member);
 double po__team_wait_s(const po__team *t);
 void po__team_reset_stats(po__team *t);
-/* Products shared out (cut into at least two non-empty blocks) since the team started. */
+/* Products shared out (cut into at least two non-empty blocks) since the team started; of
+ * those, the ones cut along K (C = A B with K >= 2M, as a layer's input gradient dY W: each
+ * member reads only its rows of B and writes its part of C, the parts then added up). */
 int64_t po__team_splits(const po__team *t);
+int64_t po__team_k_splits(const po__team *t);
 
 /* Helpers record each block as a slice on track k (their member index) while tr records;
  * NULL stops. Set between calls. */

@@ -2,8 +2,8 @@
  *
  * One executor runs the whole step, node by node, on a main thread pinned to member 0's cores.
  * The nodes po__opsplit_node_splits picks run with a GEMM team (runtime/gemm_team.h) joined:
- * their matrix products are cut into blocks by the members' shares and computed by all members
- * at once; or, for ops that divide into units (attention, convolutions, pooling, layer norm,
+ * their matrix products are cut into blocks by the members' shares (an input gradient dY W
+ * along K, by the weight's rows) and computed by all members at once; or, for ops that divide into units (attention, convolutions, pooling, layer norm,
  * activations), member k computes its stretch of the units, in proportion to the shares, with
  * a scratch area of its own (and, for a weight gradient summed over samples, an output of its
  * own, added up after). The optimizer's updates (one node per parameter, at the end of the

@@ -122,6 +122,39 @@ static void split_sgemm(void **s) {
     }
 }
 
+/* dY W with K at least twice M, as a layer's input gradient: cut along K, each member's part of
+ * C computed from its rows of B and the parts added up; against the naive product, with and
+ * without beta, on two members and on three where the first has no part of K (it still owes C
+ * its beta). Transposed operands, and K short of 2M, are cut into blocks of C as before. */
+static void input_gradient_split_along_k(void **s) {
+    (void)s;
+    static const dims along_k[] = {{20, 50, 300}, {1, 40, 200}, {33, 17, 200}, {64, 256, 1024}};
+    static const double shares[][3] = {{0.6, 0.4, 0.0}, {0.25, 0.75, 0.0}, {0.0, 0.5, 0.5}, {0.2, 0.3, 0.5}};
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    uint64_t seed = 101;
+    for (int sh = 0; sh < 4; sh++) {
+        int n = shares[sh][2] > 0.0 ? 3 : 2;
+        po_worker_spec w[3];
+        for (int k = 0; k < n; k++)
+            w[k] = (po_worker_spec){cores > k ? k : 0, 1, shares[sh][k]};
+        po__team *t;
+        PO_CHECK(po__team_new(w, n, &t));
+        for (size_t d = 0; d < sizeof along_k / sizeof *along_k; d++) {
+            int64_t before = po__team_k_splits(t);
+            check_product(t, false, false, along_k[d], 1.0f, 0.0f, seed += 3);
+            check_product(t, false, false, along_k[d], -0.5f, 0.75f, seed += 3);
+            assert_int_equal(po__team_k_splits(t), before + 2);
+            check_product(t, true, false, along_k[d], 1.0f, 0.0f, seed += 3);
+            check_product(t, false, true, along_k[d], 1.0f, 0.0f, seed += 3);
+            assert_int_equal(po__team_k_splits(t), before + 2);
+        }
+        int64_t before = po__team_k_splits(t);
+        check_product(t, false, false, (dims){40, 50, 79}, 1.0f, 0.0f, seed += 3); /* K < 2M */
+        assert_int_equal(po__team_k_splits(t), before);
+        po__team_free(t);
+    }
+}
+
 /* x W^T + bias with W larger than x, dense as a Linear layer's forward: split by columns, each
  * member's block of C (gaps between its rows) staged dense for the matmul primitive where oneDNN
  * has it, and its slice of the bias added. Against the naive product plus the bias. */
@@ -502,6 +535,7 @@ int main(void) {
     if (getenv("PO_TEST_OPENBLAS")) po_set_gemm_provider(PO_GEMM_OPENBLAS);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(split_sgemm),
+        cmocka_unit_test(input_gradient_split_along_k),
         cmocka_unit_test(linear_forward_split_by_columns),
         cmocka_unit_test(team_errors),
         cmocka_unit_test(mnist_mlp),
