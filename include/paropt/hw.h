@@ -237,6 +237,10 @@ typedef struct po_link_perf {
     char from[32], to[32]; /* device ids */
     double bandwidth_gbs;  /* bytes written on `from` and copied on `to` / seconds of the copy */
     double latency_us;     /* one way: half a ping-pong round trip */
+    /* CPU devices in shared memory: what `to` pays, per byte, beyond its own time to rewrite
+     * lines `from` has just read (the lines must be taken back from `from`'s caches first), as
+     * when data-parallel replicas update parameters every replica read. NaN: not measured. */
+    double reclaim_ns_per_byte;
     bool measured;         /* false: copied from a measured link with the same topology (same L3,
                             * NUMA node, socket; QUICK on machines with many cores), from the first
                             * CPU device for host-GPU links, or not measurable (figures NaN) */

@@ -122,6 +122,9 @@ typedef struct po_cluster_device {
 typedef struct po_link {
     double bandwidth_gbs; /* GB/s one way */
     double latency_us;    /* one way */
+    /* Devices sharing memory: ns per byte the second device pays beyond its own time to
+     * rewrite data the first has read (po_link_perf's reclaim_ns_per_byte); 0: none. */
+    double reclaim_ns_per_byte;
 } po_link;
 
 typedef struct po_cluster po_cluster;
@@ -223,6 +226,11 @@ double po_cost_model_roofline(const po_cost_model *cm, int device, double flops,
 
 /* Seconds to move bytes from device `from` to device `to` (0 when from == to). */
 double po_cost_model_transfer_s(const po_cost_model *cm, int from, int to, double bytes);
+/* Seconds device `writer` pays beyond its own time to rewrite `bytes` that the other devices of
+ * readers[0..n) have read (the link's reclaim cost; the dearest of them; the writer itself, if
+ * listed, is skipped): data-parallel replicas in shared memory each updating their part of
+ * parameters every replica read. 0 when none of the links has a reclaim cost. */
+double po_cost_model_reclaim_s(const po_cost_model *cm, const int *readers, int n, int writer, double bytes);
 /* Seconds of a ring all-reduce of bytes over devices[0..n) in that ring order (0 for n < 2). */
 double po_cost_model_allreduce_s(const po_cost_model *cm, const int *devices, int n, double bytes);
 /* Joules of one device over a window: active_w x busy_s + idle_w x (window_s - busy_s). */

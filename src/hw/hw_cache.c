@@ -14,7 +14,7 @@
 #include "hw/hw_internal.h"
 #include "io/atomic_file.h"
 
-#define CACHE_FORMAT "paropt hw cache 1"
+#define CACHE_FORMAT "paropt hw cache 2" /* 2: links between CPU devices carry reclaim_ns_per_byte */
 
 po_status po_hw_cache_dir(char *buf, size_t size) {
     const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
@@ -93,9 +93,12 @@ po_status po__cache_save(const char *path, const po_hw_profile *p) {
     for (int i = 0; i < p->n_links; i++) {
         const po_link_perf *l = &p->links[i];
         if (!isfinite(l->bandwidth_gbs)) continue;
-        json_array_append_new(links, json_pack("{ss ss so so sb ss}", "from", l->from, "to", l->to, "bandwidth_gbs",
-                                               num(l->bandwidth_gbs), "latency_us", num(l->latency_us), "measured",
-                                               l->measured, "bench", po_bench_level_name(l->level)));
+        json_t *o = json_pack("{ss ss so so sb ss}", "from", l->from, "to", l->to, "bandwidth_gbs",
+                              num(l->bandwidth_gbs), "latency_us", num(l->latency_us), "measured", l->measured, "bench",
+                              po_bench_level_name(l->level));
+        if (o && isfinite(l->reclaim_ns_per_byte))
+            json_object_set_new(o, "reclaim_ns_per_byte", json_real(l->reclaim_ns_per_byte));
+        json_array_append_new(links, o);
     }
     json_t *root = json_pack("{ss ss ss ss so so}", "format", CACHE_FORMAT, "paropt_version", PO_VERSION, "fingerprint",
                              p->fingerprint, "gemm_library", p->gemm_library, "devices", devices, "links", links);
@@ -177,6 +180,10 @@ static bool read_link(json_t *o, po_link_perf *l) {
         !json_is_boolean(measured) || !get_level(o, &l->level))
         return false;
     l->measured = json_is_true(measured);
+    /* Optional: links to or from a GPU have none. */
+    json_t *reclaim = json_object_get(o, "reclaim_ns_per_byte");
+    l->reclaim_ns_per_byte = json_is_number(reclaim) ? json_number_value(reclaim) : NAN;
+    if (reclaim && !(json_is_number(reclaim) && l->reclaim_ns_per_byte >= 0.0)) return false;
     return get_num(o, "bandwidth_gbs", &l->bandwidth_gbs) && get_num(o, "latency_us", &l->latency_us);
 }
 

@@ -114,7 +114,7 @@ static po_status measure_links(const po_machine *m, const po_hw_profile *cached,
             memset(l, 0, sizeof *l);
             snprintf(l->from, sizeof l->from, "%s", a->id);
             snprintf(l->to, sizeof l->to, "%s", b->id);
-            l->bandwidth_gbs = l->latency_us = NAN;
+            l->bandwidth_gbs = l->latency_us = l->reclaim_ns_per_byte = NAN;
             l->level = c->level;
             int ci = cached && !refresh ? find_link(cached, a->id, b->id) : -1;
             if (ci >= 0 && cached->links[ci].level >= c->level) {
@@ -136,6 +136,7 @@ static po_status measure_links(const po_machine *m, const po_hw_profile *cached,
                 if (like >= 0) {
                     l->bandwidth_gbs = p->links[like].bandwidth_gbs;
                     l->latency_us = p->links[like].latency_us;
+                    l->reclaim_ns_per_byte = p->links[like].reclaim_ns_per_byte;
                     continue;
                 }
                 st = po__measure_cpu_link(m, a, b, c, l);

@@ -176,21 +176,26 @@ static po_status parse_device(const jctx *x, po_cluster *c, json_t *o, int index
 }
 
 static po_status parse_link_figures(const jctx *x, json_t *o, const char **p, int d, po_link *l) {
-    static const char *const keys[] = {"between", "bandwidth_gbs", "latency_us", NULL};
+    static const char *const keys[] = {"between", "bandwidth_gbs", "latency_us", "reclaim_ns_per_byte", NULL};
     if (!json_is_object(o)) return jfail(x, p, d, "a link is an object");
     const char *key;
     json_t *v;
     json_object_foreach(o, key, v) {
         if (!allowed(key, keys) || (d == 1 && strcmp(key, "between") == 0)) {
             p[d] = key;
-            return jfail(x, p, d + 1, "unknown key (a link takes %sbandwidth_gbs and latency_us)",
+            return jfail(x, p, d + 1,
+                         "unknown key (a link takes %sbandwidth_gbs, latency_us and optionally reclaim_ns_per_byte)",
                          d == 1 ? "" : "between, ");
         }
     }
     if (!json_object_get(o, "bandwidth_gbs") || !json_object_get(o, "latency_us"))
         return jfail(x, p, d, "a link needs \"bandwidth_gbs\" and \"latency_us\"");
     po_status st = num(x, o, "bandwidth_gbs", p, d, true, &l->bandwidth_gbs);
-    return st ? st : num(x, o, "latency_us", p, d, false, &l->latency_us);
+    if (!st) st = num(x, o, "latency_us", p, d, false, &l->latency_us);
+    l->reclaim_ns_per_byte = 0.0;
+    if (!st && json_object_get(o, "reclaim_ns_per_byte"))
+        st = num(x, o, "reclaim_ns_per_byte", p, d, false, &l->reclaim_ns_per_byte);
+    return st;
 }
 
 static po_status parse_link(const jctx *x, po_cluster *c, json_t *o, int index) {

@@ -285,6 +285,13 @@ double po_cost_model_transfer_s(const po_cost_model *cm, int from, int to, doubl
     return l.latency_us * 1e-6 + bytes / (l.bandwidth_gbs * 1e9);
 }
 
+double po_cost_model_reclaim_s(const po_cost_model *cm, const int *readers, int n, int writer, double bytes) {
+    double ns = 0.0;
+    for (int i = 0; i < n; i++)
+        if (readers[i] != writer) ns = fmax(ns, po_cluster_link(cm->c, readers[i], writer).reclaim_ns_per_byte);
+    return bytes > 0.0 ? ns * 1e-9 * bytes : 0.0;
+}
+
 double po_cost_model_allreduce_s(const po_cost_model *cm, const int *devices, int n, double bytes) {
     if (n < 2 || bytes <= 0.0) return 0.0;
     double bw = INFINITY, lat = 0.0;

@@ -234,9 +234,9 @@ static void transfers_and_energy(void **state) {
         po_cluster_device d = synth(id, 100, 10, 10, 1);
         PO_CHECK(po_cluster_add(c, &d));
     }
-    PO_CHECK(po_cluster_set_default_link(c, (po_link){100, 2}));
-    PO_CHECK(po_cluster_set_link(c, "d1", "d2", (po_link){10, 5}));
-    PO_CHECK(po_cluster_set_link_directed(c, "d3", "d0", (po_link){50, 1}));
+    PO_CHECK(po_cluster_set_default_link(c, (po_link){100, 2, 0}));
+    PO_CHECK(po_cluster_set_link(c, "d1", "d2", (po_link){10, 5, 0}));
+    PO_CHECK(po_cluster_set_link_directed(c, "d3", "d0", (po_link){50, 1, 0}));
     po_cost_model *cm;
     PO_CHECK(po_cost_model_new(c, &cm));
     assert_true(fabs(po_cost_model_transfer_s(cm, 0, 1, 1e9) - (2e-6 + 0.01)) < 1e-15);
@@ -282,10 +282,10 @@ static void cluster_api(void **state) {
     assert_int_equal(po_cluster_find(c, "zz"), -1);
     assert_null(po_cluster_device_at(c, 3));
     uint64_t sig = po_cluster_signature(c);
-    assert_int_equal(po_cluster_set_link(c, "a", "zz", (po_link){1, 1}), PO_ERR_NOT_FOUND);
-    assert_int_equal(po_cluster_set_link(c, "a", "a", (po_link){1, 1}), PO_ERR_INVALID_ARG);
-    assert_int_equal(po_cluster_set_link(c, "a", "g", (po_link){0, 1}), PO_ERR_INVALID_ARG);
-    PO_CHECK(po_cluster_set_link(c, "a", "g", (po_link){300, 2}));
+    assert_int_equal(po_cluster_set_link(c, "a", "zz", (po_link){1, 1, 0}), PO_ERR_NOT_FOUND);
+    assert_int_equal(po_cluster_set_link(c, "a", "a", (po_link){1, 1, 0}), PO_ERR_INVALID_ARG);
+    assert_int_equal(po_cluster_set_link(c, "a", "g", (po_link){0, 1, 0}), PO_ERR_INVALID_ARG);
+    PO_CHECK(po_cluster_set_link(c, "a", "g", (po_link){300, 2, 0}));
     assert_true(po_cluster_signature(c) != sig);
     assert_true(po_cluster_link(c, 0, 2).bandwidth_gbs == 300 && po_cluster_link(c, 2, 0).latency_us == 2);
     assert_true(po_cluster_link(c, 0, 1).bandwidth_gbs == 10); /* the default */
@@ -307,7 +307,8 @@ static void cluster_files(void **state) {
                        "   \"memory_gb\": 16, \"tdp_w\": 5, \"idle_w\": 1.5},\n"
                        "  {\"id\": \"small\", \"type\": \"h100-sxm\", \"memory_gb\": 40}],\n"
                        " \"links\": [{\"between\": [\"*\", \"*\"], \"bandwidth_gbs\": 300, \"latency_us\": 3},\n"
-                       "           {\"between\": [\"g0\", \"c0\"], \"bandwidth_gbs\": 25, \"latency_us\": 10}],\n"
+                       "           {\"between\": [\"g0\", \"c0\"], \"bandwidth_gbs\": 25, \"latency_us\": 10,\n"
+                       "            \"reclaim_ns_per_byte\": 0.125}],\n"
                        " \"default_link\": {\"bandwidth_gbs\": 12, \"latency_us\": 7}}";
     po_cluster *c;
     PO_CHECK(po_cluster_parse(text, "c.json", &c));
@@ -320,6 +321,8 @@ static void cluster_files(void **state) {
     assert_true(sm->dev.memory_bytes == 40000000000ll && sm->perf.gemm_gflops == 67000);
     assert_true(po_cluster_link(c, 0, 1).bandwidth_gbs == 300);
     assert_true(po_cluster_link(c, po_cluster_find(c, "c0"), 0).bandwidth_gbs == 25);
+    assert_true(po_cluster_link(c, po_cluster_find(c, "c0"), 0).reclaim_ns_per_byte == 0.125);
+    assert_true(po_cluster_link(c, 0, 1).reclaim_ns_per_byte == 0.0); /* not given: none */
     po_cluster_free(c);
     /* errors name line and column of the offending value */
     expect_file_error("{\"devices\": [\n  {\"id\": \"g\", \"type\": \"A200\"}]}", "c.json:2:23: devices[0].type:");
@@ -331,6 +334,9 @@ static void cluster_files(void **state) {
     expect_file_error("{\"devices\": [{\"id\": \"g\", \"type\": \"t4\"}],\n \"links\": [{\"between\": [\"g\", \"h\"], "
                       "\"bandwidth_gbs\": 1, \"latency_us\": 1}]}",
                       "c.json:2:30: links[0].between[1]: unknown device \"h\"");
+    expect_file_error("{\"devices\": [{\"id\": \"g\", \"type\": \"t4\"}],\n \"links\": [{\"between\": [\"g\", \"g\"], "
+                      "\"bandwidth_gbs\": 1, \"latency_us\": 1, \"reclaim_ns_per_byte\": -1}]}",
+                      "links[0].reclaim_ns_per_byte: must be zero or more");
     expect_file_error("{\"devices\": [{\"id\": \"g\", \"type\": \"t4\", \"tdp_w\": 5, \"idle_w\": 9}]}", "exceeds");
     expect_file_error("{\"devices\": [{\"id\": \"g\", \"type\": \"t4\"}, {\"id\": \"g\", \"type\": \"t4\"}]}",
                       "appears twice");
@@ -474,7 +480,7 @@ static void affine_history(void **state) {
     po_cluster_device d0 = synth("g0", 100, 10, 10, 1e-3), d1 = synth("g1", 100, 10, 10, 1e-3);
     PO_CHECK(po_cluster_add(c, &d0));
     PO_CHECK(po_cluster_add(c, &d1));
-    PO_CHECK(po_cluster_set_default_link(c, (po_link){1e9, 0.0}));
+    PO_CHECK(po_cluster_set_default_link(c, (po_link){1e9, 0.0, 0}));
     po_cost_model *cm;
     PO_CHECK(po_cost_model_new(c, &cm));
     po_model *m = step_model("mnist_mlp:hidden=64", 32), *m2 = step_model("mnist_mlp:hidden=64", 16);
@@ -526,8 +532,67 @@ static void affine_history(void **state) {
     po_cluster_free(c);
 }
 
+/* Data-parallel replicas in shared memory: each updates its share of parameters the other
+ * replica read, and pays the link's reclaim cost for them. Two like CPU devices with every node
+ * measured alike, even shares: the step grows by half the parameter bytes times the cost. The
+ * bytes come from the model's layer sizes, not from the workload. */
+static void replicas_pay_reclaim(void **state) {
+    (void)state;
+    po_model *m = step_model("mnist_mlp:hidden=64", 32), *m2 = step_model("mnist_mlp:hidden=64", 16);
+    /* Each parameter padded to whole 64-byte lines in the parameter buffer: the last bias's 10. */
+    const double param_bytes = 4.0 * (784 * 64 + 64 + 64 * 64 + 64 + 64 * 10 + 16), ns_per_byte = 0.25;
+    double step_ms[2];
+    for (int k = 0; k < 2; k++) {
+        po_cluster *c;
+        PO_CHECK(po_cluster_new(&c));
+        for (int i = 0; i < 2; i++) {
+            po_cluster_device d = synth(i ? "c1" : "c0", 100, 10, 10, 1e-3);
+            d.dev.kind = PO_DEVICE_CPU;
+            d.memory_group = 0;
+            PO_CHECK(po_cluster_add(c, &d));
+        }
+        PO_CHECK(po_cluster_set_default_link(c, (po_link){1e9, 0.0, k ? ns_per_byte : 0.0}));
+        po_cost_model *cm;
+        PO_CHECK(po_cost_model_new(c, &cm));
+        int readers[2] = {0, 1};
+        assert_true(fabs(po_cost_model_reclaim_s(cm, readers, 2, 1, 1e9) - (k ? ns_per_byte : 0.0)) < 1e-15);
+        assert_true(po_cost_model_reclaim_s(cm, readers, 1, 0, 1e9) == 0.0); /* only itself read it */
+        for (int g = 0; g < 2; g++)
+            for (int i = 0; i < po_graph_size(g ? m2->graph : m->graph); i++) {
+                const po_node *nd = po_graph_node(g ? m2->graph : m->graph, i);
+                po_cost cost = po_node_cost(nd);
+                if (cost.flops == 0 && cost.bytes_read + cost.bytes_written == 0) continue;
+                PO_CHECK(po_cost_model_record(cm, nd, "c0", 1e-3));
+                PO_CHECK(po_cost_model_record(cm, nd, "c1", 1e-3));
+            }
+        po_workload *w;
+        PO_CHECK(po_workload_from_graphs(m->graph, 32, m2->graph, 16, &w));
+        po_plan p;
+        memset(&p, 0, sizeof p);
+        po_plan_replica r[2] = {{"c0", 0.5}, {"c1", 0.5}};
+        po_plan_stage st = {0, po_workload_n_layers(w) - 1, false, 2, r};
+        p.strategy = PO_STRATEGY_DP;
+        p.n_stages = 1;
+        p.stages = &st;
+        p.micro_batches = 1;
+        po_prediction pr;
+        PO_CHECK(po_plan_simulate(&p, w, cm, &pr));
+        step_ms[k] = pr.step_ms;
+        po_prediction_free(&pr);
+        po_workload_free(w);
+        po_cost_model_free(cm);
+        po_cluster_free(c);
+    }
+    double want = 0.5 * param_bytes * ns_per_byte * 1e-6;
+    if (fabs(step_ms[1] - step_ms[0] - want) > 1e-9)
+        fail_msg("reclaim added %.9f ms to the step, want %.9f", step_ms[1] - step_ms[0], want);
+    po_model_free(m);
+    po_model_free(m2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(replicas_pay_reclaim),
         cmocka_unit_test(workload_matches_analysis),
         cmocka_unit_test(roofline_and_curve),
         cmocka_unit_test(measured_history),
