@@ -23,7 +23,7 @@ echo "first call (quick bench, measuring): ${first_s} s"
 grep -q "paropt: measuring cpu:0: GEMM" "$TMP/first.err" || fail "no progress on stderr: $(cat "$TMP/first.err")"
 json=$(cat "$TMP/first.json")
 for key in devices links energy id kind name cores memory_bytes gemm_gflops mem_bandwidth_gbs gemm_curve \
-  elementwise_gelems dispatch_us from to bandwidth_gbs latency_us source machine fingerprint cached; do
+  elementwise_gelems dispatch_us from to bandwidth_gbs latency_us reclaim_ns_per_byte source machine fingerprint cached; do
   echo "$json" | grep -q "\"$key\":" || fail "JSON lacks $key"
 done
 cores=$(echo "$json" | sed -n 's/.*"machine":{[^}]*"cores":\([0-9]*\).*/\1/p')
@@ -42,6 +42,8 @@ echo "$json" | grep -q '"gemm_gflops":null' && fail "a core without GEMM figures
 echo "$json" | grep -q '"cached":false' || fail "first call should measure"
 if [ "$cores" -ge 2 ]; then
   echo "$json" | grep -Eq '"from":"cpu:0","to":"cpu:1","bandwidth_gbs":[0-9]' || fail "link cpu:0 -> cpu:1 not measured"
+  echo "$json" | grep -Eq '"from":"cpu:0","to":"cpu:1",[^}]*"reclaim_ns_per_byte":[0-9]' ||
+    fail "link cpu:0 -> cpu:1 has no reclaim cost"
 fi
 # Without a GPU and without readable RAPL counters the energy figure is the model's estimate.
 rapl_readable=no
@@ -63,8 +65,10 @@ grep -q "measuring" "$TMP/second.err" && fail "second call measured again: $(cat
 grep -q '"cached":true' "$TMP/second.json" || fail "second call not from the cache"
 less_than "$second_s" 2 || fail "cache hit took ${second_s} s"
 # Quick measures each core for about a second (longer where the last-level cache is large: the
-# bandwidth test streams four times it): 10 s, or 4 s a core on larger machines.
-quick_limit=$((cores > 2 ? 4 * cores : 10))
+# bandwidth test streams four times it). A bound against a runaway measurement, not a speed goal:
+# on the 2-core Zen 5 VM, whose L3 reads as 508 MiB, the first call takes about 6 s alone and
+# shares the cores with another test under ctest -j 2; 20 s, or 4 s a core on larger machines.
+quick_limit=$((cores > 2 ? 4 * cores : 20))
 if [ "${PO_SANITIZED:-0}" != 1 ] && ! less_than "$first_s" "$quick_limit"; then
   fail "--bench quick took ${first_s} s (over $quick_limit s)"
 fi
