@@ -473,6 +473,33 @@ static void calibrate_many_taking_turns(void **state) {
  * (fixed cost + per row), not the nearer measurement scaled by the roofline: every node costs
  * 1 ms + 0.5 us per row (1.016 ms at 32 rows, 1.008 at 16), and a 0.25 / 0.75 data-parallel split
  * (8 and 24 rows) must take 1.004 and 1.012 ms per forward/backward node. */
+/* Records t seconds for every node with work of g on both devices. */
+static void record_all(po_cost_model *cm, const po_graph *g, const char *d0, const char *d1, double t) {
+    for (int i = 0; i < po_graph_size(g); i++) {
+        const po_node *nd = po_graph_node(g, i);
+        po_cost cost = po_node_cost(nd);
+        if (cost.flops == 0 && cost.bytes_read + cost.bytes_written == 0) continue;
+        PO_CHECK(po_cost_model_record(cm, nd, d0, t));
+        PO_CHECK(po_cost_model_record(cm, nd, d1, t));
+    }
+}
+
+/* The prediction of a data-parallel plan of m (batch 32; m2 at 16 for the affine model) over the
+ * two replicas r. */
+static void simulate_dp(po_cost_model *cm, po_model *m, po_model *m2, po_plan_replica *r, po_prediction *pr) {
+    po_workload *w;
+    PO_CHECK(po_workload_from_graphs(m->graph, 32, m2->graph, 16, &w));
+    po_plan p;
+    memset(&p, 0, sizeof p);
+    po_plan_stage st = {0, po_workload_n_layers(w) - 1, false, 2, r};
+    p.strategy = PO_STRATEGY_DP;
+    p.n_stages = 1;
+    p.stages = &st;
+    p.micro_batches = 1;
+    PO_CHECK(po_plan_simulate(&p, w, cm, pr));
+    po_workload_free(w);
+}
+
 static void affine_history(void **state) {
     (void)state;
     po_cluster *c;
@@ -494,29 +521,11 @@ static void affine_history(void **state) {
         else
             fb++;
     }
-    for (int k = 0; k < 2; k++) {
-        const po_graph *g = k ? m2->graph : m->graph;
-        double t = 1e-3 + 0.5e-6 * (k ? 16 : 32);
-        for (int i = 0; i < po_graph_size(g); i++) {
-            const po_node *nd = po_graph_node(g, i);
-            po_cost cost = po_node_cost(nd);
-            if (cost.flops == 0 && cost.bytes_read + cost.bytes_written == 0) continue;
-            PO_CHECK(po_cost_model_record(cm, nd, "g0", t));
-            PO_CHECK(po_cost_model_record(cm, nd, "g1", t));
-        }
-    }
-    po_workload *w;
-    PO_CHECK(po_workload_from_graphs(m->graph, 32, m2->graph, 16, &w));
-    po_plan p;
-    memset(&p, 0, sizeof p);
+    for (int k = 0; k < 2; k++)
+        record_all(cm, k ? m2->graph : m->graph, "g0", "g1", 1e-3 + 0.5e-6 * (k ? 16 : 32));
     po_plan_replica r[2] = {{"g0", 0.25}, {"g1", 0.75}};
-    po_plan_stage st = {0, po_workload_n_layers(w) - 1, false, 2, r};
-    p.strategy = PO_STRATEGY_DP;
-    p.n_stages = 1;
-    p.stages = &st;
-    p.micro_batches = 1;
     po_prediction pr;
-    PO_CHECK(po_plan_simulate(&p, w, cm, &pr));
+    simulate_dp(cm, m, m2, r, &pr);
     /* g1 (24 rows) is the slower replica. A node whose key is the same at both batches (the
      * optimizer's, whose shapes do not depend on rows) has one history, the mean of both records:
      * 1.012 ms whatever the rows. */
@@ -525,7 +534,6 @@ static void affine_history(void **state) {
     double busy0 = (fb * 1.004 + same * 1.012) / want;
     if (fabs(pr.devices[0].busy - busy0) > 1e-6) fail_msg("g0 busy %.6f, want %.6f", pr.devices[0].busy, busy0);
     po_prediction_free(&pr);
-    po_workload_free(w);
     po_model_free(m);
     po_model_free(m2);
     po_cost_model_free(cm);
@@ -558,28 +566,12 @@ static void replicas_pay_reclaim(void **state) {
         assert_true(fabs(po_cost_model_reclaim_s(cm, readers, 2, 1, 1e9) - (k ? ns_per_byte : 0.0)) < 1e-15);
         assert_true(po_cost_model_reclaim_s(cm, readers, 1, 0, 1e9) == 0.0); /* only itself read it */
         for (int g = 0; g < 2; g++)
-            for (int i = 0; i < po_graph_size(g ? m2->graph : m->graph); i++) {
-                const po_node *nd = po_graph_node(g ? m2->graph : m->graph, i);
-                po_cost cost = po_node_cost(nd);
-                if (cost.flops == 0 && cost.bytes_read + cost.bytes_written == 0) continue;
-                PO_CHECK(po_cost_model_record(cm, nd, "c0", 1e-3));
-                PO_CHECK(po_cost_model_record(cm, nd, "c1", 1e-3));
-            }
-        po_workload *w;
-        PO_CHECK(po_workload_from_graphs(m->graph, 32, m2->graph, 16, &w));
-        po_plan p;
-        memset(&p, 0, sizeof p);
+            record_all(cm, g ? m2->graph : m->graph, "c0", "c1", 1e-3);
         po_plan_replica r[2] = {{"c0", 0.5}, {"c1", 0.5}};
-        po_plan_stage st = {0, po_workload_n_layers(w) - 1, false, 2, r};
-        p.strategy = PO_STRATEGY_DP;
-        p.n_stages = 1;
-        p.stages = &st;
-        p.micro_batches = 1;
         po_prediction pr;
-        PO_CHECK(po_plan_simulate(&p, w, cm, &pr));
+        simulate_dp(cm, m, m2, r, &pr);
         step_ms[k] = pr.step_ms;
         po_prediction_free(&pr);
-        po_workload_free(w);
         po_cost_model_free(cm);
         po_cluster_free(c);
     }
