@@ -223,9 +223,9 @@ static int cut(po__team *t, int64_t len, int64_t align) {
  * columns for, and the rows of W's gradient and update it gets (the same shares cut them).
  * Why it matters: the update of a row writes lines of W, and a line another core has read
  * must first be taken back from that core's caches. Two threads on the 2-core Zen 5 VM, each
- * updating half of a 1024 x 1024 weight with Adam: 0.18-0.28 ns an element when each had
- * read only its half of W before, 1.0-1.2 when each had read all of it (/tmp microbenchmark,
- * medians of 35 rounds). The price: member k > 0 writes an M x N part and the parts are added
+ * updating half of a 1024 x 1024 weight with Adam: 0.35-0.41 ns an element when each had
+ * read only its half of W before, 0.74-1.17 when each had read all of it (bench/bench_reclaim;
+ * 0.18-0.28 against 1.0-1.2 with each kind run on its own). The price: member k > 0 writes an M x N part and the parts are added
  * up, which is cheap where K >= 2M (the part is at most half the size of W). mnist_mlp over
  * two cores by operator split, alternated runs of 200 steps: 4.99-5.08 ms a step cut into
  * blocks of C, 4.62-5.35 (median 4.71) cut along K; its hidden layer's update 576 -> 188 us. */
