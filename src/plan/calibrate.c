@@ -25,11 +25,11 @@
 #define MIN_TIMED_S 0.4
 /* Warm-up before the timed runs. A thread's first steps run slow: oneDNN's sgemm started some
  * products at a third of their speed (backend/cpu/gemm.c now warms it per thread), and more
- * than that (first touches, caches: not pinned down) takes a few steps. With one warm-up step, mnist_mlp's single-core step
- * on the 2-core Zen 5 VM was predicted 9.0-11.1 ms against 7.2-7.4 measured before that sgemm
- * warm-up, and still 8.75-10.9 against 7.95-8.65 (-26% to -1%) after it; with these warm-ups,
- * 7.75-7.97 against 7.78-8.01 (-2% to +1%), alternated runs of paropt train --model mnist_mlp
- * --devices cpu:0,cpu:1 --plan single. */
+ * than that (first touches, caches: not pinned down) takes a few steps. With one warm-up step,
+ * mnist_mlp's single-core step on the 2-core Zen 5 VM was predicted 9.0-11.1 ms against 7.2-7.4
+ * measured before that sgemm warm-up, and still 8.75-10.9 against 7.95-8.65 (-26% to -1%)
+ * after it; with these warm-ups, 7.75-7.97 against 7.78-8.01 (-2% to +1%), alternated runs of
+ * paropt train --model mnist_mlp --devices cpu:0,cpu:1 --plan single. */
 #define WARM_RUNS 10
 #define WARM_S    0.25
 

@@ -204,14 +204,29 @@ static po_status share_out(po__team *t) {
     return PO_OK;
 }
 
-/* Bounds of len cut by the shares, on multiples of align: bound[0] = 0 .. bound[n] = len.
- * Returns how many members got a non-empty part. */
+/* Where the cut after the first k members falls: k = 0 at 0, k = n at len, else the running
+ * share on a multiple of align, within [0, len]. */
+static int64_t cut_point(const po__team *t, int k, int64_t len, int64_t align) {
+    if (k <= 0) return 0;
+    if (k >= t->n) return len;
+    int64_t b = (int64_t)llround(t->cum[k] * (double)len / (double)align) * align;
+    return b < 0 ? 0 : b > len ? len : b;
+}
+
+void po__team_range(const po__team *t, int k, int64_t len, int64_t align, int64_t *lo, int64_t *hi) {
+    *lo = cut_point(t, k, len, align);
+    *hi = cut_point(t, k + 1, len, align);
+    if (*hi < *lo) *hi = *lo;
+}
+
+/* Bounds of len cut by the shares (po__team_range's): bound[0] = 0 .. bound[n] = len. Returns
+ * how many members got a non-empty part. */
 static int cut(po__team *t, int64_t len, int64_t align) {
     int active = 0;
     t->bound[0] = 0;
     for (int k = 1; k <= t->n; k++) {
-        int64_t b = k == t->n ? len : (int64_t)llround(t->cum[k] * (double)len / (double)align) * align;
-        t->bound[k] = b < t->bound[k - 1] ? t->bound[k - 1] : b > len ? len : b;
+        int64_t b = cut_point(t, k, len, align);
+        t->bound[k] = b < t->bound[k - 1] ? t->bound[k - 1] : b;
         active += t->bound[k] > t->bound[k - 1];
     }
     return active;
@@ -225,8 +240,9 @@ static int cut(po__team *t, int64_t len, int64_t align) {
  * must first be taken back from that core's caches. Two threads on the 2-core Zen 5 VM, each
  * updating half of a 1024 x 1024 weight with Adam: 0.35-0.41 ns an element when each had
  * read only its half of W before, 0.74-1.17 when each had read all of it (bench/bench_reclaim;
- * 0.18-0.28 against 1.0-1.2 with each kind run on its own). The price: member k > 0 writes an M x N part and the parts are added
- * up, which is cheap where K >= 2M (the part is at most half the size of W). mnist_mlp over
+ * 0.18-0.28 against 1.0-1.2 with each kind run on its own). The price: member k > 0 writes an
+ * M x N part and the parts are added up, which is cheap where K >= 2M (the part is at most
+ * half the size of W). mnist_mlp over
  * two cores by operator split, alternated runs of 200 steps: 4.99-5.08 ms a step cut into
  * blocks of C, 4.62-5.35 (median 4.71) cut along K; its hidden layer's update 576 -> 188 us. */
 static bool split_along_k(const po__team *t, const po__gemm_call *c) {
@@ -238,7 +254,8 @@ static bool split_along_k(const po__team *t, const po__gemm_call *c) {
 static po_status add_parts(int k, void *arg) {
     po__team *t = arg;
     const po__gemm_call *c = &t->whole;
-    int64_t lo = (int64_t)llround(t->cum[k] * (double)c->M), hi = (int64_t)llround(t->cum[k + 1] * (double)c->M);
+    int64_t lo, hi;
+    po__team_range(t, k, c->M, 1, &lo, &hi);
     for (int64_t r = lo; r < hi; r++) {
         float *row = c->C + r * c->ldc;
         for (int j = 1; j < t->n; j++) {

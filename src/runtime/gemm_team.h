@@ -48,6 +48,11 @@ int po__team_size(const po__team *t);
  * next product on. Call between products. PO_ERR_INVALID_ARG for a negative or non-finite one. */
 po_status po__team_set_shares(po__team *t, const double *shares);
 double po__team_share(const po__team *t, int member);
+/* Member k's stretch [*lo, *hi) of len items cut by the shares, the cut on multiples of align
+ * (the last member's end is len): as the team cuts a product's rows or columns, so work shared
+ * out by hand (operator split's fused updates of a weight gradient's rows) takes the same
+ * items a member's block of the product did. */
+void po__team_range(const po__team *t, int member, int64_t len, int64_t align, int64_t *lo, int64_t *hi);
 
 /* Emulates a device `factor` times slower: after each block, member k idles (factor - 1)
  * times the block's duration (spinning when short, so timer latency does not inflate it). */

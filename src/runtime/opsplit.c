@@ -158,19 +158,12 @@ static po_status apply_optimizer(int k, void *arg) {
 }
 
 /* Member k's elements [*lo, *hi) of fused update o: its rows of the weight gradient, cut by
- * the shares as the team cuts a product's rows (the update is right whichever rows it takes;
+ * the shares as the team cut the product's rows (the update is right whichever rows it takes;
  * the same cut keeps them in the cache of the member that computed them). */
 static void fused_range(const po_os *os, int o, int k, int64_t *lo, int64_t *hi) {
     po_shape sh = po_node_shape(po_graph_node(os->g, o));
-    int64_t rows = sh.dim[0], cols = rows ? po_shape_numel(&sh) / rows : 0;
-    int n = po__team_size(os->team);
-    double before = 0.0;
-    for (int i = 0; i < k; i++)
-        before += po__team_share(os->team, i);
-    int64_t a = k == 0 ? 0 : llround(before * (double)rows);
-    int64_t b = k == n - 1 ? rows : llround((before + po__team_share(os->team, k)) * (double)rows);
-    a = a > rows ? rows : a;
-    b = b < a ? a : b > rows ? rows : b;
+    int64_t rows = sh.dim[0], cols = rows ? po_shape_numel(&sh) / rows : 0, a, b;
+    po__team_range(os->team, k, rows, 1, &a, &b);
     *lo = a * cols;
     *hi = b * cols;
 }

@@ -1,20 +1,20 @@
 /* Operator-split training step on CPU core groups in shared memory (plans of the opsplit family).
  *
- * One executor runs the whole step, node by node, on a main thread pinned to member 0's cores.
- * The nodes po__opsplit_node_splits picks run with a GEMM team (runtime/gemm_team.h) joined:
- * their matrix products are cut into blocks by the members' shares (an input gradient dY W
- * along K, by the weight's rows) and computed by all members at once; or, for ops that divide into units (attention, convolutions, pooling, layer norm,
- * activations), member k computes its stretch of the units, in proportion to the shares, with
- * a scratch area of its own (and, for a weight gradient summed over samples, an output of its
- * own, added up after). The optimizer's updates (one node per parameter, at the end of the
- * step) are shared out by element in proportion to the members' shares
- * (runtime/optim_split.h) and run by all at once; except that an update whose gradient is a
- * split product's output, and whose parameter no later node reads, runs right after that
- * product, each member updating the rows it has just computed: the gradient is read from the
- * member's caches rather than memory (mnist_mlp over two cores, alternated runs, medians: 7.04
- * -> 6.90 ms a step). Every other node runs on the main thread
- * alone. The result is the single-device step's up to the rounding of the blocked
- * products (a node split by units is the whole node's, bit for bit). */
+ * One executor runs the whole step, node by node, on a main thread pinned to member 0's cores. The
+ * nodes po__opsplit_node_splits picks run with a GEMM team (runtime/gemm_team.h) joined: their
+ * matrix products are cut into blocks by the members' shares (an input gradient dY W along K, by
+ * the weight's rows) and computed by all members at once; or, for ops that divide into units
+ * (attention, convolutions, pooling, layer norm, activations), member k computes its stretch of
+ * the units, in proportion to the shares, with a scratch area of its own (and, for a weight
+ * gradient summed over samples, an output of its own, added up after). The optimizer's updates
+ * (one node per parameter, at the end of the step) are shared out by element in proportion to the
+ * members' shares (runtime/optim_split.h) and run by all at once; except that an update whose
+ * gradient is a split product's output, and whose parameter no later node reads, runs right after
+ * that product, each member updating the rows it has just computed: the gradient is read from the
+ * member's caches rather than memory (mnist_mlp over two cores, alternated runs, medians: 7.04 ->
+ * 6.90 ms a step). Every other node runs on the main thread alone. The result is the single-device
+ * step's up to the rounding of the blocked products (a node split by units is the whole node's,
+ * bit for bit). */
 #ifndef PO_RUNTIME_OPSPLIT_H
 #define PO_RUNTIME_OPSPLIT_H
 
