@@ -105,14 +105,13 @@ po_status po_dataset_batch(const po_dataset *d, int64_t index, po_tensor *x_out,
 /* ---- Batch loader ----
  *
  * Serves batches of B samples epoch after epoch, indefinitely; the caller decides when to
- * stop. Positions are (epoch, batch_in_epoch), both from 0. A background thread prepares the
- * next batch while the caller trains on the current one: po_loader_next copies the prepared
- * batch into the caller's tensors and starts preparing the one after. Data order is a pure
- * function of (dataset, B, seed, shuffle, epoch): a run resumes exactly from a saved position
- * with po_loader_seek.
+ * stop. Positions are (epoch, batch_in_epoch), both from 0. po_loader_next gathers the batch
+ * straight into the caller's tensors, on the caller's thread (datasets are held in memory, so
+ * this costs about a copy of the batch; see src/data/loader.c for why no background thread).
+ * Data order is a pure function of (dataset, B, seed, shuffle, epoch): a run resumes exactly
+ * from a saved position with po_loader_seek.
  *
- * A loader is used by one thread at a time (its own worker thread is internal); seek and free
- * may be called at any moment, whatever the worker is doing. */
+ * A loader is used by one thread at a time. */
 typedef struct po_loader po_loader;
 
 /* A training loader: each epoch is floor(N / B) full batches (the last N mod B samples of the
@@ -125,7 +124,7 @@ po_status po_loader_new(const po_dataset *d, int64_t batch, uint64_t shuffle_see
  * the last batch holds N - (ceil(N/B) - 1) * B rows (po_loader_rows) when B does not divide N.
  * Any B > 0 is valid (B > N gives one short batch). */
 po_status po_loader_new_eval(const po_dataset *d, int64_t batch, po_loader **out);
-void po_loader_free(po_loader *l); /* joins the worker; NULL is a no-op */
+void po_loader_free(po_loader *l); /* NULL is a no-op */
 
 /* Fills x_out [B, ...] (contiguous, the dataset's sample dtype, each row one sample's element
  * count: [B, 1, 28, 28] and [B, 784] both take Fashion-MNIST) and y_out (contiguous I64,
@@ -142,7 +141,7 @@ int64_t po_loader_rows(const po_loader *l);
 void po_loader_position(const po_loader *l, int64_t *epoch, int64_t *batch_in_epoch);
 /* Moves to (epoch, batch_in_epoch): the next po_loader_next gives exactly the batch that
  * iterating from (0, 0) would give there. epoch >= 0 and 0 <= batch_in_epoch <
- * po_loader_batches_per_epoch, else PO_ERR_RANGE. Discards any batch being prepared. */
+ * po_loader_batches_per_epoch, else PO_ERR_RANGE. */
 po_status po_loader_seek(po_loader *l, int64_t epoch, int64_t batch_in_epoch);
 int64_t po_loader_batches_per_epoch(const po_loader *l);
 int64_t po_loader_batch_size(const po_loader *l); /* B */
