@@ -33,27 +33,36 @@ static void relu_grad(po_graph *g, po_node *n, po_node *gy) {
 static void relu_cost(const po_node *n, po_op_cost *c) { po__cost_elementwise(n, c, 1.0, 1); }
 static void relu_grad_cost(const po_node *n, po_op_cost *c) { po__cost_elementwise(n, c, 1.0, 2); }
 
-/* Units [begin, end) of runs of PO__ELEM_UNIT elements (operator split; all of them: the node). */
-static po_status relu_run_units(const po_kargs *a, int64_t begin, int64_t end) {
+/* Elements [begin, end): operator split runs a ReLU after a split product on the elements each
+ * member wrote of it (runtime/opsplit.c), and by units of PO__ELEM_UNIT elements otherwise. */
+static po_status relu_range(const po_kargs *a, int64_t lo, int64_t hi) {
     const float *x = a->in[0];
     float *y = a->out;
-    int64_t lo, hi;
-    po__elem_range(a->node, begin, end, &lo, &hi);
 #pragma omp simd
     for (int64_t i = lo; i < hi; i++)
         y[i] = x[i] <= 0.0f ? 0.0f : x[i];
     return PO_OK;
 }
 
-static po_status relu_grad_run_units(const po_kargs *a, int64_t begin, int64_t end) {
+static po_status relu_grad_range(const po_kargs *a, int64_t lo, int64_t hi) {
     const float *gy = a->in[0], *y = a->in[1];
     float *gx = a->out;
-    int64_t lo, hi;
-    po__elem_range(a->node, begin, end, &lo, &hi);
 #pragma omp simd
     for (int64_t i = lo; i < hi; i++)
         gx[i] = y[i] <= 0.0f ? 0.0f : gy[i];
     return PO_OK;
+}
+
+static po_status relu_run_units(const po_kargs *a, int64_t begin, int64_t end) {
+    int64_t lo, hi;
+    po__elem_range(a->node, begin, end, &lo, &hi);
+    return relu_range(a, lo, hi);
+}
+
+static po_status relu_grad_run_units(const po_kargs *a, int64_t begin, int64_t end) {
+    int64_t lo, hi;
+    po__elem_range(a->node, begin, end, &lo, &hi);
+    return relu_grad_range(a, lo, hi);
 }
 
 const po_op_def po_op_def_relu = {.name = "relu",
@@ -61,12 +70,14 @@ const po_op_def po_op_def_relu = {.name = "relu",
                                   .grad = relu_grad,
                                   .cost = relu_cost,
                                   .cpu_units = po__elem_units,
-                                  .cpu_run_units = relu_run_units};
+                                  .cpu_run_units = relu_run_units,
+                                  .cpu_run_range = relu_range};
 const po_op_def po_op_def_relu_grad = {.name = "relu_grad",
                                        .infer = unary_infer,
                                        .cost = relu_grad_cost,
                                        .cpu_units = po__elem_units,
-                                       .cpu_run_units = relu_grad_run_units};
+                                       .cpu_run_units = relu_grad_run_units,
+                                       .cpu_run_range = relu_grad_range};
 
 po_node *po_relu(po_graph *g, po_node *x) {
     po_node *in[1] = {x};

@@ -51,7 +51,8 @@ typedef struct po_op_def {
      * parameters, views). */
     po_status (*cpu_run)(const po_kargs *a);
     /* Optional: elements [begin, end) of an element-wise node's work only (the optimizer's
-     * updates), so several threads can share one large parameter's update. */
+     * updates, ReLU and its gradient), so several threads can share one node: a large
+     * parameter's update, or a ReLU over the blocks of a split product (runtime/opsplit.c). */
     po_status (*cpu_run_range)(const po_kargs *a, int64_t begin, int64_t end);
     /* Optional, for operator split: the node's work as cpu_units(n) independent units (causal
      * attention: one per sample and head), of which cpu_run_units computes [begin, end) and

@@ -45,6 +45,7 @@ typedef struct po__wnode {
     double out_bytes[2];  /* its output */
     double param_bytes;   /* parameter values it reads */
     double elems;         /* elements of its output (an optimizer node's: its parameter's) */
+    int follows;          /* the product it may run on the parts of (po__opsplit_follows); -1 */
     uint64_t key[2];      /* po_op_key at the two batches */
 } po__wnode;
 

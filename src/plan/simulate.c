@@ -494,7 +494,23 @@ static po_status build_opsplit(sim *s, po__sim_out *out, double *moved_static, d
         bool split = n > 1 && po__opsplit_rule(nd->op, po__aff(nd->call_flops, rows));
         double in = po__aff(nd->in_bytes, rows), ob = po__aff(nd->out_bytes, rows);
         int n_next = 0;
-        if (!split) {
+        /* A node the runtime runs on a split product's parts (po__opsplit_rides): each member
+         * its share of the elements, in place, once the product is done. */
+        const po__wnode *product = nd->follows >= 0 ? &w->nodes[nd->follows] : NULL;
+        bool rides = n > 1 && !split && product && po__opsplit_rule(product->op, po__aff(product->call_flops, rows));
+        if (rides) {
+            for (int k = 0; k < n; k++) {
+                po__tparts part;
+                po__node_seconds(s->e->cm, w, nd, s->dev[k], rows, &part);
+                scale(&part, sg->replicas[k].share *
+                                 (busy_neighbours(s, s->dev[k]) ? po_cost_model_contention(s->e->cm, s->dev[k]) : 1.0));
+                int c = new_task(s, TK_OP, k, part.t, &part, nd->layer);
+                for (int j = 0; j < n_prev; j++)
+                    dep(s, prev[j], c);
+                use(s, k, c);
+                next[n_next++] = c;
+            }
+        } else if (!split) {
             int t = new_task(s, TK_OP, main, whole.t, &whole, nd->layer);
             for (int k = 0; k < n_prev; k++)
                 dep(s, prev[k], t);

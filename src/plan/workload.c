@@ -315,6 +315,8 @@ po_status po_workload_from_graphs(const po_graph *g, int64_t batch, const po_gra
             fit(x->out_bytes, f1.out_bytes[i], b1, f2.out_bytes[i], b2);
             po_shape out_shape = po_node_shape(nd);
             x->elems = (double)po_shape_numel(&out_shape);
+            const po_node *product = po__opsplit_follows(nd);
+            x->follows = product ? po_node_id(product) : -1;
             x->key[0] = f1.key[i];
             x->key[1] = f2.key[i];
             for (int k = 0; k < po_node_n_inputs(nd); k++) {

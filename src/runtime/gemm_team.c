@@ -58,6 +58,11 @@ struct po__team {
     float **partial;
     int64_t *partial_cap;
     po__gemm_call whole; /* the product being cut along K */
+    /* The last product shared out: its C (NULL: the last product ran whole) and ldc, and member
+     * k's part of it, rows own[4k] .. own[4k + 1] by columns own[4k + 2] .. own[4k + 3]. */
+    const float *own_C;
+    int64_t own_ldc;
+    int64_t *own;
 };
 
 static double now_s(void) { return po_trace_now(); } /* CLOCK_MONOTONIC, as traces use */
@@ -313,6 +318,13 @@ static po_status sgemm_along_k(po__team *t, const po__gemm_call *c) {
     }
     t->splits++;
     t->k_splits++;
+    for (int k = 0; k < t->n; k++) {
+        po__team_range(t, k, c->M, 1, &t->own[4 * k], &t->own[4 * k + 1]); /* add_parts' rows */
+        t->own[4 * k + 2] = 0;
+        t->own[4 * k + 3] = c->N;
+    }
+    t->own_C = c->C;
+    t->own_ldc = c->ldc;
     po_status st = share_out(t);
     if (st) return st;
     t->task = add_parts;
@@ -325,6 +337,7 @@ static po_status sgemm_along_k(po__team *t, const po__gemm_call *c) {
 
 static po_status team_sgemm(void *ctx, const po__gemm_call *c) {
     po__team *t = ctx;
+    t->own_C = NULL;
     if (t->n < 2) return po__gemm_run(c);
     if (split_along_k(t, c) && have_parts(t, c->M, c->N)) return sgemm_along_k(t, c); /* else cut C */
     /* Rows keep each block's C contiguous; columns when there are too few rows to go round, and
@@ -340,8 +353,16 @@ static po_status team_sgemm(void *ctx, const po__gemm_call *c) {
      * once (the serial OpenBLAS without its pool lock), oneDNN, which can. */
     po__gemm_call whole = *c;
     if (!po__gemm_concurrent(whole.provider)) whole.provider = PO_GEMM_ONEDNN;
-    for (int k = 0; k < t->n; k++)
+    for (int k = 0; k < t->n; k++) {
         t->m[k].block = block_of(&whole, rows, t->bound[k], t->bound[k + 1]);
+        int64_t *o = &t->own[4 * k];
+        o[0] = rows ? t->bound[k] : 0;
+        o[1] = rows ? t->bound[k + 1] : c->M;
+        o[2] = rows ? 0 : t->bound[k];
+        o[3] = rows ? c->N : t->bound[k + 1];
+    }
+    t->own_C = c->C;
+    t->own_ldc = c->ldc;
     t->splits++;
     return share_out(t);
 }
@@ -388,6 +409,7 @@ po_status po__team_new(const po_worker_spec *members, int n, po__team **out) {
     t->bound = calloc((size_t)n + 1, sizeof *t->bound);
     t->partial = calloc((size_t)n, sizeof *t->partial);
     t->partial_cap = calloc((size_t)n, sizeof *t->partial_cap);
+    t->own = calloc(4 * (size_t)n, sizeof *t->own);
     atomic_init(&t->gen, 0);
     atomic_init(&t->pending, 0);
     atomic_init(&t->sleepers, 0);
@@ -396,7 +418,7 @@ po_status po__team_new(const po_worker_spec *members, int n, po__team **out) {
     pthread_mutex_init(&t->lock, NULL);
     pthread_cond_init(&t->wake, NULL);
     pthread_cond_init(&t->done, NULL);
-    if (!t->m || !t->cum || !t->bound || !t->partial || !t->partial_cap) {
+    if (!t->m || !t->cum || !t->bound || !t->partial || !t->partial_cap || !t->own) {
         free(t->m);
         t->m = NULL;
         po__team_free(t);
@@ -449,6 +471,7 @@ void po__team_free(po__team *t) {
         free(t->partial[k]);
     free(t->partial);
     free(t->partial_cap);
+    free(t->own);
     free(t);
 }
 
@@ -492,5 +515,12 @@ void po__team_reset_stats(po__team *t) {
     t->wait_s = 0.0;
 }
 int64_t po__team_splits(const po__team *t) { return t->splits; }
+
+const float *po__team_last_part(const po__team *t, int k, int64_t *ldc, int64_t part[4]) {
+    if (!t->own_C || k < 0 || k >= t->n) return NULL;
+    memcpy(part, &t->own[4 * k], 4 * sizeof *part);
+    *ldc = t->own_ldc;
+    return t->own_C;
+}
 int64_t po__team_k_splits(const po__team *t) { return t->k_splits; }
 void po__team_set_trace(po__team *t, po_trace *tr) { t->trace = tr; }

@@ -36,6 +36,16 @@ double po__product_calls(const po_node *n) {
 
 double po__opsplit_call_flops(const po_node *n) { return po_node_cost(n).flops / po__product_calls(n); }
 
+const po_node *po__opsplit_follows(const po_node *n) {
+    po_op op = po_node_op(n);
+    if ((op != PO_OP_RELU && op != PO_OP_RELU_GRAD) || po_node_n_inputs(n) < 1) return NULL;
+    const po_node *p = po_node_input(n, 0);
+    po_op pop = po_node_op(p);
+    po_shape ps = po_node_shape(p), ns = po_node_shape(n);
+    bool product = (pop == PO_OP_LINEAR || pop == PO_OP_MATMUL) && po__product_calls(p) == 1.0;
+    return product && po_shape_numel(&ps) == po_shape_numel(&ns) ? p : NULL;
+}
+
 struct po_os {
     po_exec *ex;
     const po_graph *g;
@@ -49,16 +59,25 @@ struct po_os {
     bool *wrote;     /* per member: whether its stretch of the current node had any units */
     int n_members;
     int unit_node; /* the node being split by units (a po__team_run task's argument) */
-    int n_split;
+    int n_split;   /* nodes split as products or by units */
+    int n_follow;  /* nodes run on a product's parts (follows[i] >= 0) */
     bool has_optimizer;
-    int first_opt;      /* the optimizer's nodes are first_opt .. the last node, shared out; -1: none */
-    po__opt_piece *opt; /* the optimizer's updates shared out by element (runtime/optim_split.h) */
-    int *opt_first;     /* member k applies opt[opt_first[k] .. opt_first[k + 1]) */
-    int n_shared;       /* members opt_first describes (0: none) */
-    int *fused_opt;     /* per node: the optimizer node applied right after it, by each member on
-                           its rows of the weight gradient the node computed; -1: none */
-    int fused_node;     /* the one being applied (a po__team_run task's argument) */
-    bool rebalance;     /* re-share by measured speed */
+    int first_opt;         /* the optimizer's nodes are first_opt .. the last node, shared out; -1: none */
+    po__opt_piece *opt;    /* the optimizer's updates shared out by element (runtime/optim_split.h) */
+    int *opt_first;        /* member k applies opt[opt_first[k] .. opt_first[k + 1]) */
+    int n_shared;          /* members opt_first describes (0: none) */
+    int *fused_opt;        /* per node: the optimizer node applied right after it, by each member on
+                              its rows of the weight gradient the node computed; -1: none */
+    int fused_node;        /* the one being applied (a po__team_run task's argument) */
+    int *follows;          /* per node: the split product it runs on the parts of, member by member
+                              (po__opsplit_rides); -1: none */
+    int64_t *parts;        /* per node: each member's part of its output in the product's last cut
+                              (po__team_last_part: 4 per member), kept where a node follows it */
+    bool *parts_ok;        /* per node: parts holds this step's cut */
+    bool *followed;        /* per node: some node follows it */
+    int follow_node;       /* the follower being run (a po__team_run task's argument) */
+    int64_t follower_runs; /* followers run on their product's parts so far (not whole) */
+    bool rebalance;        /* re-share by measured speed */
     po__balance bal;
     int64_t rebalances;
     po_trace *trace;
@@ -168,6 +187,40 @@ static void fused_range(const po_os *os, int o, int k, int64_t *lo, int64_t *hi)
     *hi = b * cols;
 }
 
+/* Member k's part of the follower os->follow_node: the elements of its product's output that
+ * member k computed, row by row (one run when the part is whole rows). */
+static po_status run_follower(int k, void *arg) {
+    po_os *os = arg;
+    int j = os->follow_node, n = po__team_size(os->team);
+    const int64_t *part = &os->parts[((size_t)os->follows[j] * (size_t)n + (size_t)k) * 4];
+    po_shape sh = po_node_shape(po_graph_node(os->g, os->follows[j]));
+    int64_t cols = sh.dim[sh.ndim - 1];
+    if (part[2] == 0 && part[3] == cols) return po__exec_run_range(os->ex, j, part[0] * cols, part[1] * cols);
+    po_status st = PO_OK;
+    for (int64_t r = part[0]; r < part[1] && !st; r++)
+        st = po__exec_run_range(os->ex, j, r * cols + part[2], r * cols + part[3]);
+    return st;
+}
+
+/* Keeps the team's cut of product node p's output for its followers, when the cut is of that
+ * output as a [rows, cols] matrix (its last dimension the columns); else marks it missing, and
+ * the followers run whole on the main thread. */
+static void keep_parts(po_os *os, int p) {
+    int n = po__team_size(os->team);
+    po_shape sh = po_node_shape(po_graph_node(os->g, p));
+    int64_t cols = sh.ndim > 0 ? sh.dim[sh.ndim - 1] : 0, rows = cols > 0 ? po_shape_numel(&sh) / cols : 0, ldc,
+            area = 0;
+    bool ok = true;
+    for (int k = 0; k < n && ok; k++) {
+        int64_t *part = &os->parts[((size_t)p * (size_t)n + (size_t)k) * 4];
+        ok = po__team_last_part(os->team, k, &ldc, part) == po__exec_node_buffer(os->ex, p) && ldc == cols &&
+             part[0] >= 0 && part[0] <= part[1] && part[1] <= rows && part[2] >= 0 && part[2] <= part[3] &&
+             part[3] <= cols;
+        area += (part[1] - part[0]) * (part[3] - part[2]);
+    }
+    os->parts_ok[p] = ok && area == rows * cols;
+}
+
 static po_status apply_fused(int k, void *arg) {
     po_os *os = arg;
     int64_t lo, hi;
@@ -195,7 +248,13 @@ static po_status run_step(po_os *os) {
         const po_node *nd = po_graph_node(os->g, i);
         const char *name = po_op_name(po_node_op(nd)), *cat = phase_name(po_node_phase(nd));
         double a = now_s();
-        if (os->units[i] > 0) {
+        if (os->follows[i] >= 0) {
+            os->follow_node = i;
+            bool parts = os->parts_ok[os->follows[i]];
+            st =
+                parts ? po__team_run(os->team, run_follower, os, name, cat) : po_exec_run_nodes(os->ex, &os->ids[i], 1);
+            os->follower_runs += parts;
+        } else if (os->units[i] > 0) {
             os->unit_node = i;
             st = po__team_run(os->team, run_units, os, name, cat);
             if (!st && os->sums[i]) sum_partials(os, i);
@@ -203,6 +262,7 @@ static po_status run_step(po_os *os) {
             po__team_join(os->team, name, cat);
             st = po_exec_run_nodes(os->ex, &os->ids[i], 1);
             po__team_leave();
+            if (!st && os->followed[i]) keep_parts(os, i);
             if (!st && os->fused_opt && os->fused_opt[i] >= 0) {
                 os->fused_node = os->fused_opt[i];
                 st = po__team_run(os->team, apply_fused, os, "optimizer", "optimizer");
@@ -325,7 +385,12 @@ po_status po__os_new(po_exec *ex, const po_worker_spec *members, int n, po_os **
     os->ids = calloc((size_t)nodes + 1, sizeof *os->ids);
     os->compute_s = calloc((size_t)n, sizeof *os->compute_s);
     os->fused_opt = calloc((size_t)nodes + 1, sizeof *os->fused_opt);
-    po_status st = os->split && os->units && os->sums && os->ids && os->compute_s && os->fused_opt
+    os->follows = calloc((size_t)nodes + 1, sizeof *os->follows);
+    os->followed = calloc((size_t)nodes + 1, sizeof *os->followed);
+    os->parts_ok = calloc((size_t)nodes + 1, sizeof *os->parts_ok);
+    os->parts = calloc(((size_t)nodes + 1) * (size_t)n * 4, sizeof *os->parts);
+    po_status st = os->split && os->units && os->sums && os->ids && os->compute_s && os->fused_opt && os->follows &&
+                           os->followed && os->parts_ok && os->parts
                        ? PO_OK
                        : po_fail(PO_ERR_NO_MEMORY, "out of memory");
     for (int i = 0; !st && i < nodes; i++) {
@@ -333,9 +398,15 @@ po_status po__os_new(po_exec *ex, const po_worker_spec *members, int n, po_os **
         os->ids[i] = i;
         /* One member has no one to share with: it runs every node as the executor would. */
         os->split[i] = n > 1 && po__opsplit_node_splits(nd);
-        os->units[i] = os->split[i] ? po__exec_units(ex, i) : 0;
+        os->follows[i] = n > 1 && po__opsplit_rides(nd) ? po_node_id(po__opsplit_follows(nd)) : -1;
+        if (os->follows[i] >= 0) {
+            os->split[i] = true;
+            os->followed[os->follows[i]] = true;
+        }
+        os->units[i] = os->split[i] && os->follows[i] < 0 ? po__exec_units(ex, i) : 0;
         os->sums[i] = os->units[i] > 0 && po__exec_units_sum(ex, i);
-        os->n_split += os->split[i];
+        os->n_split += os->split[i] && os->follows[i] < 0;
+        os->n_follow += os->follows[i] >= 0;
         if (po_node_phase(nd) == PO_PHASE_OPTIMIZER) os->has_optimizer = true;
     }
     /* Scratch of its own for every member but the first, as large as any unit-split node's, and
@@ -407,6 +478,10 @@ void po__os_free(po_os *os) {
     free(os->ids);
     free(os->compute_s);
     free(os->fused_opt);
+    free(os->follows);
+    free(os->followed);
+    free(os->parts_ok);
+    free(os->parts);
     free(os);
 }
 
@@ -434,7 +509,10 @@ void po__os_stats(const po_os *os, int k, po_worker_stats *out) {
 }
 
 int64_t po__os_splits(const po_os *os) { return po__team_splits(os->team); }
+int64_t po__os_k_splits(const po_os *os) { return po__team_k_splits(os->team); }
+int64_t po__os_follower_runs(const po_os *os) { return os->follower_runs; }
 int po__os_split_nodes(const po_os *os) { return os->n_split; }
+int po__os_follower_nodes(const po_os *os) { return os->n_follow; }
 void po__os_set_rebalance(po_os *os, bool on) {
     os->rebalance = on && po__team_size(os->team) > 1 && po__team_size(os->team) <= PO__BALANCE_MAX_WORKERS;
     po__balance_init(&os->bal, po__team_size(os->team));

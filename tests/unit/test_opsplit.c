@@ -55,6 +55,33 @@ typedef struct {
 static const dims shapes[] = {{37, 23, 19}, {5, 301, 17}, {1, 97, 13},   {130, 3, 7},
                               {2, 2, 3},    {3, 1, 5},    {67, 131, 257}};
 
+/* The members' parts of the last product (po__team_last_part) cover its M x N C exactly once,
+ * when it was shared out; else there are none. */
+static void check_parts_tile(const po__team *t, const float *C, int64_t M, int64_t N, int64_t ldc, bool shared) {
+    int n = po__team_size(t);
+    int64_t part[4], got_ldc;
+    if (!shared) {
+        for (int k = 0; k < n; k++)
+            assert_null(po__team_last_part(t, k, &got_ldc, part));
+        return;
+    }
+    unsigned char *seen = calloc((size_t)(M * N), 1);
+    assert_non_null(seen);
+    for (int k = 0; k < n; k++) {
+        assert_ptr_equal(po__team_last_part(t, k, &got_ldc, part), C);
+        assert_int_equal(got_ldc, ldc);
+        assert_true(0 <= part[0] && part[0] <= part[1] && part[1] <= M);
+        assert_true(0 <= part[2] && part[2] <= part[3] && part[3] <= N);
+        for (int64_t i = part[0]; i < part[1]; i++)
+            for (int64_t j = part[2]; j < part[3]; j++)
+                seen[i * N + j]++;
+    }
+    for (int64_t e = 0; e < M * N; e++)
+        if (seen[e] != 1)
+            fail_msg("M=%lld N=%lld: element %lld in %d parts", (long long)M, (long long)N, (long long)e, seen[e]);
+    free(seen);
+}
+
 static void check_product(po__team *t, bool ta, bool tb, dims d, float alpha, float beta, uint64_t seed) {
     /* Padded strides: every operand row is 3 elements longer than it needs to be. */
     int64_t ar = ta ? d.K : d.M, ac = ta ? d.M : d.K, br = tb ? d.N : d.K, bc = tb ? d.K : d.N;
@@ -89,6 +116,7 @@ static void check_product(po__team *t, bool ta, bool tb, dims d, float alpha, fl
         }
     /* Shared out whenever the larger of M and N gives both members a block. */
     if (d.M >= 2 || d.N >= 2) assert_int_equal(po__team_splits(t), splits + 1);
+    check_parts_tile(t, C, d.M, d.N, ldc, po__team_splits(t) > splits);
     free(A);
     free(B);
     free(C);
@@ -203,22 +231,31 @@ static void team_errors(void **s) {
 }
 
 /* The nodes the runtime splits are the nodes the planner's simulator splits: the same rule on
- * the workload's per-call FLOPs, node by node. Returns how many. */
-static int check_agreement(const char *spec, const po_graph *g) {
+ * the workload's per-call FLOPs, node by node; and so are the nodes run on a split product's
+ * parts (the simulator's test in build_opsplit on the workload's `follows`). Returns how many
+ * split; *followers (if not NULL) how many follow. */
+static int check_agreement(const char *spec, const po_graph *g, int *followers) {
     po_optim_opts o = po_optim_opts_default(PO_OPTIM_ADAM);
     po_workload *w;
     PO_CHECK(po_workload_from_model(spec, 0, &o, &w));
     assert_int_equal(w->n_nodes, po_graph_size(g));
-    int n = 0;
+    int n = 0, f = 0;
+    double rows = (double)w->batch;
     for (int i = 0; i < w->n_nodes; i++) {
         const po__wnode *x = &w->nodes[i];
-        bool planned = po__opsplit_rule(x->op, po__aff(x->call_flops, (double)w->batch));
+        bool planned = po__opsplit_rule(x->op, po__aff(x->call_flops, rows));
         bool runs = po__opsplit_node_splits(po_graph_node(g, i));
         if (planned != runs)
             fail_msg("%s node %d (%s): planned %d, runtime %d", spec, i, po_op_name(x->op), planned, runs);
+        const po__wnode *product = x->follows >= 0 ? &w->nodes[x->follows] : NULL;
+        bool rides = !planned && product && po__opsplit_rule(product->op, po__aff(product->call_flops, rows));
+        if (rides != po__opsplit_rides(po_graph_node(g, i)))
+            fail_msg("%s node %d (%s): planned to ride %d, runtime %d", spec, i, po_op_name(x->op), rides, !rides);
         n += runs;
+        f += rides;
     }
     po_workload_free(w);
+    if (followers) *followers = f;
     return n;
 }
 
@@ -235,9 +272,10 @@ static void step_matches(const char *rel, const char *spec, double s0, double s1
     assert_int_equal(po_trainer_n_workers(t), 2);
     po_os *os = po__trainer_os(t);
     assert_non_null(os);
-    int nodes = check_agreement(spec, m->graph);
+    int followers, nodes = check_agreement(spec, m->graph, &followers);
     assert_true(nodes > 0);
     assert_int_equal(po__os_split_nodes(os), nodes);
+    assert_int_equal(po__os_follower_nodes(os), followers);
     /* The optimizer's updates are shared out by element (or, right after a product, by rows of
      * its weight gradient): every element once, by share up to a 16-element line or a row an
      * update. */
@@ -359,7 +397,9 @@ static int split_nodes_of(const split_pair *p, const char *spec, const po_op *op
                 count++;
             }
     }
-    assert_int_equal(po__os_split_nodes(po__trainer_os(p->t)), check_agreement(spec, g));
+    int followers;
+    assert_int_equal(po__os_split_nodes(po__trainer_os(p->t)), check_agreement(spec, g, &followers));
+    assert_int_equal(po__os_follower_nodes(po__trainer_os(p->t)), followers);
     return count;
 }
 
@@ -408,6 +448,37 @@ static void attention_split_by_units(void **s) {
     po_worker_stats w1;
     PO_CHECK(po_trainer_worker_stats(p.t, 1, &w1));
     assert_true(w1.compute_s > 0.0);
+    pair_free(&p);
+}
+
+/* The ReLUs and their gradients of an MLP run on the parts of the products before them: after
+ * a product split by columns (x W^T), by rows (dY W with K < 2M) and along K (dY W with K >=
+ * 2M, its rows as the parts were added up), each member on the elements it computed; the
+ * steps compute what one device does, and the planner's simulator counts the same nodes. */
+static void relus_run_on_the_products_parts(void **s) {
+    (void)s;
+    const char *spec = "mnist_mlp:d_in=256,hidden=512,classes=10,batch=128";
+    split_pair p;
+    pair_new(spec, 0.6, 0.4, 256, &p);
+    const po_op ops[] = {PO_OP_LINEAR};
+    assert_int_equal(split_nodes_of(&p, spec, ops, 1), 3);
+    po_os *os = po__trainer_os(p.t);
+    const po_graph *g = p.m->graph;
+    int relus = 0;
+    for (int i = 0; i < po_graph_size(g); i++) {
+        const po_node *nd = po_graph_node(g, i);
+        if (po_node_op(nd) != PO_OP_RELU && po_node_op(nd) != PO_OP_RELU_GRAD) continue;
+        if (!po__opsplit_rides(nd))
+            fail_msg("node %d (%s) does not run on its product's parts", i, po_op_name(po_node_op(nd)));
+        relus++;
+    }
+    assert_int_equal(relus, 4);
+    assert_int_equal(po__os_follower_nodes(os), 4);
+    for (int step = 0; step < 3; step++)
+        pair_step(&p, 1e-5f);
+    assert_int_equal(po__os_follower_runs(os), 4 * 3); /* on the parts every time, none whole */
+    assert_true(po__os_k_splits(os) >= 3);             /* the hidden layer's input gradient, each step */
+    pair_params_agree(&p, 1e-4);
     pair_free(&p);
 }
 
@@ -541,6 +612,7 @@ int main(void) {
         cmocka_unit_test(mnist_mlp),
         cmocka_unit_test(tiny_gpt),
         cmocka_unit_test(attention_split_by_units),
+        cmocka_unit_test(relus_run_on_the_products_parts),
         cmocka_unit_test(elementwise_and_rows_split_by_units),
         cmocka_unit_test(convolutions_split_by_samples),
         cmocka_unit_test(optimizer_split),
