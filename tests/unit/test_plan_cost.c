@@ -484,15 +484,16 @@ static void record_all(po_cost_model *cm, const po_graph *g, const char *d0, con
     }
 }
 
-/* The prediction of a data-parallel plan of m (batch 32; m2 at 16 for the affine model) over the
- * two replicas r. */
-static void simulate_dp(po_cost_model *cm, po_model *m, po_model *m2, po_plan_replica *r, po_prediction *pr) {
+/* The prediction of a one-stage plan of m (batch 32; m2 at 16 for the affine model) over the
+ * two replicas r: data parallel, or operator split. */
+static void simulate_stage(po_cost_model *cm, po_model *m, po_model *m2, po_strategy strategy, po_plan_replica *r,
+                           po_prediction *pr) {
     po_workload *w;
     PO_CHECK(po_workload_from_graphs(m->graph, 32, m2->graph, 16, &w));
     po_plan p;
     memset(&p, 0, sizeof p);
     po_plan_stage st = {0, po_workload_n_layers(w) - 1, false, 2, r};
-    p.strategy = PO_STRATEGY_DP;
+    p.strategy = strategy;
     p.n_stages = 1;
     p.stages = &st;
     p.micro_batches = 1;
@@ -525,7 +526,7 @@ static void affine_history(void **state) {
         record_all(cm, k ? m2->graph : m->graph, "g0", "g1", 1e-3 + 0.5e-6 * (k ? 16 : 32));
     po_plan_replica r[2] = {{"g0", 0.25}, {"g1", 0.75}};
     po_prediction pr;
-    simulate_dp(cm, m, m2, r, &pr);
+    simulate_stage(cm, m, m2, PO_STRATEGY_DP, r, &pr);
     /* g1 (24 rows) is the slower replica. A node whose key is the same at both batches (the
      * optimizer's, whose shapes do not depend on rows) has one history, the mean of both records:
      * 1.012 ms whatever the rows. */
@@ -569,7 +570,7 @@ static void replicas_pay_reclaim(void **state) {
             record_all(cm, g ? m2->graph : m->graph, "c0", "c1", 1e-3);
         po_plan_replica r[2] = {{"c0", 0.5}, {"c1", 0.5}};
         po_prediction pr;
-        simulate_dp(cm, m, m2, r, &pr);
+        simulate_stage(cm, m, m2, PO_STRATEGY_DP, r, &pr);
         step_ms[k] = pr.step_ms;
         po_prediction_free(&pr);
         po_cost_model_free(cm);
@@ -582,9 +583,51 @@ static void replicas_pay_reclaim(void **state) {
     po_model_free(m2);
 }
 
+/* Operator split: a ReLU, or its gradient, run by each member on its part of a split product's
+ * output writes lines the other member read, and pays the link's reclaim cost on its share of
+ * the output. mnist_mlp with 512 hidden units at batch 32, two like CPU devices, every node
+ * measured alike, even shares: both ReLUs follow split products (x W^T, 25.7 and 16.8 MFLOP),
+ * and so does the first one's gradient (dY W, 16.8 MFLOP); the second's does not (dY W over 10
+ * classes, 0.3 MFLOP, below the split threshold). The step grows by three halves of a [32,
+ * 512] float output times the cost. */
+static void followers_pay_reclaim(void **state) {
+    (void)state;
+    po_model *m = step_model("mnist_mlp:hidden=512", 32), *m2 = step_model("mnist_mlp:hidden=512", 16);
+    const double out_bytes = 4.0 * 32 * 512, ns_per_byte = 0.25;
+    double step_ms[2];
+    for (int k = 0; k < 2; k++) {
+        po_cluster *c;
+        PO_CHECK(po_cluster_new(&c));
+        for (int i = 0; i < 2; i++) {
+            po_cluster_device d = synth(i ? "c1" : "c0", 100, 10, 10, 1e-3);
+            d.dev.kind = PO_DEVICE_CPU;
+            d.memory_group = 0;
+            PO_CHECK(po_cluster_add(c, &d));
+        }
+        PO_CHECK(po_cluster_set_default_link(c, (po_link){1e9, 0.0, k ? ns_per_byte : 0.0}));
+        po_cost_model *cm;
+        PO_CHECK(po_cost_model_new(c, &cm));
+        for (int g = 0; g < 2; g++)
+            record_all(cm, g ? m2->graph : m->graph, "c0", "c1", 1e-3);
+        po_plan_replica r[2] = {{"c0", 0.5}, {"c1", 0.5}};
+        po_prediction pr;
+        simulate_stage(cm, m, m2, PO_STRATEGY_OPSPLIT, r, &pr);
+        step_ms[k] = pr.step_ms;
+        po_prediction_free(&pr);
+        po_cost_model_free(cm);
+        po_cluster_free(c);
+    }
+    double want = 3 * 0.5 * out_bytes * ns_per_byte * 1e-6;
+    if (fabs(step_ms[1] - step_ms[0] - want) > 1e-9)
+        fail_msg("reclaim added %.9f ms to the step, want %.9f", step_ms[1] - step_ms[0], want);
+    po_model_free(m);
+    po_model_free(m2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(replicas_pay_reclaim),
+        cmocka_unit_test(followers_pay_reclaim),
         cmocka_unit_test(workload_matches_analysis),
         cmocka_unit_test(roofline_and_curve),
         cmocka_unit_test(measured_history),
