@@ -478,6 +478,7 @@ void po__team_free(po__team *t) {
 void po__team_join(po__team *t, const char *name, const char *category) {
     t->name = name;
     t->category = category;
+    t->own_C = NULL; /* parts of a product of this join only */
     po__gemm_set_hook(team_sgemm, t);
 }
 

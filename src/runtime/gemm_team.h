@@ -54,12 +54,12 @@ double po__team_share(const po__team *t, int member);
  * items a member's block of the product did. */
 void po__team_range(const po__team *t, int member, int64_t len, int64_t align, int64_t *lo, int64_t *hi);
 
-/* Where member k's part of C fell in the last product the calling thread's po__sgemm shared
- * out: rows part[0] .. part[1] by columns part[2] .. part[3] of the returned C (leading
- * dimension *ldc); its block, or for a product cut along K the rows it added the parts into.
- * The parts tile C. NULL when the last product ran whole (too small to cut, or one member), or
- * none has run since the team started: so element-wise work on a product's output can be done
- * by each member on what it wrote (runtime/opsplit.c). */
+/* Where member k's part of C fell in the last product the joined thread's po__sgemm shared
+ * out (since it last joined): rows part[0] .. part[1] by columns part[2] .. part[3] of the
+ * returned C (leading dimension *ldc); its block, or for a product cut along K the rows it
+ * added the parts into. The parts tile C. NULL when the last product ran whole (too small to
+ * cut, or one member), or none has run since the join: so element-wise work on a product's
+ * output can be done by each member on what it wrote (runtime/opsplit.c). */
 const float *po__team_last_part(const po__team *t, int k, int64_t *ldc, int64_t part[4]);
 
 /* Emulates a device `factor` times slower: after each block, member k idles (factor - 1)
