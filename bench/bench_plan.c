@@ -37,7 +37,7 @@ static po_cluster *a100s(int n) {
         snprintf(id, sizeof id, "g%d", i);
         if (po_cluster_add_catalog(c, id, "a100-80gb")) die("catalog");
     }
-    if (po_cluster_set_default_link(c, (po_link){300, 3, 0})) die("link");
+    if (po_cluster_set_default_link(c, (po_link){.bandwidth_gbs = 300, .latency_us = 3})) die("link");
     return c;
 }
 
@@ -51,14 +51,14 @@ static po_cluster *a100_nodes(void) {
             snprintf(id, sizeof id, "n%dg%d", n, g);
             if (po_cluster_add_catalog(c, id, "a100-80gb")) die("catalog");
         }
-    if (po_cluster_set_default_link(c, (po_link){25, 5, 0})) die("link");
+    if (po_cluster_set_default_link(c, (po_link){.bandwidth_gbs = 25, .latency_us = 5})) die("link");
     for (int n = 0; n < 8; n++)
         for (int a = 0; a < 8; a++)
             for (int b = a + 1; b < 8; b++) {
                 char x[16], y[16];
                 snprintf(x, sizeof x, "n%dg%d", n, a);
                 snprintf(y, sizeof y, "n%dg%d", n, b);
-                if (po_cluster_set_link(c, x, y, (po_link){300, 3, 0})) die("link");
+                if (po_cluster_set_link(c, x, y, (po_link){.bandwidth_gbs = 300, .latency_us = 3})) die("link");
             }
     return c;
 }
@@ -73,7 +73,7 @@ static po_cluster *mixed(void) {
         snprintf(id, sizeof id, "%s-%d", types[i / 2], i % 2);
         if (po_cluster_add_catalog(c, id, types[i / 2])) die("catalog");
     }
-    if (po_cluster_set_default_link(c, (po_link){16, 10, 0})) die("link");
+    if (po_cluster_set_default_link(c, (po_link){.bandwidth_gbs = 16, .latency_us = 10})) die("link");
     return c;
 }
 

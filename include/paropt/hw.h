@@ -241,6 +241,10 @@ typedef struct po_link_perf {
      * lines `from` has just read (the lines must be taken back from `from`'s caches first), as
      * when data-parallel replicas update parameters every replica read. NaN: not measured. */
     double reclaim_ns_per_byte;
+    /* CPU devices: one way of a hand-off between threads that block while they wait (a
+     * condition variable), each idle for a while before: what handing a training step to the
+     * runner threads and being woken at its end costs, per direction. NaN: not measured. */
+    double wake_us;
     bool measured;         /* false: copied from a measured link with the same topology (same L3,
                             * NUMA node, socket; QUICK on machines with many cores), from the first
                             * CPU device for host-GPU links, or not measurable (figures NaN) */

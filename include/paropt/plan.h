@@ -125,6 +125,9 @@ typedef struct po_link {
     /* Devices sharing memory: ns per byte the second device pays beyond its own time to
      * rewrite data the first has read (po_link_perf's reclaim_ns_per_byte); 0: none. */
     double reclaim_ns_per_byte;
+    /* Devices whose threads hand a step to each other: one way of a wake-up of a blocked
+     * thread (po_link_perf's wake_us); 0: none. */
+    double wake_us;
 } po_link;
 
 typedef struct po_cluster po_cluster;
@@ -231,6 +234,10 @@ double po_cost_model_transfer_s(const po_cost_model *cm, int from, int to, doubl
  * listed, is skipped): data-parallel replicas in shared memory each updating their part of
  * parameters every replica read. 0 when none of the links has a reclaim cost. */
 double po_cost_model_reclaim_s(const po_cost_model *cm, const int *readers, int n, int writer, double bytes);
+/* Seconds of one wake-up of a blocked thread between devices[0] and any other of devices[0..n)
+ * (the dearest link's wake_us, either way): a plan over several devices runs each step on
+ * threads of their own, woken for it and waking the caller at its end. 0 for n < 2. */
+double po_cost_model_wake_s(const po_cost_model *cm, const int *devices, int n);
 /* Seconds of a ring all-reduce of bytes over devices[0..n) in that ring order (0 for n < 2). */
 double po_cost_model_allreduce_s(const po_cost_model *cm, const int *devices, int n, double bytes);
 /* Joules of one device over a window: active_w x busy_s + idle_w x (window_s - busy_s). */

@@ -14,7 +14,8 @@
 #include "hw/hw_internal.h"
 #include "io/atomic_file.h"
 
-#define CACHE_FORMAT "paropt hw cache 2" /* 2: links between CPU devices carry reclaim_ns_per_byte */
+/* 2: links between CPU devices carry reclaim_ns_per_byte; 3: and wake_us */
+#define CACHE_FORMAT "paropt hw cache 3"
 
 po_status po_hw_cache_dir(char *buf, size_t size) {
     const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
@@ -98,6 +99,7 @@ po_status po__cache_save(const char *path, const po_hw_profile *p) {
                               po_bench_level_name(l->level));
         if (o && isfinite(l->reclaim_ns_per_byte))
             json_object_set_new(o, "reclaim_ns_per_byte", json_real(l->reclaim_ns_per_byte));
+        if (o && isfinite(l->wake_us)) json_object_set_new(o, "wake_us", json_real(l->wake_us));
         json_array_append_new(links, o);
     }
     json_t *root = json_pack("{ss ss ss ss so so}", "format", CACHE_FORMAT, "paropt_version", PO_VERSION, "fingerprint",
@@ -184,6 +186,9 @@ static bool read_link(json_t *o, po_link_perf *l) {
     json_t *reclaim = json_object_get(o, "reclaim_ns_per_byte");
     l->reclaim_ns_per_byte = json_is_number(reclaim) ? json_number_value(reclaim) : NAN;
     if (reclaim && !(json_is_number(reclaim) && l->reclaim_ns_per_byte >= 0.0)) return false;
+    json_t *wake = json_object_get(o, "wake_us");
+    l->wake_us = json_is_number(wake) ? json_number_value(wake) : NAN;
+    if (wake && !(json_is_number(wake) && l->wake_us >= 0.0)) return false;
     return get_num(o, "bandwidth_gbs", &l->bandwidth_gbs) && get_num(o, "latency_us", &l->latency_us);
 }
 

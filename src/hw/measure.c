@@ -114,7 +114,7 @@ static po_status measure_links(const po_machine *m, const po_hw_profile *cached,
             memset(l, 0, sizeof *l);
             snprintf(l->from, sizeof l->from, "%s", a->id);
             snprintf(l->to, sizeof l->to, "%s", b->id);
-            l->bandwidth_gbs = l->latency_us = l->reclaim_ns_per_byte = NAN;
+            l->bandwidth_gbs = l->latency_us = l->reclaim_ns_per_byte = l->wake_us = NAN;
             l->level = c->level;
             int ci = cached && !refresh ? find_link(cached, a->id, b->id) : -1;
             if (ci >= 0 && cached->links[ci].level >= c->level) {
@@ -137,6 +137,7 @@ static po_status measure_links(const po_machine *m, const po_hw_profile *cached,
                     l->bandwidth_gbs = p->links[like].bandwidth_gbs;
                     l->latency_us = p->links[like].latency_us;
                     l->reclaim_ns_per_byte = p->links[like].reclaim_ns_per_byte;
+                    l->wake_us = p->links[like].wake_us;
                     continue;
                 }
                 st = po__measure_cpu_link(m, a, b, c, l);

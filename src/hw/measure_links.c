@@ -6,12 +6,18 @@
  * (what data-parallel replicas pay to update parameters that every replica read: on the
  * 2-core Zen 5 VM two threads each updating half of a 4 MiB weight with Adam took 0.74-1.17 ns
  * an element when each had read all of it before, 0.35-0.41 when each had read only its half:
- * bench/bench_reclaim). One thread on each side, on the group's first core. */
+ * bench/bench_reclaim), and the wake-up: half the round trip of a hand-off between threads that
+ * block on a condition variable while they wait, after each had been idle (what handing a
+ * training step to runner threads and being woken at its end costs: on the Zen 5 VM, 41 us one
+ * way, against 0.23 for a spinning ping-pong). One thread on each side, on the group's first
+ * core. */
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "hw/hw_internal.h"
 
@@ -19,6 +25,11 @@
  * after a warm-up round (page faults). */
 #define RECLAIM_BYTES  (4u << 20)
 #define RECLAIM_ROUNDS 9
+/* Wake-up round trips (medians), each after WAKE_IDLE_S of idling: longer than the scheduler
+ * keeps a blocked thread's core polling, as between two training steps. */
+#define WAKE_ROUNDS_QUICK 40
+#define WAKE_ROUNDS_FULL  200
+#define WAKE_IDLE_S       200e-6
 
 typedef struct {
     size_t bytes;
@@ -32,6 +43,10 @@ typedef struct {
     _Alignas(64) double best_gbs;
     double latency_us;
     double alone_s[RECLAIM_ROUNDS], after_read_s[RECLAIM_ROUNDS];
+    pthread_mutex_t wake_lock;
+    pthread_cond_t wake_cv;
+    int wake_turn, wake_rounds;
+    double wake_rt[WAKE_ROUNDS_FULL];
     volatile char sink;
     volatile float fsink;
 } link_job;
@@ -80,6 +95,32 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* Round after round, the first thread idles, then wakes the second (blocked on the condition
+ * variable) and blocks until the second wakes it back: the round trip, timed by the first. */
+static void wake_rounds(int t, link_job *j) {
+    for (int r = 0; r <= j->wake_rounds; r++) { /* round 0: a warm-up */
+        if (t == 0) {
+            struct timespec idle = {0, (long)(WAKE_IDLE_S * 1e9)};
+            nanosleep(&idle, NULL);
+            double t0 = po__hw_now();
+            pthread_mutex_lock(&j->wake_lock);
+            j->wake_turn = 2 * r + 1;
+            pthread_cond_broadcast(&j->wake_cv);
+            while (j->wake_turn != 2 * r + 2)
+                pthread_cond_wait(&j->wake_cv, &j->wake_lock);
+            pthread_mutex_unlock(&j->wake_lock);
+            if (r > 0) j->wake_rt[r - 1] = po__hw_now() - t0;
+        } else {
+            pthread_mutex_lock(&j->wake_lock);
+            while (j->wake_turn != 2 * r + 1)
+                pthread_cond_wait(&j->wake_cv, &j->wake_lock);
+            j->wake_turn = 2 * r + 2;
+            pthread_cond_broadcast(&j->wake_cv);
+            pthread_mutex_unlock(&j->wake_lock);
+        }
+    }
+}
+
 static void link_thread(int t, void *arg) {
     link_job *j = arg;
     /* Round 0 is a warm-up: page faults on both buffers. */
@@ -99,6 +140,7 @@ static void link_thread(int t, void *arg) {
         }
     }
     reclaim_rounds(t, j);
+    wake_rounds(t, j);
     /* Ping-pong until the count or the time budget runs out (on a loaded machine each handoff can
      * wait for a scheduler time slice); the writer ends it by sending -1. */
     int warm = j->pingpongs / 10 + 1;
@@ -139,13 +181,17 @@ po_status po__measure_cpu_link(const po_machine *m, const po_device *from, const
     atomic_init(&j->turn, 0);
     atomic_init(&j->ball, 0);
     atomic_init(&j->phase, 0);
+    j->wake_rounds = c->level == PO_BENCH_FULL ? WAKE_ROUNDS_FULL : WAKE_ROUNDS_QUICK;
+    pthread_mutex_init(&j->wake_lock, NULL);
+    pthread_cond_init(&j->wake_cv, NULL);
     j->src = malloc(j->bytes);
     j->dst = malloc(j->bytes);
     j->shared = malloc(RECLAIM_BYTES);
     po_status st = j->src && j->dst && j->shared
                        ? PO_OK
                        : po_fail(PO_ERR_NO_MEMORY, "out of memory for a %zu-byte link buffer", j->bytes);
-    po__progress(c, "link %s -> %s: bandwidth (%zu MiB), reclaim and latency", from->id, to->id, j->bytes >> 20);
+    po__progress(c, "link %s -> %s: bandwidth (%zu MiB), reclaim, latency and wake-up", from->id, to->id,
+                 j->bytes >> 20);
     int cores[2] = {from->first_core, to->first_core};
     if (!st) st = po__run_pinned(m, cores, 2, link_thread, j);
     if (!st) {
@@ -157,8 +203,12 @@ po_status po__measure_cpu_link(const po_machine *m, const po_device *from, const
         qsort(j->after_read_s, RECLAIM_ROUNDS, sizeof(double), cmp_double);
         double extra = j->after_read_s[RECLAIM_ROUNDS / 2] - j->alone_s[RECLAIM_ROUNDS / 2];
         l->reclaim_ns_per_byte = extra > 0.0 ? extra / RECLAIM_BYTES * 1e9 : 0.0;
+        qsort(j->wake_rt, (size_t)j->wake_rounds, sizeof(double), cmp_double);
+        l->wake_us = j->wake_rt[j->wake_rounds / 2] / 2 * 1e6;
         l->measured = true;
     }
+    pthread_cond_destroy(&j->wake_cv);
+    pthread_mutex_destroy(&j->wake_lock);
     free(j->shared);
     free(j->src);
     free(j->dst);

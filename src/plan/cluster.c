@@ -10,7 +10,7 @@
 po_status po_cluster_new(po_cluster **out) {
     *out = calloc(1, sizeof **out);
     if (!*out) return po_fail(PO_ERR_NO_MEMORY, "out of memory");
-    (*out)->def = (po_link){10.0, 10.0, 0.0};
+    (*out)->def = (po_link){.bandwidth_gbs = 10.0, .latency_us = 10.0};
     return PO_OK;
 }
 
@@ -35,7 +35,7 @@ static po_status grow(po_cluster *c) {
         return po_fail(PO_ERR_NO_MEMORY, "out of memory");
     }
     for (int i = 0; i < cap * cap; i++)
-        lk[i] = (po_link){NAN, NAN, 0.0};
+        lk[i] = (po_link){.bandwidth_gbs = NAN, .latency_us = NAN};
     for (int i = 0; i < c->n; i++)
         for (int j = 0; j < c->n; j++)
             lk[i * cap + j] = c->links[i * c->cap + j];
@@ -112,9 +112,10 @@ int po_cluster_find(const po_cluster *c, const char *id) {
 
 static po_status check_link(po_link l) {
     if (!positive(l.bandwidth_gbs) || !(l.latency_us >= 0.0 && isfinite(l.latency_us)) ||
-        !(l.reclaim_ns_per_byte >= 0.0 && isfinite(l.reclaim_ns_per_byte)))
-        return po_fail(PO_ERR_INVALID_ARG,
-                       "cluster: a link needs a positive bandwidth, a latency >= 0 and a reclaim cost >= 0");
+        !(l.reclaim_ns_per_byte >= 0.0 && isfinite(l.reclaim_ns_per_byte)) ||
+        !(l.wake_us >= 0.0 && isfinite(l.wake_us)))
+        return po_fail(PO_ERR_INVALID_ARG, "cluster: a link needs a positive bandwidth, and a latency, a reclaim "
+                                           "cost and a wake-up time >= 0");
     return PO_OK;
 }
 
@@ -181,7 +182,7 @@ uint64_t po_cluster_signature(const po_cluster *c) {
         for (int j = 0; j < c->n; j++) {
             if (i == j) continue;
             po_link l = po_cluster_link(c, i, j);
-            h = fig(fig(fig(h, l.bandwidth_gbs), l.latency_us), l.reclaim_ns_per_byte);
+            h = fig(fig(fig(fig(h, l.bandwidth_gbs), l.latency_us), l.reclaim_ns_per_byte), l.wake_us);
         }
     return h;
 }
@@ -224,9 +225,13 @@ po_status po_cluster_from_profile(const po_machine *m, const po_hw_profile *p, p
     for (int i = 0; !st && i < p->n_links; i++) {
         const po_link_perf *l = &p->links[i];
         double reclaim = l->reclaim_ns_per_byte >= 0.0 ? six(l->reclaim_ns_per_byte) : 0.0; /* NaN: none known */
+        double wake = l->wake_us >= 0.0 ? six(l->wake_us) : 0.0;
         if (positive(l->bandwidth_gbs) && l->latency_us >= 0.0)
             st = po_cluster_set_link_directed(c, l->from, l->to,
-                                              (po_link){six(l->bandwidth_gbs), six(l->latency_us), reclaim});
+                                              (po_link){.bandwidth_gbs = six(l->bandwidth_gbs),
+                                                        .latency_us = six(l->latency_us),
+                                                        .reclaim_ns_per_byte = reclaim,
+                                                        .wake_us = wake});
     }
     if (st) {
         po_cluster_free(c);

@@ -176,7 +176,8 @@ static po_status parse_device(const jctx *x, po_cluster *c, json_t *o, int index
 }
 
 static po_status parse_link_figures(const jctx *x, json_t *o, const char **p, int d, po_link *l) {
-    static const char *const keys[] = {"between", "bandwidth_gbs", "latency_us", "reclaim_ns_per_byte", NULL};
+    static const char *const keys[] = {"between", "bandwidth_gbs", "latency_us", "reclaim_ns_per_byte", "wake_us",
+                                       NULL};
     if (!json_is_object(o)) return jfail(x, p, d, "a link is an object");
     const char *key;
     json_t *v;
@@ -184,7 +185,8 @@ static po_status parse_link_figures(const jctx *x, json_t *o, const char **p, in
         if (!allowed(key, keys) || (d == 1 && strcmp(key, "between") == 0)) {
             p[d] = key;
             return jfail(x, p, d + 1,
-                         "unknown key (a link takes %sbandwidth_gbs, latency_us and optionally reclaim_ns_per_byte)",
+                         "unknown key (a link takes %sbandwidth_gbs, latency_us and optionally reclaim_ns_per_byte "
+                         "and wake_us)",
                          d == 1 ? "" : "between, ");
         }
     }
@@ -195,6 +197,8 @@ static po_status parse_link_figures(const jctx *x, json_t *o, const char **p, in
     l->reclaim_ns_per_byte = 0.0;
     if (!st && json_object_get(o, "reclaim_ns_per_byte"))
         st = num(x, o, "reclaim_ns_per_byte", p, d, false, &l->reclaim_ns_per_byte);
+    l->wake_us = 0.0;
+    if (!st && json_object_get(o, "wake_us")) st = num(x, o, "wake_us", p, d, false, &l->wake_us);
     return st;
 }
 

@@ -292,6 +292,15 @@ double po_cost_model_reclaim_s(const po_cost_model *cm, const int *readers, int 
     return bytes > 0.0 ? ns * 1e-9 * bytes : 0.0;
 }
 
+double po_cost_model_wake_s(const po_cost_model *cm, const int *devices, int n) {
+    double us = 0.0;
+    for (int k = 1; k < n; k++)
+        if (devices[k] != devices[0])
+            us = fmax(us, fmax(po_cluster_link(cm->c, devices[0], devices[k]).wake_us,
+                               po_cluster_link(cm->c, devices[k], devices[0]).wake_us));
+    return us * 1e-6;
+}
+
 double po_cost_model_allreduce_s(const po_cost_model *cm, const int *devices, int n, double bytes) {
     if (n < 2 || bytes <= 0.0) return 0.0;
     double bw = INFINITY, lat = 0.0;

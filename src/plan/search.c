@@ -56,7 +56,7 @@ static bool same_figures(const po_cluster_device *a, const po_cluster_device *b)
 
 static bool same_link(po_link a, po_link b) {
     return a.bandwidth_gbs == b.bandwidth_gbs && a.latency_us == b.latency_us &&
-           a.reclaim_ns_per_byte == b.reclaim_ns_per_byte;
+           a.reclaim_ns_per_byte == b.reclaim_ns_per_byte && a.wake_us == b.wake_us;
 }
 
 static bool interchangeable(const search *s, int a, int b, const bool *hist) {

@@ -23,7 +23,8 @@ echo "first call (quick bench, measuring): ${first_s} s"
 grep -q "paropt: measuring cpu:0: GEMM" "$TMP/first.err" || fail "no progress on stderr: $(cat "$TMP/first.err")"
 json=$(cat "$TMP/first.json")
 for key in devices links energy id kind name cores memory_bytes gemm_gflops mem_bandwidth_gbs gemm_curve \
-  elementwise_gelems dispatch_us from to bandwidth_gbs latency_us reclaim_ns_per_byte source machine fingerprint cached; do
+  elementwise_gelems dispatch_us from to bandwidth_gbs latency_us reclaim_ns_per_byte wake_us source machine fingerprint \
+  cached; do
   echo "$json" | grep -q "\"$key\":" || fail "JSON lacks $key"
 done
 cores=$(echo "$json" | sed -n 's/.*"machine":{[^}]*"cores":\([0-9]*\).*/\1/p')
@@ -44,6 +45,8 @@ if [ "$cores" -ge 2 ]; then
   echo "$json" | grep -Eq '"from":"cpu:0","to":"cpu:1","bandwidth_gbs":[0-9]' || fail "link cpu:0 -> cpu:1 not measured"
   echo "$json" | grep -Eq '"from":"cpu:0","to":"cpu:1",[^}]*"reclaim_ns_per_byte":[0-9]' ||
     fail "link cpu:0 -> cpu:1 has no reclaim cost"
+  echo "$json" | grep -Eq '"from":"cpu:0","to":"cpu:1",[^}]*"wake_us":[0-9]' ||
+    fail "link cpu:0 -> cpu:1 has no wake-up time"
 fi
 # Without a GPU and without readable RAPL counters the energy figure is the model's estimate.
 rapl_readable=no

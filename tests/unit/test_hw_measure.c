@@ -100,6 +100,8 @@ static void measures_cores_and_links(void **st) {
         /* A core rewriting what another just read pays at least nothing, and less than a
          * microsecond a byte (a 4 MiB rewrite would take 4 s). */
         assert_true(p->links[i].reclaim_ns_per_byte >= 0 && p->links[i].reclaim_ns_per_byte < 1e3);
+        /* Waking a blocked thread takes some time, and less than a second. */
+        assert_true(p->links[i].wake_us > 0 && p->links[i].wake_us < 1e6);
     }
     if (l.n == 2) assert_non_null(po_hw_profile_link(p, "cpu:1", "cpu:0"));
     assert_null(po_hw_profile_link(p, "cpu:0", "cpu:0"));

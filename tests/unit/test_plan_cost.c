@@ -234,9 +234,9 @@ static void transfers_and_energy(void **state) {
         po_cluster_device d = synth(id, 100, 10, 10, 1);
         PO_CHECK(po_cluster_add(c, &d));
     }
-    PO_CHECK(po_cluster_set_default_link(c, (po_link){100, 2, 0}));
-    PO_CHECK(po_cluster_set_link(c, "d1", "d2", (po_link){10, 5, 0}));
-    PO_CHECK(po_cluster_set_link_directed(c, "d3", "d0", (po_link){50, 1, 0}));
+    PO_CHECK(po_cluster_set_default_link(c, (po_link){.bandwidth_gbs = 100, .latency_us = 2}));
+    PO_CHECK(po_cluster_set_link(c, "d1", "d2", (po_link){.bandwidth_gbs = 10, .latency_us = 5}));
+    PO_CHECK(po_cluster_set_link_directed(c, "d3", "d0", (po_link){.bandwidth_gbs = 50, .latency_us = 1}));
     po_cost_model *cm;
     PO_CHECK(po_cost_model_new(c, &cm));
     assert_true(fabs(po_cost_model_transfer_s(cm, 0, 1, 1e9) - (2e-6 + 0.01)) < 1e-15);
@@ -282,10 +282,13 @@ static void cluster_api(void **state) {
     assert_int_equal(po_cluster_find(c, "zz"), -1);
     assert_null(po_cluster_device_at(c, 3));
     uint64_t sig = po_cluster_signature(c);
-    assert_int_equal(po_cluster_set_link(c, "a", "zz", (po_link){1, 1, 0}), PO_ERR_NOT_FOUND);
-    assert_int_equal(po_cluster_set_link(c, "a", "a", (po_link){1, 1, 0}), PO_ERR_INVALID_ARG);
-    assert_int_equal(po_cluster_set_link(c, "a", "g", (po_link){0, 1, 0}), PO_ERR_INVALID_ARG);
-    PO_CHECK(po_cluster_set_link(c, "a", "g", (po_link){300, 2, 0}));
+    assert_int_equal(po_cluster_set_link(c, "a", "zz", (po_link){.bandwidth_gbs = 1, .latency_us = 1}),
+                     PO_ERR_NOT_FOUND);
+    assert_int_equal(po_cluster_set_link(c, "a", "a", (po_link){.bandwidth_gbs = 1, .latency_us = 1}),
+                     PO_ERR_INVALID_ARG);
+    assert_int_equal(po_cluster_set_link(c, "a", "g", (po_link){.bandwidth_gbs = 0, .latency_us = 1}),
+                     PO_ERR_INVALID_ARG);
+    PO_CHECK(po_cluster_set_link(c, "a", "g", (po_link){.bandwidth_gbs = 300, .latency_us = 2}));
     assert_true(po_cluster_signature(c) != sig);
     assert_true(po_cluster_link(c, 0, 2).bandwidth_gbs == 300 && po_cluster_link(c, 2, 0).latency_us == 2);
     assert_true(po_cluster_link(c, 0, 1).bandwidth_gbs == 10); /* the default */
@@ -308,7 +311,7 @@ static void cluster_files(void **state) {
                        "  {\"id\": \"small\", \"type\": \"h100-sxm\", \"memory_gb\": 40}],\n"
                        " \"links\": [{\"between\": [\"*\", \"*\"], \"bandwidth_gbs\": 300, \"latency_us\": 3},\n"
                        "           {\"between\": [\"g0\", \"c0\"], \"bandwidth_gbs\": 25, \"latency_us\": 10,\n"
-                       "            \"reclaim_ns_per_byte\": 0.125}],\n"
+                       "            \"reclaim_ns_per_byte\": 0.125, \"wake_us\": 40}],\n"
                        " \"default_link\": {\"bandwidth_gbs\": 12, \"latency_us\": 7}}";
     po_cluster *c;
     PO_CHECK(po_cluster_parse(text, "c.json", &c));
@@ -323,6 +326,8 @@ static void cluster_files(void **state) {
     assert_true(po_cluster_link(c, po_cluster_find(c, "c0"), 0).bandwidth_gbs == 25);
     assert_true(po_cluster_link(c, po_cluster_find(c, "c0"), 0).reclaim_ns_per_byte == 0.125);
     assert_true(po_cluster_link(c, 0, 1).reclaim_ns_per_byte == 0.0); /* not given: none */
+    assert_true(po_cluster_link(c, po_cluster_find(c, "c0"), 0).wake_us == 40);
+    assert_true(po_cluster_link(c, 0, 1).wake_us == 0.0);
     po_cluster_free(c);
     /* errors name line and column of the offending value */
     expect_file_error("{\"devices\": [\n  {\"id\": \"g\", \"type\": \"A200\"}]}", "c.json:2:23: devices[0].type:");
@@ -337,6 +342,9 @@ static void cluster_files(void **state) {
     expect_file_error("{\"devices\": [{\"id\": \"g\", \"type\": \"t4\"}],\n \"links\": [{\"between\": [\"g\", \"g\"], "
                       "\"bandwidth_gbs\": 1, \"latency_us\": 1, \"reclaim_ns_per_byte\": -1}]}",
                       "links[0].reclaim_ns_per_byte: must be zero or more");
+    expect_file_error("{\"devices\": [{\"id\": \"g\", \"type\": \"t4\"}],\n \"links\": [{\"between\": [\"g\", \"g\"], "
+                      "\"bandwidth_gbs\": 1, \"latency_us\": 1, \"wake_us\": -2}]}",
+                      "links[0].wake_us: must be zero or more");
     expect_file_error("{\"devices\": [{\"id\": \"g\", \"type\": \"t4\", \"tdp_w\": 5, \"idle_w\": 9}]}", "exceeds");
     expect_file_error("{\"devices\": [{\"id\": \"g\", \"type\": \"t4\"}, {\"id\": \"g\", \"type\": \"t4\"}]}",
                       "appears twice");
@@ -487,12 +495,12 @@ static void record_all(po_cost_model *cm, const po_graph *g, const char *d0, con
 /* The prediction of a one-stage plan of m (batch 32; m2 at 16 for the affine model) over the
  * two replicas r: data parallel, or operator split. */
 static void simulate_stage(po_cost_model *cm, po_model *m, po_model *m2, po_strategy strategy, po_plan_replica *r,
-                           po_prediction *pr) {
+                           int n, po_prediction *pr) {
     po_workload *w;
     PO_CHECK(po_workload_from_graphs(m->graph, 32, m2->graph, 16, &w));
     po_plan p;
     memset(&p, 0, sizeof p);
-    po_plan_stage st = {0, po_workload_n_layers(w) - 1, false, 2, r};
+    po_plan_stage st = {0, po_workload_n_layers(w) - 1, false, n, r};
     p.strategy = strategy;
     p.n_stages = 1;
     p.stages = &st;
@@ -508,7 +516,7 @@ static void affine_history(void **state) {
     po_cluster_device d0 = synth("g0", 100, 10, 10, 1e-3), d1 = synth("g1", 100, 10, 10, 1e-3);
     PO_CHECK(po_cluster_add(c, &d0));
     PO_CHECK(po_cluster_add(c, &d1));
-    PO_CHECK(po_cluster_set_default_link(c, (po_link){1e9, 0.0, 0}));
+    PO_CHECK(po_cluster_set_default_link(c, (po_link){.bandwidth_gbs = 1e9, .latency_us = 0.0}));
     po_cost_model *cm;
     PO_CHECK(po_cost_model_new(c, &cm));
     po_model *m = step_model("mnist_mlp:hidden=64", 32), *m2 = step_model("mnist_mlp:hidden=64", 16);
@@ -526,7 +534,7 @@ static void affine_history(void **state) {
         record_all(cm, k ? m2->graph : m->graph, "g0", "g1", 1e-3 + 0.5e-6 * (k ? 16 : 32));
     po_plan_replica r[2] = {{"g0", 0.25}, {"g1", 0.75}};
     po_prediction pr;
-    simulate_stage(cm, m, m2, PO_STRATEGY_DP, r, &pr);
+    simulate_stage(cm, m, m2, PO_STRATEGY_DP, r, 2, &pr);
     /* g1 (24 rows) is the slower replica. A node whose key is the same at both batches (the
      * optimizer's, whose shapes do not depend on rows) has one history, the mean of both records:
      * 1.012 ms whatever the rows. */
@@ -560,7 +568,8 @@ static void replicas_pay_reclaim(void **state) {
             d.memory_group = 0;
             PO_CHECK(po_cluster_add(c, &d));
         }
-        PO_CHECK(po_cluster_set_default_link(c, (po_link){1e9, 0.0, k ? ns_per_byte : 0.0}));
+        PO_CHECK(po_cluster_set_default_link(
+            c, (po_link){.bandwidth_gbs = 1e9, .latency_us = 0.0, .reclaim_ns_per_byte = k ? ns_per_byte : 0.0}));
         po_cost_model *cm;
         PO_CHECK(po_cost_model_new(c, &cm));
         int readers[2] = {0, 1};
@@ -570,7 +579,7 @@ static void replicas_pay_reclaim(void **state) {
             record_all(cm, g ? m2->graph : m->graph, "c0", "c1", 1e-3);
         po_plan_replica r[2] = {{"c0", 0.5}, {"c1", 0.5}};
         po_prediction pr;
-        simulate_stage(cm, m, m2, PO_STRATEGY_DP, r, &pr);
+        simulate_stage(cm, m, m2, PO_STRATEGY_DP, r, 2, &pr);
         step_ms[k] = pr.step_ms;
         po_prediction_free(&pr);
         po_cost_model_free(cm);
@@ -604,14 +613,15 @@ static void followers_pay_reclaim(void **state) {
             d.memory_group = 0;
             PO_CHECK(po_cluster_add(c, &d));
         }
-        PO_CHECK(po_cluster_set_default_link(c, (po_link){1e9, 0.0, k ? ns_per_byte : 0.0}));
+        PO_CHECK(po_cluster_set_default_link(
+            c, (po_link){.bandwidth_gbs = 1e9, .latency_us = 0.0, .reclaim_ns_per_byte = k ? ns_per_byte : 0.0}));
         po_cost_model *cm;
         PO_CHECK(po_cost_model_new(c, &cm));
         for (int g = 0; g < 2; g++)
             record_all(cm, g ? m2->graph : m->graph, "c0", "c1", 1e-3);
         po_plan_replica r[2] = {{"c0", 0.5}, {"c1", 0.5}};
         po_prediction pr;
-        simulate_stage(cm, m, m2, PO_STRATEGY_OPSPLIT, r, &pr);
+        simulate_stage(cm, m, m2, PO_STRATEGY_OPSPLIT, r, 2, &pr);
         step_ms[k] = pr.step_ms;
         po_prediction_free(&pr);
         po_cost_model_free(cm);
@@ -624,10 +634,59 @@ static void followers_pay_reclaim(void **state) {
     po_model_free(m2);
 }
 
+/* A plan over several devices pays a round trip of wake-ups a step (the caller hands the step to
+ * the devices' threads and is woken at its end); one device, run on the caller's thread, pays
+ * none. Data parallel and operator split over two like CPU devices, and single on one, with the
+ * link's wake_us 0 and then 30 (the other way 50: the dearer direction counts). */
+static void threaded_plans_pay_wake_ups(void **state) {
+    (void)state;
+    po_model *m = step_model("mnist_mlp:hidden=64", 32), *m2 = step_model("mnist_mlp:hidden=64", 16);
+    double step_ms[2][3];
+    for (int k = 0; k < 2; k++) {
+        po_cluster *c;
+        PO_CHECK(po_cluster_new(&c));
+        for (int i = 0; i < 2; i++) {
+            po_cluster_device d = synth(i ? "c1" : "c0", 100, 10, 10, 1e-3);
+            d.dev.kind = PO_DEVICE_CPU;
+            d.memory_group = 0;
+            PO_CHECK(po_cluster_add(c, &d));
+        }
+        PO_CHECK(po_cluster_set_link_directed(c, "c0", "c1",
+                                              (po_link){.bandwidth_gbs = 1e9, .latency_us = 0, .wake_us = k ? 30 : 0}));
+        PO_CHECK(po_cluster_set_link_directed(c, "c1", "c0",
+                                              (po_link){.bandwidth_gbs = 1e9, .latency_us = 0, .wake_us = k ? 50 : 0}));
+        po_cost_model *cm;
+        PO_CHECK(po_cost_model_new(c, &cm));
+        int devs[2] = {0, 1};
+        assert_true(fabs(po_cost_model_wake_s(cm, devs, 2) - (k ? 50e-6 : 0.0)) < 1e-15);
+        assert_true(po_cost_model_wake_s(cm, devs, 1) == 0.0);
+        for (int g = 0; g < 2; g++)
+            record_all(cm, g ? m2->graph : m->graph, "c0", "c1", 1e-3);
+        po_plan_replica r[2] = {{"c0", 0.5}, {"c1", 0.5}}, one[1] = {{"c0", 1.0}};
+        po_strategy kinds[3] = {PO_STRATEGY_DP, PO_STRATEGY_OPSPLIT, PO_STRATEGY_DP};
+        for (int q = 0; q < 3; q++) {
+            po_prediction pr;
+            simulate_stage(cm, m, m2, kinds[q], q < 2 ? r : one, q < 2 ? 2 : 1, &pr);
+            step_ms[k][q] = pr.step_ms;
+            po_prediction_free(&pr);
+        }
+        po_cost_model_free(cm);
+        po_cluster_free(c);
+    }
+    for (int q = 0; q < 3; q++) {
+        double want = q < 2 ? 2 * 50e-3 : 0.0; /* ms */
+        if (fabs(step_ms[1][q] - step_ms[0][q] - want) > 1e-9)
+            fail_msg("plan %d: wake-ups added %.9f ms to the step, want %.9f", q, step_ms[1][q] - step_ms[0][q], want);
+    }
+    po_model_free(m);
+    po_model_free(m2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(replicas_pay_reclaim),
         cmocka_unit_test(followers_pay_reclaim),
+        cmocka_unit_test(threaded_plans_pay_wake_ups),
         cmocka_unit_test(workload_matches_analysis),
         cmocka_unit_test(roofline_and_curve),
         cmocka_unit_test(measured_history),

@@ -87,7 +87,7 @@ static void shares_two_to_one(void **state) {
     for (int k = 0; k < 3; k++) {
         po_cluster_device d[2] = {synth("fast", 200, 40, 16e9, 100, 10), synth("slow", 100, 20, 16e9, 100, 10)};
         env e;
-        env_new(&e, specs[k], batches[k], d, 2, (po_link){1000, 1, 0});
+        env_new(&e, specs[k], batches[k], d, 2, (po_link){.bandwidth_gbs = 1000, .latency_us = 1});
         int devs[2] = {0, 1}, binding;
         double sh[2];
         PO_CHECK(po_dp_shares(e.w, e.cm, devs, 2, sh, &binding));
@@ -119,7 +119,7 @@ static void memory_limits(void **state) {
     po_cluster_device d[3] = {synth("a", 100, 20, 16e9, 100, 10), synth("tiny", 100, 20, 10e6, 100, 10),
                               synth("capped", 100, 20, cap30 + 1, 100, 10)};
     env e;
-    env_new(&e, "mnist_mlp", 128, d, 3, (po_link){100, 2, 0});
+    env_new(&e, "mnist_mlp", 128, d, 3, (po_link){.bandwidth_gbs = 100, .latency_us = 2});
     int devs[3] = {0, 1, 2}, binding;
     double sh[3];
     PO_CHECK(po_dp_shares(e.w, e.cm, devs, 3, sh, &binding));
@@ -147,7 +147,7 @@ static void memory_limits(void **state) {
         snprintf(id, sizeof id, "g%d", i);
         g[i] = synth(id, 1000, 200, 0.45 * whole, 300, 50);
     }
-    env_new(&e, "tiny_gpt", 8, g, 4, (po_link){50, 5, 0});
+    env_new(&e, "tiny_gpt", 8, g, 4, (po_link){.bandwidth_gbs = 50, .latency_us = 5});
     PO_CHECK(po_plan_search(e.w, e.cm, &o, &p));
     assert_true(p.strategy == PO_STRATEGY_PP || p.strategy == PO_STRATEGY_HYBRID);
     check_plan_memory(&p);
@@ -168,7 +168,7 @@ static void energy_uses_fewer_devices(void **state) {
     po_cluster_device d[3] = {synth("f0", 100, 20, 16e9, 10, 2), synth("f1", 100, 20, 16e9, 10, 2),
                               synth("weak", 12, 2.4, 16e9, 10, 2)};
     env e;
-    env_new(&e, "mnist_mlp", 128, d, 3, (po_link){100, 1, 0});
+    env_new(&e, "mnist_mlp", 128, d, 3, (po_link){.bandwidth_gbs = 100, .latency_us = 1});
     po_plan_opts o = po_plan_opts_default();
     po_plan pt, pe, px, pd;
     PO_CHECK(po_plan_search(e.w, e.cm, &o, &pt));
@@ -209,7 +209,7 @@ static void strategy_restriction(void **state) {
     (void)state;
     po_cluster_device d[2] = {synth("a", 100, 20, 16e9, 10, 2), synth("b", 100, 20, 16e9, 10, 2)};
     env e;
-    env_new(&e, "mnist_mlp:hidden=4096", 512, d, 2, (po_link){2000, 0.5, 0});
+    env_new(&e, "mnist_mlp:hidden=4096", 512, d, 2, (po_link){.bandwidth_gbs = 2000, .latency_us = 0.5});
     po_plan_opts o = po_plan_opts_default();
     po_plan p;
     for (int s = 0; s < PO_STRATEGY_COUNT; s++) {
@@ -235,7 +235,7 @@ static void strategy_restriction(void **state) {
      * slowest lane first. */
     po_cluster_device four[4] = {synth("a", 100, 20, 16e9, 10, 2), synth("b", 101, 20, 16e9, 10, 2),
                                  synth("c", 99, 20, 16e9, 10, 2), synth("d", 102, 20, 16e9, 10, 2)};
-    env_new(&e, "mnist_mlp:hidden=4096", 512, four, 4, (po_link){2000, 0.5, 0});
+    env_new(&e, "mnist_mlp:hidden=4096", 512, four, 4, (po_link){.bandwidth_gbs = 2000, .latency_us = 0.5});
     PO_CHECK(po_plan_search(e.w, e.cm, &o, &p));
     assert_int_equal(p.strategy, PO_STRATEGY_HYBRID);
     assert_int_equal(p.n_stages, 2);
@@ -249,7 +249,7 @@ static void strategy_restriction(void **state) {
     env_free(&e);
     /* A link so slow that one device beats every pipeline: asking for pipelines still gets the
      * best real (two-stage) pipeline, not a one-stage plan filtered away into "no plan". */
-    env_new(&e, "mnist_mlp:hidden=4096", 512, d, 2, (po_link){0.001, 5e4, 0});
+    env_new(&e, "mnist_mlp:hidden=4096", 512, d, 2, (po_link){.bandwidth_gbs = 0.001, .latency_us = 5e4});
     o.strategies = 0;
     PO_CHECK(po_plan_search(e.w, e.cm, &o, &p));
     assert_int_equal(p.strategy, PO_STRATEGY_SINGLE);
@@ -269,7 +269,7 @@ static void strategy_restriction(void **state) {
      * step): asking for data parallel alone still gets data parallel over both devices, faster
      * device first by share, not "no plan"; with single allowed, single wins. */
     po_cluster_device slow[2] = {synth("a", 100, 20, 16e9, 10, 2), synth("b", 0.01, 0.002, 16e9, 10, 2)};
-    env_new(&e, "mnist_mlp", 8, slow, 2, (po_link){100, 1, 0});
+    env_new(&e, "mnist_mlp", 8, slow, 2, (po_link){.bandwidth_gbs = 100, .latency_us = 1});
     o.objective = PO_OBJECTIVE_TIME;
     o.strategies = (1u << PO_STRATEGY_SINGLE) | (1u << PO_STRATEGY_DP);
     PO_CHECK(po_plan_search(e.w, e.cm, &o, &p));
@@ -319,7 +319,7 @@ static void simulator_schedules(void **state) {
         d[i] = synth(id, 1000, 200, 16e9, 300, 50);
     }
     env e;
-    env_new(&e, "tiny_gpt", 8, d, 4, (po_link){50, 5, 0});
+    env_new(&e, "tiny_gpt", 8, d, 4, (po_link){.bandwidth_gbs = 50, .latency_us = 5});
     const char *devs[] = {"g0", "g1", "g2", "g3"};
     int first[] = {0, 2, 4, 5}, last[] = {1, 3, 4, 5};
     po_plan gp = pp_plan(e.w, devs, first, last, 4, 8, PO_SCHEDULE_GPIPE);
@@ -368,7 +368,7 @@ static void json_round_trip(void **state) {
         d[i] = synth(id, i < 2 ? 1000 : 500, 200, 16e9, 300, 50);
     }
     env e;
-    env_new(&e, "cifar_cnn", 64, d, 4, (po_link){50, 5, 0});
+    env_new(&e, "cifar_cnn", 64, d, 4, (po_link){.bandwidth_gbs = 50, .latency_us = 5});
     po_plan p, q;
     PO_CHECK(po_plan_search(e.w, e.cm, NULL, &p));
     char *s = po_plan_to_json(&p, e.w);
@@ -453,7 +453,7 @@ static void plan_cache(void **state) {
     (void)state;
     po_cluster_device d[2] = {synth("a", 100, 20, 16e9, 10, 2), synth("b", 50, 20, 16e9, 10, 2)};
     env e;
-    env_new(&e, "mnist_mlp:hidden=128", 64, d, 2, (po_link){100, 1, 0});
+    env_new(&e, "mnist_mlp:hidden=128", 64, d, 2, (po_link){.bandwidth_gbs = 100, .latency_us = 1});
     char dir[] = "/tmp/po_plan_cache_XXXXXX";
     assert_non_null(mkdtemp(dir));
     po_plan_cache *pc;
@@ -503,7 +503,7 @@ static void explanation(void **state) {
     (void)state;
     po_cluster_device d[2] = {synth("a", 100, 20, 16e9, 10, 2), synth("b", 100, 20, 16e9, 10, 2)};
     env e;
-    env_new(&e, "mnist_mlp", 128, d, 2, (po_link){100, 1, 0});
+    env_new(&e, "mnist_mlp", 128, d, 2, (po_link){.bandwidth_gbs = 100, .latency_us = 1});
     po_plan p;
     PO_CHECK(po_plan_search(e.w, e.cm, NULL, &p));
     const char *want[] = {"Chosen for time", "Bottleneck:", "Binding constraint:", "Runner-up:", "Utilisation: a "};
@@ -547,7 +547,7 @@ static void contention(void **state) {
     po_cluster_device d[2] = {synth("a", 100, 20, 16e9, 100, 10), synth("b", 100, 20, 16e9, 100, 10)};
     d[0].memory_group = d[1].memory_group = 0;
     env e;
-    env_new(&e, "mnist_mlp", 128, d, 2, (po_link){1e6, 0, 0});
+    env_new(&e, "mnist_mlp", 128, d, 2, (po_link){.bandwidth_gbs = 1e6, .latency_us = 0});
     po_plan_opts o = po_plan_opts_default();
     o.strategies = 1u << PO_STRATEGY_DP;
     po_plan dp, single;

@@ -205,10 +205,11 @@ static int print_json(const po_machine *m, const po_hw_profile *p, const po_mete
         json_array_append_new(devices, device_json(m, &p->devices[i], &p->perf[i]));
     for (int i = 0; i < p->n_links; i++) {
         const po_link_perf *l = &p->links[i];
-        json_array_append_new(links, json_pack("{ss ss so so so sb}", "from", l->from, "to", l->to,
+        json_array_append_new(links, json_pack("{ss ss so so so so sb}", "from", l->from, "to", l->to,
                                                "bandwidth_gbs", num(l->bandwidth_gbs), "latency_us",
                                                num(l->latency_us), "reclaim_ns_per_byte",
-                                               num(l->reclaim_ns_per_byte), "measured", l->measured));
+                                               num(l->reclaim_ns_per_byte), "wake_us", num(l->wake_us), "measured",
+                                               l->measured));
     }
     json_t *o =
         json_pack("{ss ss ss ss sb so so so so so}", "paropt_version", PO_VERSION, "fingerprint", p->fingerprint,
@@ -272,15 +273,16 @@ static void print_table(const po_machine *m, const po_hw_profile *p, const po_me
                d->kind == PO_DEVICE_CPU ? d->n_cores : po_machine_gpu(m, d->gpu)->sms, mem, curve, tri, ew, node, call,
                q->source);
     }
-    if (p->n_links) printf("\n%-24s %10s %11s %12s\n", "link", "GB/s", "latency us", "reclaim ns/B");
+    if (p->n_links) printf("\n%-24s %10s %11s %12s %8s\n", "link", "GB/s", "latency us", "reclaim ns/B", "wake us");
     for (int i = 0; i < p->n_links; i++) {
         const po_link_perf *l = &p->links[i];
-        char name[72], bw[16], lat[16], rec[16];
+        char name[72], bw[16], lat[16], rec[16], wake[16];
         snprintf(name, sizeof name, "%s -> %s", l->from, l->to);
         fmt_num(l->bandwidth_gbs, "%.2f", bw, sizeof bw);
         fmt_num(l->latency_us, "%.3f", lat, sizeof lat);
         fmt_num(l->reclaim_ns_per_byte, "%.3f", rec, sizeof rec);
-        printf("%-24s %10s %11s %12s%s\n", name, bw, lat, rec, l->measured ? "" : "  (like a measured link)");
+        fmt_num(l->wake_us, "%.1f", wake, sizeof wake);
+        printf("%-24s %10s %11s %12s %8s%s\n", name, bw, lat, rec, wake, l->measured ? "" : "  (like a measured link)");
     }
     printf("\n%s bench; %s%s\n", po_bench_level_name(p->level), p->from_cache ? "all figures from " : "cache ",
            p->cache_path ? p->cache_path : "(none: no HOME or XDG_CACHE_HOME)");
