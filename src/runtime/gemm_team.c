@@ -516,6 +516,8 @@ void po__team_reset_stats(po__team *t) {
     t->wait_s = 0.0;
 }
 int64_t po__team_splits(const po__team *t) { return t->splits; }
+int64_t po__team_k_splits(const po__team *t) { return t->k_splits; }
+void po__team_set_trace(po__team *t, po_trace *tr) { t->trace = tr; }
 
 const float *po__team_last_part(const po__team *t, int k, int64_t *ldc, int64_t part[4]) {
     if (!t->own_C || k < 0 || k >= t->n) return NULL;
@@ -523,5 +525,4 @@ const float *po__team_last_part(const po__team *t, int k, int64_t *ldc, int64_t 
     *ldc = t->own_ldc;
     return t->own_C;
 }
-int64_t po__team_k_splits(const po__team *t) { return t->k_splits; }
-void po__team_set_trace(po__team *t, po_trace *tr) { t->trace = tr; }
+
