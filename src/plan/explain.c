@@ -164,13 +164,19 @@ po_status po__plan_explain(po_plan *p, const po_workload *w, const po_cost_model
                                : p->objective == PO_OBJECTIVE_ENERGY ? "energy"
                                                                      : "energy x delay",
                                sum, so.step_s * 1e3, rate, en, p->predicted.energy_source);
-    if (!st && so.split_ops)
-        st = po__plan_add_sentence(p,
-                                   "Operator split shares %d of the %d ops it could divide%s; the optimizer's updates "
-                                   "are shared out to the devices by share.",
-                                   so.split_ops, so.gemm_ops,
-                                   so.split_ops < so.gemm_ops ? " (the others are too small to pay for the hand-off)"
-                                                              : "");
+    if (!st && so.split_ops) {
+        char rides[96] = "";
+        if (so.ride_ops)
+            snprintf(rides, sizeof rides, "; %d element-wise op%s run%s on each device's part of the product before %s",
+                     so.ride_ops, so.ride_ops == 1 ? "" : "s", so.ride_ops == 1 ? "s" : "",
+                     so.ride_ops == 1 ? "it" : "them");
+        st = po__plan_add_sentence(
+            p,
+            "Operator split shares %d of the %d ops it could divide%s%s; the optimizer's "
+            "updates are shared out to the devices by share.",
+            so.split_ops, so.gemm_ops,
+            so.split_ops < so.gemm_ops ? " (the others are too small to pay for the hand-off)" : "", rides);
+    }
     if (!st) st = bottleneck(p, &so, e.c);
     if (!st) st = constraint(p, &so, e.c, note);
     if (!st) st = runner(p, w, runner_up);

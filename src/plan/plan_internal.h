@@ -158,6 +158,7 @@ typedef struct po__sim_out {
     int allreduce_stage;
     double compute_max_s;    /* busy time of the busiest device */
     int split_ops, gemm_ops; /* operator split: nodes split, nodes of ops it divides */
+    int ride_ops;            /* operator split: nodes run on a split product's parts */
 } po__sim_out;
 
 po_status po__simulate(po__eval *e, const po_plan *p, po__sim_out *out);

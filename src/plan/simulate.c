@@ -499,6 +499,7 @@ static po_status build_opsplit(sim *s, po__sim_out *out, double *moved_static, d
         const po__wnode *product = nd->follows >= 0 ? &w->nodes[nd->follows] : NULL;
         bool rides = n > 1 && !split && product && po__opsplit_rule(product->op, po__aff(product->call_flops, rows));
         if (rides) {
+            out->ride_ops++;
             for (int k = 0; k < n; k++) {
                 po__tparts part;
                 po__node_seconds(s->e->cm, w, nd, s->dev[k], rows, &part);

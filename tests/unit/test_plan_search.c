@@ -220,10 +220,14 @@ static void strategy_restriction(void **state) {
         for (int i = 0; i < p.n_alternatives; i++)
             assert_int_equal(p.alternatives[i].strategy, s);
         if (s == PO_STRATEGY_OPSPLIT) {
-            bool said = false;
-            for (int i = 0; i < p.n_explanation; i++)
+            bool said = false, rides = false;
+            for (int i = 0; i < p.n_explanation; i++) {
                 said = said || strstr(p.explanation[i], "Operator split shares");
+                /* Both ReLUs follow a split x W^T and both their gradients a split dY W. */
+                rides = rides || strstr(p.explanation[i], "4 element-wise ops run on each device's part");
+            }
             assert_true(said);
+            assert_true(rides);
         }
         po_plan_free(&p);
     }
