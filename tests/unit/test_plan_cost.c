@@ -549,6 +549,35 @@ static void affine_history(void **state) {
     po_cluster_free(c);
 }
 
+/* Two like CPU devices c0 and c1 sharing memory, linked c0 -> c1 by ab and c1 -> c0 by ba, every
+ * node of m (batch 32) and m2 (batch 16) measured at 1 ms on both: a cost model to see what one
+ * link figure adds to a prediction. *c is the cluster to free after the model. */
+static po_cost_model *two_cores(po_link ab, po_link ba, po_model *m, po_model *m2, po_cluster **c) {
+    PO_CHECK(po_cluster_new(c));
+    for (int i = 0; i < 2; i++) {
+        po_cluster_device d = synth(i ? "c1" : "c0", 100, 10, 10, 1e-3);
+        d.dev.kind = PO_DEVICE_CPU;
+        d.memory_group = 0;
+        PO_CHECK(po_cluster_add(*c, &d));
+    }
+    PO_CHECK(po_cluster_set_link_directed(*c, "c0", "c1", ab));
+    PO_CHECK(po_cluster_set_link_directed(*c, "c1", "c0", ba));
+    po_cost_model *cm;
+    PO_CHECK(po_cost_model_new(*c, &cm));
+    for (int g = 0; g < 2; g++)
+        record_all(cm, g ? m2->graph : m->graph, "c0", "c1", 1e-3);
+    return cm;
+}
+
+/* The predicted step of a one-stage plan (simulate_stage), in ms. */
+static double stage_ms(po_cost_model *cm, po_model *m, po_model *m2, po_strategy strategy, po_plan_replica *r, int n) {
+    po_prediction pr;
+    simulate_stage(cm, m, m2, strategy, r, n, &pr);
+    double ms = pr.step_ms;
+    po_prediction_free(&pr);
+    return ms;
+}
+
 /* Data-parallel replicas in shared memory: each updates its share of parameters the other
  * replica read, and pays the link's reclaim cost for them. Two like CPU devices with every node
  * measured alike, even shares: the step grows by half the parameter bytes times the cost. The
@@ -560,28 +589,14 @@ static void replicas_pay_reclaim(void **state) {
     const double param_bytes = 4.0 * (784 * 64 + 64 + 64 * 64 + 64 + 64 * 10 + 16), ns_per_byte = 0.25;
     double step_ms[2];
     for (int k = 0; k < 2; k++) {
+        po_link l = {.bandwidth_gbs = 1e9, .latency_us = 0.0, .reclaim_ns_per_byte = k ? ns_per_byte : 0.0};
         po_cluster *c;
-        PO_CHECK(po_cluster_new(&c));
-        for (int i = 0; i < 2; i++) {
-            po_cluster_device d = synth(i ? "c1" : "c0", 100, 10, 10, 1e-3);
-            d.dev.kind = PO_DEVICE_CPU;
-            d.memory_group = 0;
-            PO_CHECK(po_cluster_add(c, &d));
-        }
-        PO_CHECK(po_cluster_set_default_link(
-            c, (po_link){.bandwidth_gbs = 1e9, .latency_us = 0.0, .reclaim_ns_per_byte = k ? ns_per_byte : 0.0}));
-        po_cost_model *cm;
-        PO_CHECK(po_cost_model_new(c, &cm));
+        po_cost_model *cm = two_cores(l, l, m, m2, &c);
         int readers[2] = {0, 1};
         assert_true(fabs(po_cost_model_reclaim_s(cm, readers, 2, 1, 1e9) - (k ? ns_per_byte : 0.0)) < 1e-15);
         assert_true(po_cost_model_reclaim_s(cm, readers, 1, 0, 1e9) == 0.0); /* only itself read it */
-        for (int g = 0; g < 2; g++)
-            record_all(cm, g ? m2->graph : m->graph, "c0", "c1", 1e-3);
         po_plan_replica r[2] = {{"c0", 0.5}, {"c1", 0.5}};
-        po_prediction pr;
-        simulate_stage(cm, m, m2, PO_STRATEGY_DP, r, 2, &pr);
-        step_ms[k] = pr.step_ms;
-        po_prediction_free(&pr);
+        step_ms[k] = stage_ms(cm, m, m2, PO_STRATEGY_DP, r, 2);
         po_cost_model_free(cm);
         po_cluster_free(c);
     }
@@ -605,25 +620,11 @@ static void followers_pay_reclaim(void **state) {
     const double out_bytes = 4.0 * 32 * 512, ns_per_byte = 0.25;
     double step_ms[2];
     for (int k = 0; k < 2; k++) {
+        po_link l = {.bandwidth_gbs = 1e9, .latency_us = 0.0, .reclaim_ns_per_byte = k ? ns_per_byte : 0.0};
         po_cluster *c;
-        PO_CHECK(po_cluster_new(&c));
-        for (int i = 0; i < 2; i++) {
-            po_cluster_device d = synth(i ? "c1" : "c0", 100, 10, 10, 1e-3);
-            d.dev.kind = PO_DEVICE_CPU;
-            d.memory_group = 0;
-            PO_CHECK(po_cluster_add(c, &d));
-        }
-        PO_CHECK(po_cluster_set_default_link(
-            c, (po_link){.bandwidth_gbs = 1e9, .latency_us = 0.0, .reclaim_ns_per_byte = k ? ns_per_byte : 0.0}));
-        po_cost_model *cm;
-        PO_CHECK(po_cost_model_new(c, &cm));
-        for (int g = 0; g < 2; g++)
-            record_all(cm, g ? m2->graph : m->graph, "c0", "c1", 1e-3);
+        po_cost_model *cm = two_cores(l, l, m, m2, &c);
         po_plan_replica r[2] = {{"c0", 0.5}, {"c1", 0.5}};
-        po_prediction pr;
-        simulate_stage(cm, m, m2, PO_STRATEGY_OPSPLIT, r, 2, &pr);
-        step_ms[k] = pr.step_ms;
-        po_prediction_free(&pr);
+        step_ms[k] = stage_ms(cm, m, m2, PO_STRATEGY_OPSPLIT, r, 2);
         po_cost_model_free(cm);
         po_cluster_free(c);
     }
@@ -644,32 +645,16 @@ static void threaded_plans_pay_wake_ups(void **state) {
     double step_ms[2][3];
     for (int k = 0; k < 2; k++) {
         po_cluster *c;
-        PO_CHECK(po_cluster_new(&c));
-        for (int i = 0; i < 2; i++) {
-            po_cluster_device d = synth(i ? "c1" : "c0", 100, 10, 10, 1e-3);
-            d.dev.kind = PO_DEVICE_CPU;
-            d.memory_group = 0;
-            PO_CHECK(po_cluster_add(c, &d));
-        }
-        PO_CHECK(po_cluster_set_link_directed(c, "c0", "c1",
-                                              (po_link){.bandwidth_gbs = 1e9, .latency_us = 0, .wake_us = k ? 30 : 0}));
-        PO_CHECK(po_cluster_set_link_directed(c, "c1", "c0",
-                                              (po_link){.bandwidth_gbs = 1e9, .latency_us = 0, .wake_us = k ? 50 : 0}));
-        po_cost_model *cm;
-        PO_CHECK(po_cost_model_new(c, &cm));
+        po_cost_model *cm =
+            two_cores((po_link){.bandwidth_gbs = 1e9, .latency_us = 0, .wake_us = k ? 30 : 0},
+                      (po_link){.bandwidth_gbs = 1e9, .latency_us = 0, .wake_us = k ? 50 : 0}, m, m2, &c);
         int devs[2] = {0, 1};
         assert_true(fabs(po_cost_model_wake_s(cm, devs, 2) - (k ? 50e-6 : 0.0)) < 1e-15);
         assert_true(po_cost_model_wake_s(cm, devs, 1) == 0.0);
-        for (int g = 0; g < 2; g++)
-            record_all(cm, g ? m2->graph : m->graph, "c0", "c1", 1e-3);
         po_plan_replica r[2] = {{"c0", 0.5}, {"c1", 0.5}}, one[1] = {{"c0", 1.0}};
         po_strategy kinds[3] = {PO_STRATEGY_DP, PO_STRATEGY_OPSPLIT, PO_STRATEGY_DP};
-        for (int q = 0; q < 3; q++) {
-            po_prediction pr;
-            simulate_stage(cm, m, m2, kinds[q], q < 2 ? r : one, q < 2 ? 2 : 1, &pr);
-            step_ms[k][q] = pr.step_ms;
-            po_prediction_free(&pr);
-        }
+        for (int q = 0; q < 3; q++)
+            step_ms[k][q] = stage_ms(cm, m, m2, kinds[q], q < 2 ? r : one, q < 2 ? 2 : 1);
         po_cost_model_free(cm);
         po_cluster_free(c);
     }
