@@ -35,11 +35,12 @@ bench: build
 	@scripts/deps.sh --peer
 	bench/bench_train.sh
 
-# 60 s of libFuzzer on each reader: safetensors, IDX, CIFAR-10 (needs clang). Each target grows
+# 60 s of libFuzzer on each reader: safetensors, IDX, CIFAR-10, events files, cluster files (needs clang). Each target grows
 # its own copy of the seed corpus (libFuzzer adds what it finds to the first corpus folder).
 fuzz:
 	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DPO_FUZZ=ON -DPO_SANITIZE=ON >/dev/null
-	@cmake --build build-fuzz -j $(JOBS) --target fuzz_safetensors fuzz_idx fuzz_cifar fuzz_tfevents
+	@cmake --build build-fuzz -j $(JOBS) --target fuzz_safetensors fuzz_idx fuzz_cifar fuzz_tfevents \
+		fuzz_cluster
 	mkdir -p build-fuzz/corpus && cp tests/fuzz/corpus_safetensors/* build-fuzz/corpus/
 	./build-fuzz/tests/fuzz/fuzz_safetensors -dict=tests/fuzz/safetensors.dict -max_total_time=60 build-fuzz/corpus
 	mkdir -p build-fuzz/corpus_idx && cp tests/fuzz/corpus_idx/* build-fuzz/corpus_idx/
@@ -48,6 +49,8 @@ fuzz:
 	./build-fuzz/tests/fuzz/fuzz_cifar -max_total_time=60 build-fuzz/corpus_cifar
 	mkdir -p build-fuzz/corpus_tfevents && cp tests/fuzz/corpus_tfevents/* build-fuzz/corpus_tfevents/
 	./build-fuzz/tests/fuzz/fuzz_tfevents -max_total_time=60 build-fuzz/corpus_tfevents
+	mkdir -p build-fuzz/corpus_cluster && cp tests/fuzz/corpus_cluster/* build-fuzz/corpus_cluster/
+	./build-fuzz/tests/fuzz/fuzz_cluster -max_total_time=60 build-fuzz/corpus_cluster
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

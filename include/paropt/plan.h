@@ -171,7 +171,8 @@ po_status po_cluster_from_profile(const po_machine *m, const po_hw_profile *p, p
  * (1e9 bytes), tdp_w, idle_w; with "type" any of them overrides the entry. Optional: "kind"
  * ("cuda" default, "cpu"), "name", "elementwise_gelems", "dispatch_us", "cache_mb",
  * "memory_group", "count" (ids get 0..count-1 appended). A link's "between" may name "*" for
- * every device. Errors name origin, line and column: "c.json:4:17: devices[1].type: ...". */
+ * every device; a link may add "reclaim_ns_per_byte" and "wake_us" (po_link; default 0).
+ * Errors name origin, line and column: "c.json:4:17: devices[1].type: ...". */
 po_status po_cluster_parse(const char *text, const char *origin, po_cluster **out);
 po_status po_cluster_load(const char *path, po_cluster **out);
 

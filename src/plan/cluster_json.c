@@ -244,7 +244,7 @@ po_status po_cluster_parse(const char *text, const char *origin, po_cluster **ou
     jctx x = {text, origin ? origin : "cluster"};
     json_error_t err;
     json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &err);
-    if (!root) return po_fail(PO_ERR_FORMAT, "%s:%d:%d: %s", x.origin, err.line, err.column, err.text);
+    if (!root) return po__json_parse_fail(x.origin, &err);
     const char *p[4] = {NULL, NULL, NULL, NULL};
     po_cluster *c = NULL;
     po_status st = PO_OK;

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "paropt/plan.h"
 
 /* --- small helpers ------------------------------------------------------------------------- */
@@ -192,5 +194,8 @@ void po__json_locate(const char *text, const char *const *path, int depth, int *
 /* PO_ERR_FORMAT "origin:line:col: devices[1].type: message" for the value at path. */
 po_status po__json_failv(const char *text, const char *origin, const char *const *path, int depth, const char *fmt,
                          va_list ap);
+/* PO_ERR_FORMAT "origin:line:col: what" for text the JSON parser rejected (err: its error):
+ * its message quotes the text, whose control characters are escaped to keep it one line. */
+po_status po__json_parse_fail(const char *origin, const json_error_t *err);
 
 #endif

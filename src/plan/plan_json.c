@@ -335,7 +335,7 @@ po_status po_plan_from_json(const char *text, const char *origin, po_plan *out) 
     rd r = {text, origin ? origin : "plan", {NULL}};
     json_error_t err;
     json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &err);
-    if (!root) return po_fail(PO_ERR_FORMAT, "%s:%d:%d: %s", r.origin, err.line, err.column, err.text);
+    if (!root) return po__json_parse_fail(r.origin, &err);
     po_status st = read_plan(&r, root, out);
     json_decref(root);
     if (st) po_plan_free(out);

@@ -300,6 +300,7 @@ static void expect_file_error(const char *text, const char *needle) {
     po_status st = po_cluster_parse(text, "c.json", &c);
     if (st == PO_OK) fail_msg("accepted: %s", text);
     if (!strstr(po_last_error(), needle)) fail_msg("error \"%s\" lacks \"%s\"", po_last_error(), needle);
+    if (strchr(po_last_error(), '\n')) fail_msg("error \"%s\" is not one line", po_last_error());
     assert_null(c);
 }
 
@@ -345,6 +346,12 @@ static void cluster_files(void **state) {
     expect_file_error("{\"devices\": [{\"id\": \"g\", \"type\": \"t4\"}],\n \"links\": [{\"between\": [\"g\", \"g\"], "
                       "\"bandwidth_gbs\": 1, \"latency_us\": 1, \"wake_us\": -2}]}",
                       "links[0].wake_us: must be zero or more");
+    /* A key with a newline in it (found by fuzz_cluster) is quoted escaped: the error stays one line. */
+    expect_file_error("{\"devices\": [{\"id\": \"g\", \"type\": \"t4\"}],\n \"links\": [{\"between\": [\"g\", \"g\"], "
+                      "\"bandwidth_gbs\": 1, \"lat\\ncy_us\": 1}]}",
+                      "links[0].lat\\ncy_us: unknown key");
+    /* The JSON parser's message quotes the text near the error, here a newline. */
+    expect_file_error("{\"devices\": [{\"i\\\n\": 1}]}", "c.json:2:0: invalid escape near '\"i\\\\n'");
     expect_file_error("{\"devices\": [{\"id\": \"g\", \"type\": \"t4\", \"tdp_w\": 5, \"idle_w\": 9}]}", "exceeds");
     expect_file_error("{\"devices\": [{\"id\": \"g\", \"type\": \"t4\"}, {\"id\": \"g\", \"type\": \"t4\"}]}",
                       "appears twice");
