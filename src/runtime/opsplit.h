@@ -14,9 +14,8 @@
  * member's caches rather than memory (mnist_mlp over two cores, alternated runs, medians: 7.04 ->
  * 6.90 ms a step). A ReLU or its gradient right on a split product's output runs on each
  * member's part of that output (po__opsplit_rides). Every other node runs on the main thread
- * alone. The result is the single-device
- * step's up to the rounding of the blocked products (a node split by units is the whole node's,
- * bit for bit). */
+ * alone. The result is the single-device step's up to the rounding of the blocked products (a
+ * node split by units, or run on a product's parts, is the whole node's, bit for bit). */
 #ifndef PO_RUNTIME_OPSPLIT_H
 #define PO_RUNTIME_OPSPLIT_H
 
@@ -59,9 +58,9 @@ static inline bool po__opsplit_node_splits(const po_node *n) {
  * split and n is not (too small to pay a hand-off of its own), each member runs n on the
  * elements of the output it computed, right where they are, in its caches: run on the main
  * thread alone, n read the other members' parts from their caches and wrote lines they had
- * read, 2-3x its one-core time (mnist_mlp over two cores: 241 us a step for its four, against
- * 122 on one core). The simulator (src/plan/simulate.c) charges such a node as split by the
- * shares, as it runs. */
+ * read, 2-3x its one-core time (mnist_mlp over two cores, trace medians: 241 us a step for its
+ * four, 203 on the parts, against 121 on one core). The simulator (src/plan/simulate.c)
+ * charges such a node as split by the shares, plus the reclaim of the lines it writes. */
 const po_node *po__opsplit_follows(const po_node *n);
 static inline bool po__opsplit_rides(const po_node *n) {
     const po_node *p = po__opsplit_follows(n);
@@ -96,9 +95,9 @@ void po__os_set_rebalance(po_os *os, bool on);
 int64_t po__os_rebalances(const po_os *os);
 /* Products shared out so far (the team's count). */
 int64_t po__os_splits(const po_os *os);
-/* Of those, the products cut along K; and the runs of followers (po__opsplit_rides) on their
- * product's parts, rather than whole on the main thread because the cut was not of the
- * product's output as a matrix. */
+/* Of those, the products cut along K. And the runs of followers (po__opsplit_rides) on their
+ * product's parts; a follower runs whole on the main thread instead when the product's cut was
+ * not of its output as a [rows, cols] matrix. */
 int64_t po__os_k_splits(const po_os *os);
 int64_t po__os_follower_runs(const po_os *os);
 /* Nodes of the graph split as products or by units, and nodes run on a split product's parts
