@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/printable.h"
 #include "plan/plan_internal.h"
 
 typedef struct {
@@ -126,25 +127,9 @@ void po__json_locate(const char *text, const char *const *path, int depth, int *
     *col = sc.best_col;
 }
 
-/* Copies s into out (size bytes) with control characters written as \n, \t or \xNN: keys and
- * values quoted from the file keep the error on one line. */
-static void escape_controls(const char *s, char *out, size_t size) {
-    size_t o = 0;
-    for (; *s && o + 5 < size; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch >= 0x20 && ch != 0x7f)
-            out[o++] = (char)ch;
-        else if (ch == '\n' || ch == '\t')
-            out[o++] = '\\', out[o++] = ch == '\n' ? 'n' : 't';
-        else
-            o += (size_t)snprintf(out + o, size - o, "\\x%02x", ch);
-    }
-    out[o] = '\0';
-}
-
 po_status po__json_parse_fail(const char *origin, const json_error_t *err) {
     char text[4 * sizeof err->text + 1];
-    escape_controls(err->text, text, sizeof text);
+    po__printable(err->text, text, sizeof text, sizeof text);
     return po_fail(PO_ERR_FORMAT, "%s:%d:%d: %s", origin, err->line, err->column, text);
 }
 
@@ -162,7 +147,7 @@ po_status po__json_failv(const char *text, const char *origin, const char *const
     }
     vsnprintf(msg, sizeof msg, fmt, ap);
     char where_1[4 * sizeof where + 1], msg_1[4 * sizeof msg + 1];
-    escape_controls(where, where_1, sizeof where_1);
-    escape_controls(msg, msg_1, sizeof msg_1);
+    po__printable(where, where_1, sizeof where_1, sizeof where_1);
+    po__printable(msg, msg_1, sizeof msg_1, sizeof msg_1);
     return po_fail(PO_ERR_FORMAT, "%s:%d:%d: %s%s%s", origin, line, col, where_1, where_1[0] ? ": " : "", msg_1);
 }

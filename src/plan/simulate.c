@@ -245,6 +245,12 @@ static bool busy_neighbours(const sim *s, int d) {
     return false;
 }
 
+/* How much slower device d computes in this plan: its measured contention when other devices
+ * of the plan share its memory and compute at once, else 1. */
+static double sharing_slowdown(const sim *s, int d) {
+    return busy_neighbours(s, d) ? po_cost_model_contention(s->e->cm, d) : 1.0;
+}
+
 static void scale(po__tparts *t, double k) { t->t *= k, t->flop_s *= k, t->byte_s *= k, t->over_s *= k; }
 
 static po_status build_stages(sim *s, int **peak_inflight) {
@@ -271,7 +277,7 @@ static po_status build_stages(sim *s, int **peak_inflight) {
         int d = s->dev[q];
         double rows = s->rows[q];
         double refwd = 0.0;
-        double slow = busy_neighbours(s, d) ? po_cost_model_contention(s->e->cm, d) : 1.0;
+        double slow = sharing_slowdown(s, d);
         if (sg->recompute)
             for (int l = sg->first_layer; l <= sg->last_layer; l++)
                 refwd += po__layer_time(s->e, l, PO_PHASE_FORWARD, d, rows).t;
@@ -391,8 +397,7 @@ static po_status build_stages(sim *s, int **peak_inflight) {
             int q = s->slot_of[sgi] + k;
             for (int l = nl - 1; l >= 0; l--) {
                 po__tparts o = po__layer_time(s->e, sg->first_layer + l, PO_PHASE_OPTIMIZER, s->dev[q], s->rows[q]);
-                scale(&o, (shared_opt ? sg->replicas[k].share : 1.0) *
-                              (busy_neighbours(s, s->dev[q]) ? po_cost_model_contention(s->e->cm, s->dev[q]) : 1.0));
+                scale(&o, (shared_opt ? sg->replicas[k].share : 1.0) * sharing_slowdown(s, s->dev[q]));
                 /* Every replica read all of the stage's parameters: updating its part, a replica
                  * first takes those lines back from the others' caches (the link's reclaim
                  * cost). Without it mnist_mlp's two-core data parallel was predicted 21% fast on
@@ -454,8 +459,7 @@ static void deal_optimizer(sim *s, int first_opt, const int *prev, int n_prev) {
             layer = nd->layer;
         }
         if (layer < 0) continue;
-        scale(&sum, sg->replicas[k].share *
-                        (busy_neighbours(s, s->dev[k]) ? po_cost_model_contention(s->e->cm, s->dev[k]) : 1.0));
+        scale(&sum, sg->replicas[k].share * sharing_slowdown(s, s->dev[k]));
         int t = new_task(s, TK_OPT, k, sum.t, &sum, layer);
         for (int j = 0; j < n_prev; j++)
             dep(s, prev[j], t);
@@ -503,8 +507,7 @@ static po_status build_opsplit(sim *s, po__sim_out *out, double *moved_static, d
             for (int k = 0; k < n; k++) {
                 po__tparts part;
                 po__node_seconds(s->e->cm, w, nd, s->dev[k], rows, &part);
-                scale(&part, sg->replicas[k].share *
-                                 (busy_neighbours(s, s->dev[k]) ? po_cost_model_contention(s->e->cm, s->dev[k]) : 1.0));
+                scale(&part, sg->replicas[k].share * sharing_slowdown(s, s->dev[k]));
                 /* Its output feeds the next split product, which the other members read (all
                  * of it, for x W^T cut by W's rows): writing its part, a member first takes
                  * those lines back from their caches, as a replica does its parameters'. On
@@ -539,8 +542,7 @@ static po_status build_opsplit(sim *s, po__sim_out *out, double *moved_static, d
                 po__node_seconds(s->e->cm, w, nd, s->dev[k], rows, &part);
                 double r1 = po__node_roofline(s->e->cm, nd, s->dev[k], rows, 1.0);
                 double rs = po__node_roofline(s->e->cm, nd, s->dev[k], rows, sh);
-                scale(&part, (r1 > 0.0 ? rs / r1 : sh) *
-                                 (busy_neighbours(s, s->dev[k]) ? po_cost_model_contention(s->e->cm, s->dev[k]) : 1.0));
+                scale(&part, (r1 > 0.0 ? rs / r1 : sh) * sharing_slowdown(s, s->dev[k]));
                 int c = new_task(s, TK_OP, k, part.t, &part, nd->layer);
                 if (k == main) {
                     for (int j = 0; j < n_prev; j++)
@@ -636,8 +638,8 @@ po_status po__simulate(po__eval *e, const po_plan *p, po__sim_out *out) {
         /* Over several devices the step runs on threads of their own: the caller wakes them and
          * is woken at the end, a round trip of wake-ups the one-device plan, run on the caller's
          * thread, does not make. On the Zen 5 VM, 41 us each way (paropt devices); mnist_mlp's
-         * operator split spent 42-66 us a step on the two hand-offs, cifar_cnn's data parallel
-         * about 75 (a worker starting late, then the caller's wake-up). Without it, a small
+         * operator split spent 42-66 us a step on the two hand-offs, and cifar_cnn's data-parallel
+         * workers started 40-50 us apart (the caller's wake-up at the end not timed). Without it, a small
          * mnist_mlp (256 inputs, 512 hidden, batch 64) with one core 3x slower was planned as
          * an operator split predicted 0.85 ms, measured 0.94-1.04, against 0.89 on one core. */
         T += 2.0 * po_cost_model_wake_s(e->cm, s.dev, s.n_slots);
