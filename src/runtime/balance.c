@@ -8,6 +8,8 @@ void po__balance_init(po__balance *b, int n) {
     memset(b, 0, sizeof *b);
     b->n = n < 1 ? 1 : n > PO__BALANCE_MAX_WORKERS ? PO__BALANCE_MAX_WORKERS : n;
     b->patience = PO__BALANCE_PATIENCE;
+    b->settle = PO__BALANCE_WARMUP;
+    b->suspect = -1;
 }
 
 static int cmp_double(const void *x, const void *y) {
@@ -42,7 +44,20 @@ bool po__balance_apart(const po__balance *b, const double *median_s) {
 }
 
 bool po__balance_step(po__balance *b, const double *busy_s, double *median_s) {
-    return po__balance_window(b, busy_s, median_s) && po__balance_apart(b, median_s);
+    if (!po__balance_window(b, busy_s, median_s)) return false;
+    int slow = 0, fast = 0;
+    for (int i = 1; i < b->n; i++) {
+        if (median_s[i] > median_s[slow]) slow = i;
+        if (median_s[i] < median_s[fast]) fast = i;
+    }
+    bool far = median_s[slow] > PO__BALANCE_FAR_APART * median_s[fast];
+    if (!far && po__balance_apart(b, median_s) && b->suspect != slow) {
+        b->suspect = slow; /* a first window moderately out of balance: the move waits for a second */
+        return false;
+    }
+    bool move = far || po__balance_apart(b, median_s);
+    b->suspect = -1;
+    return move;
 }
 
 static void adapt(po__balance *b, bool had_move, bool reversal) {
@@ -52,6 +67,7 @@ static void adapt(po__balance *b, bool had_move, bool reversal) {
         b->patience = b->patience / 2 < PO__BALANCE_PATIENCE ? PO__BALANCE_PATIENCE : b->patience / 2;
     b->window = 0;
     b->settle = 1;
+    b->suspect = -1;
 }
 
 void po__balance_moved(po__balance *b, int direction) {
