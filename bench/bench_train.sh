@@ -4,6 +4,8 @@
 #   one core:  paropt on one pinned core against PyTorch with one thread on the same core;
 #   all cores: paropt with the automatic plan over every core it may run on (--devices auto --plan
 #              auto; `taskset -c 2,3 bench/bench_train.sh --core 2` holds the whole run to two) against
+#              paropt's best single core (each round runs paropt pinned to every one of those cores:
+#              on a shared machine one core can be slower than another for minutes) and against
 #              PyTorch's best of one thread and one thread per core (its threaded OpenBLAS/OpenMP),
 #              with the plan chosen and its prediction error (measured / predicted - 1).
 # Prints medians and ratios (and per-round ratios for one core).
@@ -35,6 +37,7 @@ python="${PO_PYTHON:-/usr/bin/python3}"
 "$python" -c "import torch" 2>/dev/null || { echo "bench_train: PyTorch missing (scripts/deps.sh --peer)" >&2; exit 1; }
 
 cores=$(nproc)
+allowed=$("$python" -c 'import os; print(" ".join(map(str, sorted(os.sched_getaffinity(0)))))')
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), core $core; $(date -u +%FT%TZ)"
@@ -42,7 +45,12 @@ echo "paropt: $("$bin" --version), torch $("$python" -c 'import torch; print(tor
 for r in $(seq 1 "$rounds"); do
   for w in $workloads; do
     taskset -c "$core" "$bin" train --model "$w" --steps "$steps" --warmup 3 --json 2>/dev/null \
-      | tail -n 1 | sed "s/^{/{\"round\":$r,\"who\":\"paropt\",/" >>"$tmp/results.jsonl"
+      | tail -n 1 | sed "s/^{/{\"round\":$r,\"who\":\"paropt\",\"core\":$core,/" >>"$tmp/results.jsonl"
+    for c in $allowed; do
+      [ "$c" = "$core" ] || [ "$cores" -lt 2 ] && continue
+      taskset -c "$c" "$bin" train --model "$w" --steps "$steps" --warmup 3 --json 2>/dev/null \
+        | tail -n 1 | sed "s/^{/{\"round\":$r,\"who\":\"paropt-core\",\"core\":$c,/" >>"$tmp/results.jsonl"
+    done
   done
   OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 taskset -c "$core" "$python" "$peer" 1 "$steps" \
     2>/dev/null | grep "^{" | sed "s/^{/{\"round\":$r,\"who\":\"pytorch\",/" >>"$tmp/results.jsonl"
@@ -60,8 +68,15 @@ done
 "$python" - "$tmp/results.jsonl" "$workloads" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-def ms(who, w):
-    return [r["ms_per_step"] for r in rows if r["who"] == who and r.get("model", r.get("workload")) == w]
+def ms(who, w, core=None):
+    return [r["ms_per_step"] for r in rows if r["who"] == who and r.get("model", r.get("workload")) == w
+            and (core is None or r.get("core") == core)]
+def best_core(w):
+    """paropt's best single core: the core whose median over the rounds is lowest, and that median."""
+    runs = [r for r in rows if r["who"] in ("paropt", "paropt-core") and r.get("model") == w]
+    med = {c: statistics.median(r["ms_per_step"] for r in runs if r["core"] == c) for c in {r["core"] for r in runs}}
+    c = min(med, key=med.get)
+    return c, med[c], med
 print(f"one core: {'workload':<10} {'paropt ms/step':>15} {'PyTorch ms/step':>16} {'speedup':>8}   per-round")
 for w in sys.argv[2].split():
     p, t = ms("paropt", w), ms("pytorch", w)
@@ -70,16 +85,18 @@ for w in sys.argv[2].split():
     print(f"          {w:<10} {statistics.median(p):>15.2f} {statistics.median(t):>16.2f} "
           f"{statistics.median(t) / statistics.median(p):>7.2f}x   " + " ".join(f"{x:.2f}" for x in per))
 if any(r["who"] == "paropt-all" for r in rows):
-    print(f"all cores: {'workload':<9} {'paropt auto':>11} {'1 core':>8} {'PyTorch 1 thr':>14} {'PyTorch n thr':>14} "
-          f"{'vs own 1 core':>14} {'vs PyTorch best':>16} {'pred. error':>12}  plan")
+    print(f"all cores: {'workload':<9} {'paropt auto':>11} {'best core':>9} {'PyTorch 1 thr':>14} {'PyTorch n thr':>14} "
+          f"{'vs best core':>13} {'vs PyTorch best':>16} {'pred. error':>12}  plan; each core's median")
     for w in sys.argv[2].split():
         d, p, t1, tn = ms("paropt-all", w), ms("paropt", w), ms("pytorch", w), ms("pytorch-all", w)
         if not d or not p or not t1 or not tn: continue
-        md, mp, m1, mn = (statistics.median(x) for x in (d, p, t1, tn))
+        md, m1, mn = (statistics.median(x) for x in (d, t1, tn))
+        bc, mp, per_core = best_core(w)
         auto = [r for r in rows if r["who"] == "paropt-all" and r.get("model") == w]
         err = statistics.median(r["prediction_error"] for r in auto if r.get("prediction_error") is not None)
         plans = sorted({r["plan"]["strategy"] + " " + ",".join(
             "%s:%.2f" % (x["device"], x["share"]) for x in r["plan"]["stages"][0]["replicas"]) for r in auto})
-        print(f"           {w:<9} {md:>11.2f} {mp:>8.2f} {m1:>14.2f} {mn:>14.2f} {mp / md:>13.2f}x {min(m1, mn) / md:>15.2f}x"
-              f" {100 * err:>+11.1f}%  {' | '.join(plans)}")
+        print(f"           {w:<9} {md:>11.2f} {mp:>9.2f} {m1:>14.2f} {mn:>14.2f} {mp / md:>12.2f}x {min(m1, mn) / md:>15.2f}x"
+              f" {100 * err:>+11.1f}%  {' | '.join(plans)}; "
+              + ", ".join(f"cpu:{c} {v:.2f}" for c, v in sorted(per_core.items())))
 PY
