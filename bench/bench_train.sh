@@ -29,6 +29,7 @@ while [ $# -gt 0 ]; do
     *) echo "bench_train: unknown option $1" >&2; exit 2 ;;
   esac
 done
+[ "$steps" -gt 3 ] 2>/dev/null || { echo "bench_train: --steps must be more than the 3 warm-up steps" >&2; exit 2; }
 bin="${PO_BIN:-$root/build/paropt}"
 peer="${PO_PEER_DIR:-$root/../shared/peer}/torch_baseline.py"
 python="${PO_PYTHON:-/usr/bin/python3}"
@@ -41,13 +42,13 @@ allowed=$("$python" -c 'import os; print(" ".join(map(str, sorted(os.sched_getaf
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), core $core; $(date -u +%FT%TZ)"
-echo "paropt: $("$bin" --version), torch $("$python" -c 'import torch; print(torch.__version__)'); $steps timed steps after 3 warm-up steps"
+echo "paropt: $("$bin" --version), torch $("$python" -c 'import torch; print(torch.__version__)'); $((steps - 3)) timed steps after 3 warm-up steps a run"
 for r in $(seq 1 "$rounds"); do
   for w in $workloads; do
     taskset -c "$core" "$bin" train --model "$w" --steps "$steps" --warmup 3 --json 2>/dev/null \
       | tail -n 1 | sed "s/^{/{\"round\":$r,\"who\":\"paropt\",\"core\":$core,/" >>"$tmp/results.jsonl"
     for c in $allowed; do
-      [ "$c" = "$core" ] || [ "$cores" -lt 2 ] && continue
+      [ "$c" = "$core" ] && continue
       taskset -c "$c" "$bin" train --model "$w" --steps "$steps" --warmup 3 --json 2>/dev/null \
         | tail -n 1 | sed "s/^{/{\"round\":$r,\"who\":\"paropt-core\",\"core\":$c,/" >>"$tmp/results.jsonl"
     done
@@ -68,15 +69,13 @@ done
 "$python" - "$tmp/results.jsonl" "$workloads" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-def ms(who, w, core=None):
-    return [r["ms_per_step"] for r in rows if r["who"] == who and r.get("model", r.get("workload")) == w
-            and (core is None or r.get("core") == core)]
+def ms(who, w):
+    return [r["ms_per_step"] for r in rows if r["who"] == who and r.get("model", r.get("workload")) == w]
 def best_core(w):
-    """paropt's best single core: the core whose median over the rounds is lowest, and that median."""
+    """paropt's best single core: the lowest of the cores' medians over the rounds, and every core's."""
     runs = [r for r in rows if r["who"] in ("paropt", "paropt-core") and r.get("model") == w]
     med = {c: statistics.median(r["ms_per_step"] for r in runs if r["core"] == c) for c in {r["core"] for r in runs}}
-    c = min(med, key=med.get)
-    return c, med[c], med
+    return min(med.values()), med
 print(f"one core: {'workload':<10} {'paropt ms/step':>15} {'PyTorch ms/step':>16} {'speedup':>8}   per-round")
 for w in sys.argv[2].split():
     p, t = ms("paropt", w), ms("pytorch", w)
@@ -91,7 +90,7 @@ if any(r["who"] == "paropt-all" for r in rows):
         d, p, t1, tn = ms("paropt-all", w), ms("paropt", w), ms("pytorch", w), ms("pytorch-all", w)
         if not d or not p or not t1 or not tn: continue
         md, m1, mn = (statistics.median(x) for x in (d, t1, tn))
-        bc, mp, per_core = best_core(w)
+        mp, per_core = best_core(w)
         auto = [r for r in rows if r["who"] == "paropt-all" and r.get("model") == w]
         err = statistics.median(r["prediction_error"] for r in auto if r.get("prediction_error") is not None)
         plans = sorted({r["plan"]["strategy"] + " " + ",".join(

@@ -34,30 +34,33 @@ bool po__balance_window(po__balance *b, const double *busy_s, double *median_s) 
     return true;
 }
 
-bool po__balance_apart(const po__balance *b, const double *median_s) {
-    double fastest = 1e300, slowest = 0.0;
-    for (int i = 0; i < b->n; i++) {
-        if (median_s[i] < fastest) fastest = median_s[i];
-        if (median_s[i] > slowest) slowest = median_s[i];
+/* The slowest and fastest workers by their medians. */
+static void extremes(const po__balance *b, const double *median_s, int *slow, int *fast) {
+    *slow = *fast = 0;
+    for (int i = 1; i < b->n; i++) {
+        if (median_s[i] > median_s[*slow]) *slow = i;
+        if (median_s[i] < median_s[*fast]) *fast = i;
     }
-    return slowest > PO__BALANCE_IMBALANCE * fastest;
+}
+
+bool po__balance_apart(const po__balance *b, const double *median_s) {
+    int slow, fast;
+    extremes(b, median_s, &slow, &fast);
+    return median_s[slow] > PO__BALANCE_IMBALANCE * median_s[fast];
 }
 
 bool po__balance_step(po__balance *b, const double *busy_s, double *median_s) {
     if (!po__balance_window(b, busy_s, median_s)) return false;
-    int slow = 0, fast = 0;
-    for (int i = 1; i < b->n; i++) {
-        if (median_s[i] > median_s[slow]) slow = i;
-        if (median_s[i] < median_s[fast]) fast = i;
-    }
+    int slow, fast;
+    extremes(b, median_s, &slow, &fast);
     bool far = median_s[slow] > PO__BALANCE_FAR_APART * median_s[fast];
-    if (!far && po__balance_apart(b, median_s) && b->suspect != slow) {
+    bool apart = median_s[slow] > PO__BALANCE_IMBALANCE * median_s[fast];
+    if (!far && apart && b->suspect != slow) {
         b->suspect = slow; /* a first window moderately out of balance: the move waits for a second */
         return false;
     }
-    bool move = far || po__balance_apart(b, median_s);
     b->suspect = -1;
-    return move;
+    return far || apart;
 }
 
 static void adapt(po__balance *b, bool had_move, bool reversal) {

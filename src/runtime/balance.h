@@ -7,9 +7,10 @@
  * median exceeds the fastest by more than PO__BALANCE_IMBALANCE, the caller should re-balance;
  * po__balance_step asks for two such windows in a row, with the same worker slowest, unless the
  * medians are more than PO__BALANCE_FAR_APART apart (a device slowed down: one window is enough).
- * Why: a re-balance is not free (operator split's new block shapes cost mnist_mlp about 6 ms of
- * primitive creation in the next step, against 4.5 ms a step), and a shared machine's noise puts
- * a few steps 10-30% out of balance now and then, a move the next window undid.
+ * Why: a re-balance is not free (after a re-share of mnist_mlp's operator split the next step took
+ * 10.5-12.6 ms against 4.5, its first product with the new block shapes 4.3 ms against 0.6: most
+ * likely oneDNN creating primitives for them), and a shared machine's noise puts a few steps
+ * 10-30% out of balance now and then, a move the next window undid.
  * A re-balance that reverses the previous one's direction is taken as noise, not a change of
  * speed: each reversal doubles the window (up to PO__BALANCE_MAX_PATIENCE steps), each move in
  * the same direction halves it again. After a re-balance the next step is not measured (new
