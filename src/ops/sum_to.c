@@ -27,20 +27,40 @@ static void sum_to_cost(const po_node *n, po_op_cost *c) {
     c->bytes_written = (double)po__nbytes(n);
 }
 
-static po_status sum_to_run(const po_kargs *a) {
+/* Rows of x: the elements of its leading dimensions, each a copy of the output's shape. */
+static int64_t sum_to_rows(const po_node *n) {
+    int64_t inner = po__numel(n);
+    return inner ? po__numel(n->in[0]) / inner : 0;
+}
+
+/* The sum of rows [begin, end) of x, in row order, into a->out. Operator split deals a bias
+ * gradient out by rows (runtime/opsplit.h, po__opsplit_gathers): each member sums the rows it
+ * computed and the parts are added up after, rather than one thread reading every member's
+ * rows. */
+static po_status sum_to_run_units(const po_kargs *a, int64_t begin, int64_t end) {
     const float *x = a->in[0];
     float *y = a->out;
-    int64_t inner = po__numel(a->node), rows = po__numel(a->node->in[0]) / (inner ? inner : 1);
+    int64_t inner = po__numel(a->node);
     memset(y, 0, (size_t)inner * sizeof *y);
-    for (int64_t r = 0; r < rows; r++)
+    for (int64_t r = begin; r < end; r++)
 #pragma omp simd
         for (int64_t j = 0; j < inner; j++)
             y[j] += x[r * inner + j];
     return PO_OK;
 }
 
-const po_op_def po_op_def_sum_to = {
-    .name = "sum_to", .infer = sum_to_infer, .grad = sum_to_grad, .cost = sum_to_cost, .cpu_run = sum_to_run};
+/* The whole node, rows 0 .. rows - 1 in order (units_sum: a node dealt out by rows sums each
+ * member's part in row order, then the parts in member order). */
+static po_status sum_to_run(const po_kargs *a) { return sum_to_run_units(a, 0, sum_to_rows(a->node)); }
+
+const po_op_def po_op_def_sum_to = {.name = "sum_to",
+                                    .infer = sum_to_infer,
+                                    .grad = sum_to_grad,
+                                    .cost = sum_to_cost,
+                                    .cpu_run = sum_to_run,
+                                    .cpu_units = sum_to_rows,
+                                    .cpu_run_units = sum_to_run_units,
+                                    .units_sum = true};
 
 po_node *po_sum_to(po_graph *g, po_node *x, po_shape shape) {
     /* Checked before the extents are copied: a hand-made rank above PO_MAX_DIMS would read past

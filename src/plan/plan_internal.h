@@ -48,6 +48,7 @@ typedef struct po__wnode {
     double param_bytes;   /* parameter values it reads */
     double elems;         /* elements of its output (an optimizer node's: its parameter's) */
     int follows;          /* the product it may run on the parts of (po__opsplit_follows); -1 */
+    int gathers;          /* the node it sums over rows, as a bias gradient (po__opsplit_gathers); -1 */
     uint64_t key[2];      /* po_op_key at the two batches */
 } po__wnode;
 
@@ -67,6 +68,12 @@ struct po_workload {
 };
 
 static inline double po__wn_flops(const po__wnode *n, double rows) { return po__aff(n->flops, rows); }
+
+/* Operator split's choices on the workload at `rows` rows, as the runtime makes them on the graph
+ * (runtime/opsplit.h): whether node i is shared out (po__opsplit_node_splits), and whether it
+ * runs on a split product's parts (po__opsplit_rides). The simulator scores a plan with them. */
+bool po__wnode_splits(const po_workload *w, int i, double rows);
+bool po__wnode_rides(const po_workload *w, int i, double rows);
 
 /* --- cluster -------------------------------------------------------------------------------- */
 

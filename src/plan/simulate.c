@@ -495,13 +495,12 @@ static po_status build_opsplit(sim *s, po__sim_out *out, double *moved_static, d
         /* Exactly the nodes the runtime splits (runtime/opsplit.h), whether or not splitting one
          * is predicted to pay: the plan is scored as it will run, and loses to single where
          * splitting does not pay overall. */
-        bool split = n > 1 && po__opsplit_rule(nd->op, po__aff(nd->call_flops, rows));
+        bool split = n > 1 && po__wnode_splits(w, i, rows);
         double in = po__aff(nd->in_bytes, rows), ob = po__aff(nd->out_bytes, rows);
         int n_next = 0;
         /* A node the runtime runs on a split product's parts (po__opsplit_rides): each member
          * its share of the elements, in place, once the product is done. */
-        const po__wnode *product = nd->follows >= 0 ? &w->nodes[nd->follows] : NULL;
-        bool rides = n > 1 && !split && product && po__opsplit_rule(product->op, po__aff(product->call_flops, rows));
+        bool rides = n > 1 && po__wnode_rides(w, i, rows);
         if (rides) {
             out->ride_ops++;
             for (int k = 0; k < n; k++) {

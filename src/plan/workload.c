@@ -53,6 +53,17 @@ static bool is_gemm(po_op op) {
  * ones po__opsplit_rule picks among them. */
 static bool is_splittable(po_op op) { return op == PO_OP_MATMUL || op == PO_OP_LINEAR || po__opsplit_by_units(op); }
 
+bool po__wnode_splits(const po_workload *w, int i, double rows) {
+    const po__wnode *x = &w->nodes[i];
+    if (po__opsplit_rule(x->op, po__aff(x->call_flops, rows))) return true;
+    return x->gathers >= 0 && (po__wnode_splits(w, x->gathers, rows) || po__wnode_rides(w, x->gathers, rows));
+}
+
+bool po__wnode_rides(const po_workload *w, int i, double rows) {
+    const po__wnode *x = &w->nodes[i];
+    return x->follows >= 0 && po__wnode_splits(w, x->follows, rows) && !po__wnode_splits(w, i, rows);
+}
+
 static bool is_leaf(po_op op) { return op == PO_OP_INPUT || op == PO_OP_PARAM || op == PO_OP_FILL; }
 
 /* Layers of nodes outside every layer: the layer of the closest earlier node that has one (the
@@ -315,8 +326,9 @@ po_status po_workload_from_graphs(const po_graph *g, int64_t batch, const po_gra
             fit(x->out_bytes, f1.out_bytes[i], b1, f2.out_bytes[i], b2);
             po_shape out_shape = po_node_shape(nd);
             x->elems = (double)po_shape_numel(&out_shape);
-            const po_node *product = po__opsplit_follows(nd);
+            const po_node *product = po__opsplit_follows(nd), *summed = po__opsplit_gathers(nd);
             x->follows = product ? po_node_id(product) : -1;
+            x->gathers = summed ? po_node_id(summed) : -1;
             x->key[0] = f1.key[i];
             x->key[1] = f2.key[i];
             for (int k = 0; k < po_node_n_inputs(nd); k++) {

@@ -36,6 +36,16 @@ double po__product_calls(const po_node *n) {
 
 double po__opsplit_call_flops(const po_node *n) { return po_node_cost(n).flops / po__product_calls(n); }
 
+const po_node *po__opsplit_gathers(const po_node *n) {
+    return po_node_op(n) == PO_OP_SUM_TO && po_node_n_inputs(n) == 1 ? po_node_input(n, 0) : NULL;
+}
+
+bool po__opsplit_node_splits(const po_node *n) {
+    if (po__opsplit_rule(po_node_op(n), po__opsplit_call_flops(n))) return true;
+    const po_node *in = po__opsplit_gathers(n);
+    return in && (po__opsplit_node_splits(in) || po__opsplit_rides(in));
+}
+
 const po_node *po__opsplit_follows(const po_node *n) {
     po_op op = po_node_op(n);
     if ((op != PO_OP_RELU && op != PO_OP_RELU_GRAD) || po_node_n_inputs(n) < 1) return NULL;

@@ -27,15 +27,15 @@
 /* Which nodes operator split shares out: matrix-product nodes (LINEAR, MATMUL), whose product
  * calls are cut into blocks, and nodes whose op divides into independent units (cpu_units:
  * causal attention by (sample, head), convolutions by sample, layer norm by rows, max pooling
- * by planes, GELU and ReLU by runs of elements), dealt out by unit; in either case only where
- * every product call (per sample for attention, the whole node for the others) does at least
- * this many FLOPs. Below it the
- * hand-off to the helpers (about a microsecond spinning, tens when a helper had blocked) eats
- * what splitting saves: 1 MFLOP is about 5-10 us on one core. A convolution's weight gradient
- * sums over the samples: each member computes its samples' part into a buffer of its own, and
- * the main thread adds them up in member order. The planner's simulator (src/plan/simulate.c,
- * build_opsplit) and the runtime both decide with po__opsplit_rule, so the plan predicts what
- * runs. */
+ * by planes, GELU and ReLU by runs of elements, sums over rows by rows), dealt out by unit; in
+ * either case only where every product call (per sample for attention, the whole node for the
+ * others) does at least this many FLOPs (a bias gradient over a spread input excepted:
+ * po__opsplit_gathers). Below it the hand-off to the helpers (about a microsecond spinning, tens
+ * when a helper had blocked) eats what splitting saves: 1 MFLOP is about 5-10 us on one core. A
+ * convolution's weight gradient sums over the samples: each member computes its samples' part
+ * into a buffer of its own, and the main thread adds them up in member order. The planner's
+ * simulator (src/plan/simulate.c, build_opsplit) and the runtime decide alike
+ * (po__wnode_splits against po__opsplit_node_splits), so the plan predicts what runs. */
 #define PO__OPSPLIT_MIN_CALL_FLOPS 1.0e6
 /* Whether op's nodes are split by units (po__op_def(op)->cpu_units) rather than by blocks of
  * their products. */
@@ -50,9 +50,22 @@ static inline bool po__opsplit_rule(po_op op, double call_flops) {
 double po__product_calls(const po_node *n);
 /* FLOPs of one product call of n: its FLOPs over po__product_calls. */
 double po__opsplit_call_flops(const po_node *n);
-static inline bool po__opsplit_node_splits(const po_node *n) {
-    return po__opsplit_rule(po_node_op(n), po__opsplit_call_flops(n));
-}
+/* The node n sums over its leading dimensions when n is a SUM_TO (a Linear layer's bias
+ * gradient: dY summed over its rows), else NULL. Where that node's output is spread over the
+ * members' caches (split, or run on a split product's parts: its rows were written by the member
+ * that computed them), n is dealt out by rows whatever its size, each member summing its own
+ * rows: run on the main thread alone it read every member's rows, and the lines it took became
+ * the next step's cost to whoever wrote them again. mnist_mlp over two cores, its two bias
+ * gradients (128 x 1024 each), Zen 5 VM: the second ReLU's output shares arena lines with the
+ * first layer's dY, and with the sums on the main thread the helper's part of it took 41-48 us
+ * against member 0's 15-19; dealt out, 29-35 each. Step time, 28 alternated pairs of 300-step
+ * runs within an hour as the VM's cross-core costs changed: 0.91-0.98 (median 0.94) in the
+ * first 6, 0.88-1.08 (median about 0.99) in the other 22. */
+const po_node *po__opsplit_gathers(const po_node *n);
+/* Whether operator split shares node n out: po__opsplit_rule on its per-call FLOPs, or a SUM_TO
+ * over a spread output (po__opsplit_gathers). The planner decides on the workload alike
+ * (po__wnode_splits, src/plan/workload.c). */
+bool po__opsplit_node_splits(const po_node *n);
 /* The matrix product (LINEAR or MATMUL of one product call) whose output n, a ReLU or ReLU
  * gradient, reads as its first input, element for element; else NULL. Where the product is
  * split and n is not (too small to pay a hand-off of its own), each member runs n on the

@@ -243,12 +243,11 @@ static int check_agreement(const char *spec, const po_graph *g, int *followers) 
     double rows = (double)w->batch;
     for (int i = 0; i < w->n_nodes; i++) {
         const po__wnode *x = &w->nodes[i];
-        bool planned = po__opsplit_rule(x->op, po__aff(x->call_flops, rows));
+        bool planned = po__wnode_splits(w, i, rows);
         bool runs = po__opsplit_node_splits(po_graph_node(g, i));
         if (planned != runs)
             fail_msg("%s node %d (%s): planned %d, runtime %d", spec, i, po_op_name(x->op), planned, runs);
-        const po__wnode *product = x->follows >= 0 ? &w->nodes[x->follows] : NULL;
-        bool rides = !planned && product && po__opsplit_rule(product->op, po__aff(product->call_flops, rows));
+        bool rides = po__wnode_rides(w, i, rows);
         if (rides != po__opsplit_rides(po_graph_node(g, i)))
             fail_msg("%s node %d (%s): planned to ride %d, runtime %d", spec, i, po_op_name(x->op), rides, !rides);
         n += runs;
@@ -482,6 +481,49 @@ static void relus_run_on_the_products_parts(void **s) {
     pair_free(&p);
 }
 
+/* A Linear layer's bias gradient (SUM_TO of dY over its rows) whose dY is spread over the
+ * members (run on a split product's parts) is dealt out by rows whatever its size, each member
+ * summing the rows it computed, as the simulator plans it; the last layer's, whose dY (the
+ * loss's gradient) one thread computed, is not. The steps compute what one device does up to
+ * the order of the final sum, with any shares; with every row on one member, the other's part
+ * plays no part. */
+static void bias_gradients_summed_by_rows(void **s) {
+    (void)s;
+    const char *spec = "mnist_mlp:d_in=256,hidden=512,classes=10,batch=128";
+    const double shares[][2] = {{0.6, 0.4}, {1.0, 0.0}, {0.0, 1.0}};
+    for (int c = 0; c < 3; c++) {
+        split_pair p;
+        pair_new(spec, shares[c][0], shares[c][1], 256, &p);
+        const po_graph *g = p.m->graph;
+        int dealt = 0, whole = 0;
+        for (int i = 0; i < po_graph_size(g); i++) {
+            const po_node *nd = po_graph_node(g, i);
+            if (po_node_op(nd) != PO_OP_SUM_TO) continue;
+            const po_node *dy = po__opsplit_gathers(nd);
+            assert_non_null(dy);
+            bool spread = po__opsplit_node_splits(dy) || po__opsplit_rides(dy);
+            if (po__opsplit_node_splits(nd) != spread)
+                fail_msg("node %d (sum_to of %s): split %d, its input spread %d", i, po_op_name(po_node_op(dy)),
+                         po__opsplit_node_splits(nd), spread);
+            if (spread) {
+                assert_int_equal(po_node_op(dy), PO_OP_RELU_GRAD);
+                dealt++;
+            } else {
+                assert_int_equal(po_node_op(dy), PO_OP_CROSS_ENTROPY_GRAD);
+                whole++;
+            }
+        }
+        assert_int_equal(dealt, 2);
+        assert_int_equal(whole, 1);
+        int followers;
+        assert_int_equal(po__os_split_nodes(po__trainer_os(p.t)), check_agreement(spec, g, &followers));
+        for (int step = 0; step < 3; step++)
+            pair_step(&p, 1e-5f);
+        pair_params_agree(&p, 1e-4);
+        pair_free(&p);
+    }
+}
+
 static uint64_t next_rand(uint64_t *r) { /* xorshift64* */
     *r ^= *r >> 12, *r ^= *r << 25, *r ^= *r >> 27;
     return *r * 2685821657736338717ull;
@@ -613,6 +655,7 @@ int main(void) {
         cmocka_unit_test(tiny_gpt),
         cmocka_unit_test(attention_split_by_units),
         cmocka_unit_test(relus_run_on_the_products_parts),
+        cmocka_unit_test(bias_gradients_summed_by_rows),
         cmocka_unit_test(elementwise_and_rows_split_by_units),
         cmocka_unit_test(convolutions_split_by_samples),
         cmocka_unit_test(optimizer_split),
