@@ -4,11 +4,13 @@
 #   one core:  paropt on one pinned core against PyTorch with one thread on the same core;
 #   all cores: paropt with the automatic plan over every core it may run on (--devices auto --plan
 #              auto; `taskset -c 2,3 bench/bench_train.sh --core 2` holds the whole run to two) against
-#              paropt's best single core (each round runs paropt pinned to every one of those cores:
-#              on a shared machine one core can be slower than another for minutes) and against
-#              PyTorch's best of one thread and one thread per core (its threaded OpenBLAS/OpenMP),
-#              with the plan chosen and its prediction error (measured / predicted - 1).
-# Prints medians and ratios (and per-round ratios for one core).
+#              paropt's best single core (each round runs paropt pinned to every one of those
+#              cores, just before the all-cores run of that workload: on a shared machine one core
+#              can be slower than another for minutes) and against PyTorch's best of one thread
+#              and one thread per core (its threaded OpenBLAS/OpenMP), with the plan chosen and its
+#              prediction error (measured / predicted - 1).
+# Prints medians and their ratios, and per-round ratios (one core against PyTorch; all cores
+# against that round's best core).
 #
 #   bench/bench_train.sh [--rounds N] [--steps N] [--core C] [--workloads "a b"] [--out FILE]
 #
@@ -25,7 +27,7 @@ while [ $# -gt 0 ]; do
     --core) core=$2; shift 2 ;;
     --workloads) workloads=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "bench_train: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -44,6 +46,9 @@ trap 'rm -rf "$tmp"' EXIT
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), core $core; $(date -u +%FT%TZ)"
 echo "paropt: $("$bin" --version), torch $("$python" -c 'import torch; print(torch.__version__)'); $((steps - 3)) timed steps after 3 warm-up steps a run"
 for r in $(seq 1 "$rounds"); do
+  # Each workload's single-core runs and its all-cores run back to back, so the ratio between
+  # them sees one machine state (on a shared VM the cores' speed and the cost of data crossing
+  # between them change over minutes).
   for w in $workloads; do
     taskset -c "$core" "$bin" train --model "$w" --steps "$steps" --warmup 3 --json 2>/dev/null \
       | tail -n 1 | sed "s/^{/{\"round\":$r,\"who\":\"paropt\",\"core\":$core,/" >>"$tmp/results.jsonl"
@@ -52,14 +57,14 @@ for r in $(seq 1 "$rounds"); do
       taskset -c "$c" "$bin" train --model "$w" --steps "$steps" --warmup 3 --json 2>/dev/null \
         | tail -n 1 | sed "s/^{/{\"round\":$r,\"who\":\"paropt-core\",\"core\":$c,/" >>"$tmp/results.jsonl"
     done
+    if [ "$cores" -ge 2 ]; then
+      "$bin" train --model "$w" --steps "$steps" --warmup 3 --devices auto --plan auto --json 2>/dev/null \
+        | tail -n 1 | sed "s/^{/{\"round\":$r,\"who\":\"paropt-all\",/" >>"$tmp/results.jsonl"
+    fi
   done
   OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 taskset -c "$core" "$python" "$peer" 1 "$steps" \
     2>/dev/null | grep "^{" | sed "s/^{/{\"round\":$r,\"who\":\"pytorch\",/" >>"$tmp/results.jsonl"
   if [ "$cores" -ge 2 ]; then
-    for w in $workloads; do
-      "$bin" train --model "$w" --steps "$steps" --warmup 3 --devices auto --plan auto --json 2>/dev/null \
-        | tail -n 1 | sed "s/^{/{\"round\":$r,\"who\":\"paropt-all\",/" >>"$tmp/results.jsonl"
-    done
     OMP_NUM_THREADS=$cores OPENBLAS_NUM_THREADS=$cores "$python" "$peer" "$cores" "$steps" 2>/dev/null | grep "^{" \
       | sed "s/^{/{\"round\":$r,\"who\":\"pytorch-all\",/" >>"$tmp/results.jsonl"
   fi
@@ -98,4 +103,12 @@ if any(r["who"] == "paropt-all" for r in rows):
         print(f"           {w:<9} {md:>11.2f} {mp:>9.2f} {m1:>14.2f} {mn:>14.2f} {mp / md:>12.2f}x {min(m1, mn) / md:>15.2f}x"
               f" {100 * err:>+11.1f}%  {' | '.join(plans)}; "
               + ", ".join(f"cpu:{c} {v:.2f}" for c, v in sorted(per_core.items())))
+    print("per round (the all-cores run against that round's best core, run just before it):")
+    for w in sys.argv[2].split():
+        single = [r for r in rows if r["who"] in ("paropt", "paropt-core") and r.get("model") == w]
+        auto = {r["round"]: r["ms_per_step"] for r in rows if r["who"] == "paropt-all" and r.get("model") == w}
+        per = [min(r["ms_per_step"] for r in single if r["round"] == k) / auto[k]
+               for k in sorted(auto) if any(r["round"] == k for r in single)]
+        if per:
+            print(f"           {w:<9} " + " ".join(f"{x:.2f}" for x in per) + f"   median {statistics.median(per):.2f}x")
 PY
