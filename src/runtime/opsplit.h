@@ -4,18 +4,20 @@
  * nodes po__opsplit_node_splits picks run with a GEMM team (runtime/gemm_team.h) joined: their
  * matrix products are cut into blocks by the members' shares (an input gradient dY W along K, by
  * the weight's rows) and computed by all members at once; or, for ops that divide into units
- * (attention, convolutions, pooling, layer norm, activations), member k computes its stretch of
- * the units, in proportion to the shares, with a scratch area of its own (and, for a weight
- * gradient summed over samples, an output of its own, added up after). The optimizer's updates
- * (one node per parameter, at the end of the step) are shared out by element in proportion to the
- * members' shares (runtime/optim_split.h) and run by all at once; except that an update whose
- * gradient is a split product's output, and whose parameter no later node reads, runs right after
- * that product, each member updating the rows it has just computed: the gradient is read from the
- * member's caches rather than memory (mnist_mlp over two cores, alternated runs, medians: 7.04 ->
- * 6.90 ms a step). A ReLU or its gradient right on a split product's output runs on each
- * member's part of that output (po__opsplit_rides). Every other node runs on the main thread
- * alone. The result is the single-device step's up to the rounding of the blocked products (a
- * node split by units, or run on a product's parts, is the whole node's, bit for bit). */
+ * (attention, convolutions, pooling, layer norm, activations, sums over rows), member k computes
+ * its stretch of the units, in proportion to the shares, with a scratch area of its own (and,
+ * for a gradient summed over samples or rows, an output of its own, added up after). The
+ * optimizer's updates (one node per parameter, at the end of the step) are shared out by element
+ * in proportion to the members' shares (runtime/optim_split.h) and run by all at once; except that
+ * an update whose gradient is a split product's output, and whose parameter no later node reads,
+ * runs right after that product, each member updating the rows it has just computed: the gradient
+ * is read from the member's caches rather than memory (mnist_mlp over two cores, alternated runs,
+ * medians: 7.04 -> 6.90 ms a step). A ReLU or its gradient right on a split product's output runs
+ * on each member's part of that output (po__opsplit_rides). Every other node runs on the main
+ * thread alone. The result is the single-device step's up to the rounding of the blocked products and
+ * of the order of a summed node's final additions (a convolution's weight gradient, a bias
+ * gradient); any other node split by units, or run on a product's parts, is the whole node's, bit
+ * for bit. */
 #ifndef PO_RUNTIME_OPSPLIT_H
 #define PO_RUNTIME_OPSPLIT_H
 
