@@ -61,7 +61,7 @@ double po__opsplit_call_flops(const po_node *n);
  * gradients (128 x 1024 each), Zen 5 VM: the second ReLU's output shares arena lines with the
  * first layer's dY, and with the sums on the main thread the helper's part of it took 41-48 us
  * against member 0's 15-19; dealt out, 29-35 each. Step time, 28 alternated pairs of 300-step
- * runs within an hour as the VM's cross-core costs changed: 0.91-0.98 (median 0.94) in the
+ * runs within an hour as the VM's cross-core costs changed: 0.91-0.98 (median 0.95) in the
  * first 6, 0.88-1.08 (median about 0.99) in the other 22. */
 const po_node *po__opsplit_gathers(const po_node *n);
 /* Whether operator split shares node n out: po__opsplit_rule on its per-call FLOPs, or a SUM_TO
